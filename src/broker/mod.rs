@@ -1,0 +1,1 @@
+//! Shards, connections, request handling.

@@ -1,0 +1,1 @@
+//! The I/O edge: executors, io_uring probes, memlock checks.

@@ -1,0 +1,10 @@
+//! Shoal: a Kafka-compatible, thread-per-core message broker on io_uring.
+//!
+//! See `docs/ARCHITECTURE.md` for the code map and the invariants.
+
+pub mod broker;
+pub mod config;
+pub mod io;
+pub mod partitioner;
+pub mod protocol;
+pub mod storage;

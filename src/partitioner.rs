@@ -1,0 +1,1 @@
+//! Kafka-compatible key partitioning (murmur2).

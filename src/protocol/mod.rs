@@ -1,0 +1,1 @@
+//! Kafka wire protocol: framing, headers, request/response codecs.
