@@ -201,7 +201,8 @@ async fn shard_main(
         let shard = shard.clone();
         let stop = stop.clone();
         glommio::spawn_local(async move {
-            let retention_every = Duration::from_millis(shard.node.config.retention_check_interval_ms);
+            let retention_every =
+                Duration::from_millis(shard.node.config.retention_check_interval_ms);
             let mut last_retention = Instant::now();
             loop {
                 glommio::timer::sleep(Duration::from_millis(TICK_INTERVAL_MS)).await;
