@@ -444,6 +444,13 @@ pub mod ops {
             return out;
         }
         match p.log.read(offset, max_bytes, hw, min_one_batch).await {
+            Ok(result) if result.slices.len() == 1 => match result.slices[0].read().await {
+                Ok(b) => out.records = Some(b),
+                Err(e) => {
+                    log::error!("read: {e}");
+                    out.error_code = storage_error_code(&e);
+                }
+            },
             Ok(result) => {
                 let mut buf = BytesMut::with_capacity(result.bytes);
                 for slice in &result.slices {
