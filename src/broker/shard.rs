@@ -370,6 +370,7 @@ impl Shard {
     pub async fn tick(&self, retention_due: bool) {
         let now = now_ms();
         for p in self.local_partitions() {
+            let hw_before = p.log.high_watermark();
             if let Err(e) = p.log.tick(now).await {
                 log::error!("shard {}: tick: {e}", self.id);
             }
@@ -379,7 +380,9 @@ impl Shard {
                 }
             }
             // Interval-flushed logs move their watermark without an append completing.
-            p.data_ready.notify_all();
+            if p.log.high_watermark() != hw_before {
+                p.data_ready.notify_all();
+            }
         }
     }
 
