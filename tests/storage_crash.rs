@@ -259,7 +259,7 @@ fn last_segment(dir: &Path) -> PathBuf {
 fn damaged_tail_is_truncated_to_last_valid_batch_and_log_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash-1");
-    let mut rng = StdRng::seed_from_u64(0xda3a_6e);
+    let mut rng = StdRng::seed_from_u64(0x00da_3a6e);
     let mut acks = Vec::new();
     let damages = [
         Damage::CutLastBatch,
