@@ -92,8 +92,17 @@ impl FileSlice {
     /// Copies the slice out of the page cache.
     pub async fn read(&self) -> Result<Bytes, StorageError> {
         let bytes = self.segment.read_bytes(self.position, self.len).await?;
-        debug_assert!(bytes.len() >= batch::HEADER_BYTES);
-        debug_assert!(batch::BatchHeader::parse(&bytes).is_ok());
+        if cfg!(debug_assertions) {
+            // A slice is whole, valid batches, back to back.
+            let mut at = 0;
+            while at < bytes.len() {
+                let header = batch::BatchHeader::parse(&bytes[at..]).expect("batch header");
+                let len = header.batch_bytes().expect("batch length");
+                assert!(at + len <= bytes.len(), "slice cuts a batch");
+                batch::verify(&bytes[at..at + len]).expect("stored batch verifies");
+                at += len;
+            }
+        }
         Ok(Bytes::from(bytes))
     }
 }
