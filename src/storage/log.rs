@@ -93,14 +93,24 @@ impl FileSlice {
     pub async fn read(&self) -> Result<Bytes, StorageError> {
         let bytes = self.segment.read_bytes(self.position, self.len).await?;
         if cfg!(debug_assertions) {
-            // A slice is whole, valid batches, back to back.
+            // A slice is whole, valid batches back to back (checked in debug builds).
             let mut at = 0;
             while at < bytes.len() {
-                let header = batch::BatchHeader::parse(&bytes[at..]).expect("batch header");
-                let len = header.batch_bytes().expect("batch length");
-                assert!(at + len <= bytes.len(), "slice cuts a batch");
-                batch::verify(&bytes[at..at + len]).expect("stored batch verifies");
-                at += len;
+                let checked = batch::BatchHeader::parse(&bytes[at..])
+                    .ok()
+                    .and_then(|h| h.batch_bytes())
+                    .filter(|&len| at + len <= bytes.len())
+                    .map(|len| (len, batch::verify(&bytes[at..at + len])));
+                match checked {
+                    Some((len, Ok(_))) => at += len,
+                    _ => {
+                        return Err(StorageError::Corrupt {
+                            path: self.segment.path().to_path_buf(),
+                            position: self.position + at as u64,
+                            reason: "slice does not hold whole valid batches".into(),
+                        })
+                    }
+                }
             }
         }
         Ok(Bytes::from(bytes))
