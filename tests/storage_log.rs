@@ -513,6 +513,38 @@ fn interval_flush_policy_and_segment_ms_tick() {
         assert_eq!(log.segment_count(), 2);
         log.tick(100 + 120_000).await.unwrap();
         assert_eq!(log.segment_count(), 2, "empty active segment does not roll");
+        // Concurrent appends crossing flush.messages and explicit flushes all complete.
+        let tasks: Vec<_> = (0..40)
+            .map(|i| {
+                let log = log.clone();
+                glommio::spawn_local(async move {
+                    log.append(make_batch(i, 2, 10, 0), 0, 200_000)
+                        .await
+                        .unwrap();
+                    if i % 7 == 0 {
+                        log.flush().await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        let all = async {
+            for t in tasks {
+                t.await;
+            }
+            log.flush().await.unwrap();
+            Ok(())
+        };
+        glommio::timer::timeout(std::time::Duration::from_secs(20), all)
+            .await
+            .expect("appends and flushes finish within 20 s");
+        assert_eq!(log.high_watermark(), log.log_end_offset());
+        let dir = log.dir().to_path_buf();
+        drop(log);
+        let (reopened, report) = PartitionLog::open_with_report(dir, LogConfig::default())
+            .await
+            .unwrap();
+        assert_eq!(report.truncated_bytes, 0);
+        assert_eq!(reopened.log_end_offset(), 11 + 40 * 2);
     });
 }
 

@@ -183,13 +183,18 @@ fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
 }
 
 impl LogInner {
-    fn check_usable(&self) -> Result<(), StorageError> {
-        if let Some(reason) = &*self.failed.borrow() {
-            return Err(StorageError::LogFailed {
+    fn check_failed(&self) -> Result<(), StorageError> {
+        match &*self.failed.borrow() {
+            Some(reason) => Err(StorageError::LogFailed {
                 path: self.dir.clone(),
                 reason: reason.clone(),
-            });
+            }),
+            None => Ok(()),
         }
+    }
+
+    fn check_usable(&self) -> Result<(), StorageError> {
+        self.check_failed()?;
         if self.closed.get() {
             return Err(StorageError::Closed {
                 path: self.dir.clone(),
@@ -282,8 +287,16 @@ impl LogInner {
     /// Waits until `end` is covered by an fdatasync, starting the flusher if needed.
     async fn wait_synced(self: &Rc<Self>, end: i64) -> Result<(), StorageError> {
         self.wait_written(end).await?;
-        self.ensure_flusher(false);
-        self.wait_until(|l| l.synced_end.get() >= end).await
+        loop {
+            let seen = self.notify.generation();
+            if self.synced_end.get() >= end {
+                return Ok(());
+            }
+            self.check_failed()?;
+            // (Re)start the flusher: one started for an earlier target may be finishing.
+            self.ensure_flusher(false);
+            self.notify.wait(seen).await;
+        }
     }
 
     /// Starts the log's flusher task unless one runs or nothing is unsynced.
@@ -987,10 +1000,10 @@ impl PartitionLog {
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<usize, StorageError> {
         let inner = &self.inner;
         inner.check_usable()?;
-        let _permit = inner.lock().await?;
+        let permit = inner.lock().await?;
         let config = &inner.config;
         let mut total: i64 = self.size_bytes() as i64;
-        let mut deleted = 0;
+        let mut doomed = Vec::new();
         loop {
             let (first, next_base) = {
                 let segments = inner.segments.borrow();
@@ -1011,14 +1024,25 @@ impl PartitionLog {
             inner.segments.borrow_mut().remove(&first.base_offset());
             inner.log_start_offset.set(next_base);
             total -= first.size() as i64;
-            deleted += 1;
-            first.delete_files(&inner.dir).await?;
+            doomed.push(first);
         }
         let start = inner.log_start_offset.get();
-        if deleted > 0 && inner.epochs.borrow_mut().truncate_from_start(start) {
+        if !doomed.is_empty() && inner.epochs.borrow_mut().truncate_from_start(start) {
             inner.persist_epochs().await?;
         }
-        Ok(deleted)
+        drop(permit);
+        // Unlinking needs no lock: readers holding slices keep the files open.
+        for segment in &doomed {
+            segment.delete_files(&inner.dir).await?;
+        }
+        Ok(doomed.len())
+    }
+
+    /// Makes everything appended so far durable (any policy) and waits for it.
+    pub async fn flush(&self) -> Result<(), StorageError> {
+        let inner = &self.inner;
+        inner.check_usable()?;
+        inner.wait_synced(inner.log_end_offset.get()).await
     }
 
     /// Time-driven work: segment.ms rolls and flush.ms interval flushes.
@@ -1047,7 +1071,7 @@ impl PartitionLog {
                 inner.last_flush_ms.set(Some(now_ms));
                 let end = inner.written_end.get();
                 inner.ensure_flusher(true);
-                inner.wait_until(|l| l.synced_end.get() >= end).await?;
+                inner.wait_synced(end).await?;
             }
         }
         Ok(())
@@ -1064,7 +1088,7 @@ impl PartitionLog {
         inner.closed.set(true);
         if inner.failed.borrow().is_some() {
             // No marker: the next open recovers.
-            return inner.check_usable_failed();
+            return inner.check_failed();
         }
         let end = inner.log_end_offset.get();
         inner.wait_synced(end).await?;
@@ -1089,17 +1113,5 @@ impl PartitionLog {
         inner.segments.borrow_mut().clear();
         std::fs::remove_dir_all(&dir).map_err(|e| fileio::io_err("remove dir", &dir, e))?;
         Ok(())
-    }
-}
-
-impl LogInner {
-    fn check_usable_failed(&self) -> Result<(), StorageError> {
-        match &*self.failed.borrow() {
-            Some(reason) => Err(StorageError::LogFailed {
-                path: self.dir.clone(),
-                reason: reason.clone(),
-            }),
-            None => Ok(()),
-        }
     }
 }
