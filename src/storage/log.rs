@@ -123,12 +123,17 @@ pub struct ReadResult {
     pub bytes: usize,
 }
 
-/// A completed write not yet contiguous with `written_end`.
-struct PendingWrite {
+/// An assigned batch waiting for the log's writer task.
+struct QueuedWrite {
+    base_offset: i64,
     next_offset: i64,
     segment: Rc<LogSegment>,
-    end_position: u64,
+    position: u64,
+    data: Vec<u8>,
 }
+
+/// Bytes the writer merges into one write (one io_uring op instead of one per batch).
+pub const WRITE_MERGE_BYTES_MAX: usize = 4 << 20;
 
 struct LogInner {
     dir: PathBuf,
@@ -141,7 +146,9 @@ struct LogInner {
     written_end: Cell<i64>,
     /// All data below this is covered by an fdatasync.
     synced_end: Cell<i64>,
-    pending_writes: RefCell<BTreeMap<i64, PendingWrite>>,
+    /// Assigned batches not yet handed to the kernel, in offset order.
+    write_queue: RefCell<std::collections::VecDeque<QueuedWrite>>,
+    writer_running: Cell<bool>,
     flusher_running: Cell<bool>,
     unflushed_messages: Cell<u64>,
     last_flush_ms: Cell<Option<i64>>,
@@ -247,21 +254,76 @@ impl LogInner {
         }
     }
 
-    /// A write of [base, next) finished; advance the contiguous written end.
-    fn on_write_done(&self, base: i64, write: PendingWrite) {
-        if base != self.written_end.get() {
-            assert!(base > self.written_end.get());
-            self.pending_writes.borrow_mut().insert(base, write);
-            return;
-        }
-        let mut write = Some(write);
-        while let Some(w) = write.take() {
-            w.segment.mark_written(w.end_position, w.next_offset);
-            self.written_end.set(w.next_offset);
-            write = self.pending_writes.borrow_mut().remove(&w.next_offset);
-        }
-        assert!(self.written_end.get() <= self.log_end_offset.get());
+    /// Writes of [base, next_offset) reached the page cache (they complete in offset order).
+    fn on_write_done(&self, base: i64, next_offset: i64, segment: &LogSegment, end_position: u64) {
+        assert_eq!(base, self.written_end.get(), "writes complete in order");
+        assert!(next_offset > base && next_offset <= self.log_end_offset.get());
+        segment.mark_written(end_position, next_offset);
+        self.written_end.set(next_offset);
         self.notify.notify_all();
+    }
+
+    fn enqueue_write(self: &Rc<Self>, write: QueuedWrite) {
+        self.write_queue.borrow_mut().push_back(write);
+        if !self.writer_running.get() {
+            self.writer_running.set(true);
+            let log = self.clone();
+            glommio::spawn_local(async move {
+                let result = log.write_loop().await;
+                log.writer_running.set(false);
+                if let Err(e) = result {
+                    log.write_queue.borrow_mut().clear();
+                    log.fail(&e);
+                }
+            })
+            .detach();
+        }
+    }
+
+    /// The log's writer: drains the queue, merging runs of contiguous batches of one segment
+    /// into a single write, so N appends arriving together cost one io_uring operation.
+    async fn write_loop(&self) -> Result<(), StorageError> {
+        loop {
+            let (first, merged) = {
+                let mut queue = self.write_queue.borrow_mut();
+                let Some(first) = queue.pop_front() else {
+                    return Ok(());
+                };
+                let mut merged: Vec<QueuedWrite> = Vec::new();
+                let mut end = first.position + first.data.len() as u64;
+                let mut total = first.data.len();
+                while let Some(next) = queue.front() {
+                    let same_run =
+                        Rc::ptr_eq(&next.segment, &first.segment) && next.position == end;
+                    if !same_run || total + next.data.len() > WRITE_MERGE_BYTES_MAX {
+                        break;
+                    }
+                    end += next.data.len() as u64;
+                    total += next.data.len();
+                    merged.push(queue.pop_front().expect("front exists"));
+                }
+                (first, merged)
+            };
+            let segment = first.segment.clone();
+            let (base, position) = (first.base_offset, first.position);
+            let (next_offset, end_position) = match merged.last() {
+                Some(last) => (last.next_offset, last.position + last.data.len() as u64),
+                None => (first.next_offset, first.position + first.data.len() as u64),
+            };
+            let data = if merged.is_empty() {
+                first.data
+            } else {
+                let mut data = Vec::with_capacity((end_position - position) as usize);
+                data.extend_from_slice(&first.data);
+                for w in &merged {
+                    data.extend_from_slice(&w.data);
+                }
+                data
+            };
+            debug_assert_eq!(data.len() as u64, end_position - position);
+            fileio::write_owned_at(&segment.file, segment.path(), data, position).await?;
+            self.on_write_done(base, next_offset, &segment, end_position);
+        }
     }
 
     async fn wait_until(&self, done: impl Fn(&LogInner) -> bool) -> Result<(), StorageError> {
@@ -613,7 +675,8 @@ impl PartitionLog {
             log_end_offset: Cell::new(log_end),
             written_end: Cell::new(log_end),
             synced_end: Cell::new(log_end),
-            pending_writes: RefCell::new(BTreeMap::new()),
+            write_queue: RefCell::new(std::collections::VecDeque::new()),
+            writer_running: Cell::new(false),
             flusher_running: Cell::new(false),
             unflushed_messages: Cell::new(0),
             last_flush_ms: Cell::new(None),
@@ -764,23 +827,13 @@ impl PartitionLog {
             s.appends += 1;
             s.appended_bytes += bytes as u64;
         });
-        let log = inner.clone();
-        let data = Vec::from(batch);
-        glommio::spawn_local(async move {
-            let written = fileio::write_owned_at(&active.file, active.path(), data, position).await;
-            match written {
-                Ok(()) => log.on_write_done(
-                    base_offset,
-                    PendingWrite {
-                        next_offset,
-                        segment: active,
-                        end_position: position + bytes as u64,
-                    },
-                ),
-                Err(e) => log.fail(&e),
-            }
-        })
-        .detach();
+        inner.enqueue_write(QueuedWrite {
+            base_offset,
+            next_offset,
+            segment: active,
+            position,
+            data: Vec::from(batch),
+        });
         drop(permit);
 
         match inner.config.flush {
@@ -984,7 +1037,10 @@ impl PartitionLog {
             active.write_indexes(&dir).await?;
         }
         fileio::sync_dir(&dir).await?;
-        inner.pending_writes.borrow_mut().clear();
+        assert!(
+            inner.write_queue.borrow().is_empty(),
+            "writes drained before truncation"
+        );
         inner.log_end_offset.set(new_end);
         inner.written_end.set(new_end);
         inner.synced_end.set(new_end);
