@@ -3,6 +3,7 @@
 //! See `docs/ARCHITECTURE.md` for the code map and the invariants.
 
 pub mod broker;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod io;
