@@ -1,4 +1,5 @@
-//! Produce (key 0): advertised v0-12, served v3-12 (one RecordBatch v2 per partition).
+//! Produce (key 0): advertised v0-13, served v3-13 (one RecordBatch v2 per partition; topic ids
+//! instead of names from v13).
 //! Each partition's batch goes to its owner shard as a zero-copy `Bytes` slice of the request;
 //! partitions are appended concurrently and the response lists them in request order.
 
@@ -36,9 +37,19 @@ pub async fn handle(
     if request.transactional_id.is_some() {
         log::warn!("transactional produce refused: transactions are not supported");
     }
+    let meta = shard.metadata();
     let mut tasks = Vec::new();
     for topic in &request.topic_data {
-        let name = topic.name.0.to_string();
+        let name = if version >= 13 {
+            meta.topic_by_id(&topic.topic_id).map(|t| t.name.clone())
+        } else {
+            Some(topic.name.0.to_string())
+        };
+        let unknown_topic = if version >= 13 {
+            ec::UNKNOWN_TOPIC_ID
+        } else {
+            ec::UNKNOWN_TOPIC_OR_PARTITION
+        };
         for part in &topic.partition_data {
             let index = part.index;
             let records = part.records.clone();
@@ -70,6 +81,9 @@ pub async fn handle(
                         );
                     }
                 }
+                let Some(name) = name else {
+                    return error_outcome(unknown_topic, "unknown topic id");
+                };
                 let owner = match shard.owner_of(&name, index) {
                     Ok(owner) => owner,
                     Err(code) => return error_outcome(code, "partition unavailable"),
@@ -111,6 +125,7 @@ pub async fn handle(
         responses.push(
             TopicProduceResponse::default()
                 .with_name(topic.name.clone())
+                .with_topic_id(topic.topic_id)
                 .with_partition_responses(partitions),
         );
     }
