@@ -38,6 +38,8 @@ pub struct Shard {
     partitions: RefCell<HashMap<String, HashMap<i32, Rc<LocalPartition>>>>,
     open_lock: glommio::sync::Semaphore,
     peers: RefCell<Option<Rc<Senders<Job>>>>,
+    /// Group coordinators of the `__consumer_offsets` partitions this shard owns.
+    pub groups: crate::broker::group::ShardGroups,
 }
 
 /// Result of appending one partition's batch (owner side).
@@ -97,6 +99,7 @@ impl Shard {
             partitions: RefCell::new(HashMap::new()),
             open_lock: glommio::sync::Semaphore::new(1),
             peers: RefCell::new(None),
+            groups: Default::default(),
         })
     }
 

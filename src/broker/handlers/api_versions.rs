@@ -20,6 +20,18 @@ pub const ADVERTISED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::DescribeCluster, 0, 1),
+    // Consumer groups (classic protocol).
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// The range a request is decoded and served in (Produce v0-2 are advertised but refused).
@@ -72,6 +84,13 @@ mod tests {
             (ApiKey::DeleteTopics, &[4, 1, 6, 3]),
             (ApiKey::DescribeConfigs, &[1, 4, 2]),
             (ApiKey::OffsetForLeaderEpoch, &[2, 4]),
+            (ApiKey::OffsetCommit, &[9, 7, 8, 3, 5]),
+            (ApiKey::OffsetFetch, &[9, 7, 8, 3, 4]),
+            (ApiKey::FindCoordinator, &[2, 6, 1, 0]),
+            (ApiKey::JoinGroup, &[5, 7]),
+            (ApiKey::Heartbeat, &[3, 4, 1]),
+            (ApiKey::LeaveGroup, &[1, 5, 3]),
+            (ApiKey::SyncGroup, &[3, 5]),
         ];
         for (api, versions) in needs {
             let &(_, min, max) = ADVERTISED.iter().find(|(k, _, _)| k == api).unwrap();

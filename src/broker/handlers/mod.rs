@@ -13,6 +13,18 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+// Consumer groups (issue 4).
+pub mod delete_groups;
+pub mod describe_groups;
+pub mod find_coordinator;
+pub mod heartbeat;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
+pub mod sync_group;
 
 use std::rc::Rc;
 
@@ -25,7 +37,20 @@ use crate::broker::shard::Shard;
 /// A response being produced; `None` means nothing is sent (Produce with acks=0).
 pub type Pending = glommio::Task<Option<BytesMut>>;
 
-pub fn dispatch(shard: &Rc<Shard>, mut frame: Bytes) -> Result<Pending, String> {
+/// Who sent a request (group members are described with their client id and host).
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    pub client_id: String,
+    /// Kafka's form: `/IP`.
+    pub client_host: String,
+}
+
+pub fn dispatch(shard: &Rc<Shard>, frame: Bytes) -> Result<Pending, String> {
+    dispatch_from(shard, frame, "")
+}
+
+/// `peer` is the client's `IP:PORT` (may be empty).
+pub fn dispatch_from(shard: &Rc<Shard>, mut frame: Bytes, peer: &str) -> Result<Pending, String> {
     if frame.len() < 8 {
         return Err(format!("request of {} bytes is shorter than a header", frame.len()));
     }
@@ -49,13 +74,18 @@ pub fn dispatch(shard: &Rc<Shard>, mut frame: Bytes) -> Result<Pending, String> 
         ));
     }
     let header_version = api_key.request_header_version(version);
-    let _header = RequestHeader::decode(&mut frame, header_version)
+    let header = RequestHeader::decode(&mut frame, header_version)
         .map_err(|e| format!("bad {api_key:?} v{version} header: {e}"))?;
+    let host = peer.rsplit_once(':').map_or(peer, |(h, _)| h).trim_matches(['[', ']']);
+    let ctx = RequestContext {
+        client_id: header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default(),
+        client_host: format!("/{host}"),
+    };
     let request = RequestKind::decode(api_key, &mut frame, version)
         .map_err(|e| format!("bad {api_key:?} v{version} body: {e}"))?;
     let shard = shard.clone();
     Ok(glommio::spawn_local(async move {
-        let response = handle(&shard, version, request).await?;
+        let response = handle(&shard, version, request, &ctx).await?;
         Some(encode(api_key, version, correlation_id, &response))
     }))
 }
@@ -64,7 +94,7 @@ fn ready(response: BytesMut) -> Pending {
     glommio::spawn_local(async move { Some(response) })
 }
 
-async fn handle(shard: &Rc<Shard>, version: i16, request: RequestKind) -> Option<ResponseKind> {
+async fn handle(shard: &Rc<Shard>, version: i16, request: RequestKind, ctx: &RequestContext) -> Option<ResponseKind> {
     Some(match request {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(version, r)),
         RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(shard, version, r).await?),
@@ -91,6 +121,27 @@ async fn handle(shard: &Rc<Shard>, version: i16, request: RequestKind) -> Option
         RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(
             offset_for_leader_epoch::handle(shard, version, r).await,
         ),
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(find_coordinator::handle(shard, version, r))
+        }
+        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(join_group::handle(shard, version, r, ctx).await),
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group::handle(shard, version, r).await),
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(shard, version, r).await),
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(leave_group::handle(shard, version, r).await),
+        RequestKind::OffsetCommit(r) => {
+            ResponseKind::OffsetCommit(offset_commit::handle(shard, version, r).await)
+        }
+        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch::handle(shard, version, r).await),
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups::handle(shard, version, r).await),
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(describe_groups::handle(shard, version, r).await)
+        }
+        RequestKind::DeleteGroups(r) => {
+            ResponseKind::DeleteGroups(delete_groups::handle(shard, version, r).await)
+        }
+        RequestKind::OffsetDelete(r) => {
+            ResponseKind::OffsetDelete(offset_delete::handle(shard, version, r).await)
+        }
         other => {
             log::warn!("no handler for {other:?}");
             return None;
