@@ -9,7 +9,11 @@ use clap::{Args, Parser, Subcommand};
 use shoal::config::NodeConfig;
 
 #[derive(Parser)]
-#[command(name = "shoal", version, about = "Kafka-compatible, thread-per-core message broker on io_uring")]
+#[command(
+    name = "shoal",
+    version,
+    about = "Kafka-compatible, thread-per-core message broker on io_uring"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

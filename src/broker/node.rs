@@ -91,6 +91,9 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
         .map_err(|e| format!("metadata in {}: {e}", config.data_dir.display()))?;
     let (advertised_host, advertised_port) = split_host_port(config.advertised())?;
     let listen = config.listen.clone();
+    // Shards bind with SO_REUSEPORT, which would let a second node share the port unnoticed:
+    // a plain bind first makes "address in use" an error.
+    std::net::TcpListener::bind(&listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let node = Arc::new(Node {
         config,
         nr_shards,
@@ -198,7 +201,8 @@ async fn shard_main(
         let shard = shard.clone();
         let stop = stop.clone();
         glommio::spawn_local(async move {
-            let retention_every = Duration::from_millis(shard.node.config.retention_check_interval_ms);
+            let retention_every =
+                Duration::from_millis(shard.node.config.retention_check_interval_ms);
             let mut last_retention = Instant::now();
             loop {
                 glommio::timer::sleep(Duration::from_millis(TICK_INTERVAL_MS)).await;

@@ -138,7 +138,12 @@ impl Shard {
     }
 
     /// Runs `f` with the partition on its owning shard; errors are Kafka error codes.
-    pub async fn on_partition<R, F, Fut>(self: &Rc<Self>, topic: &str, partition: i32, f: F) -> Result<R, i16>
+    pub async fn on_partition<R, F, Fut>(
+        self: &Rc<Self>,
+        topic: &str,
+        partition: i32,
+        f: F,
+    ) -> Result<R, i16>
     where
         R: Send + 'static,
         F: FnOnce(Rc<Shard>, Rc<LocalPartition>) -> Fut + Send + 'static,
@@ -169,7 +174,10 @@ impl Shard {
     /// The local partition, opening (and recovering) its log on first use.
     pub async fn partition(&self, topic: &str, partition: i32) -> Result<Rc<LocalPartition>, i16> {
         let meta = self.metadata();
-        let t = meta.topic(topic).ok_or(ec::UNKNOWN_TOPIC_OR_PARTITION)?.clone();
+        let t = meta
+            .topic(topic)
+            .ok_or(ec::UNKNOWN_TOPIC_OR_PARTITION)?
+            .clone();
         if partition < 0 || partition >= t.partitions() {
             return Err(ec::UNKNOWN_TOPIC_OR_PARTITION);
         }
@@ -187,16 +195,20 @@ impl Shard {
         if let Some(p) = self.lookup(topic, partition, t.id) {
             return Ok(p);
         }
-        let log_config = crate::config::topic_log_config(&self.node.config.topic_defaults, &t.configs)
-            .map_err(|e| {
-                log::error!("topic {topic}: bad config: {e}");
-                ec::INVALID_CONFIG
-            })?;
+        let log_config =
+            crate::config::topic_log_config(&self.node.config.topic_defaults, &t.configs).map_err(
+                |e| {
+                    log::error!("topic {topic}: bad config: {e}");
+                    ec::INVALID_CONFIG
+                },
+            )?;
         let dir = self.node.partition_dir(topic, partition);
-        let log = PartitionLog::open(dir.clone(), log_config).await.map_err(|e| {
-            log::error!("shard {}: cannot open {}: {e}", self.id, dir.display());
-            ec::KAFKA_STORAGE_ERROR
-        })?;
+        let log = PartitionLog::open(dir.clone(), log_config)
+            .await
+            .map_err(|e| {
+                log::error!("shard {}: cannot open {}: {e}", self.id, dir.display());
+                ec::KAFKA_STORAGE_ERROR
+            })?;
         let p = Rc::new(LocalPartition {
             topic_id: t.id,
             log,
@@ -225,7 +237,11 @@ impl Shard {
             for (p, &s) in t.partition_shards.iter().enumerate() {
                 if s as usize % self.node.nr_shards == self.id {
                     if let Err(code) = self.partition(&t.name, p as i32).await {
-                        log::error!("shard {}: {}-{p} unavailable (error {code})", self.id, t.name);
+                        log::error!(
+                            "shard {}: {}-{p} unavailable (error {code})",
+                            self.id,
+                            t.name
+                        );
                     }
                 }
             }
@@ -234,7 +250,11 @@ impl Shard {
 
     /// Closes and deletes this shard's partitions of a deleted topic.
     pub async fn drop_topic(&self, topic: &str, partitions: i32, topic_id: Uuid) {
-        let removed = self.partitions.borrow_mut().remove(topic).unwrap_or_default();
+        let removed = self
+            .partitions
+            .borrow_mut()
+            .remove(topic)
+            .unwrap_or_default();
         for (p, lp) in removed {
             if lp.topic_id != topic_id {
                 continue;
@@ -321,7 +341,12 @@ pub mod ops {
     }
 
     /// Reads whole batches from `offset` below the high watermark.
-    pub async fn read(p: Rc<LocalPartition>, offset: i64, max_bytes: u32, min_one_batch: bool) -> ReadOutcome {
+    pub async fn read(
+        p: Rc<LocalPartition>,
+        offset: i64,
+        max_bytes: u32,
+        min_one_batch: bool,
+    ) -> ReadOutcome {
         let hw = p.log.high_watermark();
         let log_start = p.log.log_start_offset();
         let mut out = ReadOutcome {

@@ -98,6 +98,10 @@ mod tests {
                 assert!((min..=max).contains(v), "{api:?} v{v} not advertised");
             }
         }
-        assert_eq!(supported(ApiKey::Produce), Some((3, 12)), "Produce v0-2 refused");
+        assert_eq!(
+            supported(ApiKey::Produce),
+            Some((3, 12)),
+            "Produce v0-2 refused"
+        );
     }
 }

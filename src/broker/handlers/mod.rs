@@ -26,7 +26,10 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod sync_group;
 
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
+
+use futures_lite::FutureExt;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
@@ -34,8 +37,16 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::broker::shard::Shard;
 
-/// A response being produced; `None` means nothing is sent (Produce with acks=0).
-pub type Pending = glommio::Task<Option<BytesMut>>;
+/// What the connection does once a request is handled, in request order.
+pub enum Reply {
+    Frame(BytesMut),
+    /// Nothing is sent (Produce with acks=0).
+    Nothing,
+    /// The request could not be answered (a bug, logged): close this connection.
+    Close,
+}
+
+pub type Pending = glommio::Task<Reply>;
 
 /// Who sent a request (group members are described with their client id and host).
 #[derive(Debug, Clone, Default)]
@@ -52,7 +63,10 @@ pub fn dispatch(shard: &Rc<Shard>, frame: Bytes) -> Result<Pending, String> {
 /// `peer` is the client's `IP:PORT` (may be empty).
 pub fn dispatch_from(shard: &Rc<Shard>, mut frame: Bytes, peer: &str) -> Result<Pending, String> {
     if frame.len() < 8 {
-        return Err(format!("request of {} bytes is shorter than a header", frame.len()));
+        return Err(format!(
+            "request of {} bytes is shorter than a header",
+            frame.len()
+        ));
     }
     let api_key_raw = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
@@ -66,7 +80,9 @@ pub fn dispatch_from(shard: &Rc<Shard>, mut frame: Bytes, peer: &str) -> Result<
         if api_key == ApiKey::ApiVersions {
             // KIP-511: answer in v0 so the client can retry with a version we support.
             let body = api_versions::unsupported_version_response();
-            return Ok(ready(encode(api_key, 0, correlation_id, &ResponseKind::ApiVersions(body))));
+            let frame = encode(api_key, 0, correlation_id, &ResponseKind::ApiVersions(body))
+                .map_err(|e| format!("encoding ApiVersions: {e}"))?;
+            return Ok(ready(frame));
         }
         return Err(format!(
             "{api_key:?} v{version} outside the supported range v{}-v{}",
@@ -84,14 +100,32 @@ pub fn dispatch_from(shard: &Rc<Shard>, mut frame: Bytes, peer: &str) -> Result<
     let request = RequestKind::decode(api_key, &mut frame, version)
         .map_err(|e| format!("bad {api_key:?} v{version} body: {e}"))?;
     let shard = shard.clone();
+    let handled = async move {
+        let Some(response) = handle(&shard, version, request, &ctx).await else {
+            return Reply::Nothing;
+        };
+        match encode(api_key, version, correlation_id, &response) {
+            Ok(frame) => Reply::Frame(frame),
+            Err(e) => {
+                log::error!("cannot encode {api_key:?} v{version} response: {e}");
+                Reply::Close
+            }
+        }
+    };
+    // A handler bug must cost one connection, never the shard.
     Ok(glommio::spawn_local(async move {
-        let response = handle(&shard, version, request, &ctx).await?;
-        Some(encode(api_key, version, correlation_id, &response))
+        match AssertUnwindSafe(handled).catch_unwind().await {
+            Ok(reply) => reply,
+            Err(_) => {
+                log::error!("{api_key:?} v{version} handler panicked: closing the connection");
+                Reply::Close
+            }
+        }
     }))
 }
 
 fn ready(response: BytesMut) -> Pending {
-    glommio::spawn_local(async move { Some(response) })
+    glommio::spawn_local(async move { Reply::Frame(response) })
 }
 
 async fn handle(shard: &Rc<Shard>, version: i16, request: RequestKind, ctx: &RequestContext) -> Option<ResponseKind> {
@@ -102,7 +136,9 @@ async fn handle(shard: &Rc<Shard>, version: i16, request: RequestKind, ctx: &Req
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(list_offsets::handle(shard, version, r).await)
         }
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(shard, version, r).await),
+        RequestKind::Metadata(r) => {
+            ResponseKind::Metadata(metadata::handle(shard, version, r).await)
+        }
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(init_producer_id::handle(shard, version, r))
         }
@@ -150,7 +186,12 @@ async fn handle(shard: &Rc<Shard>, version: i16, request: RequestKind, ctx: &Req
 }
 
 /// Size-prefixed response frame. ApiVersions always uses response header v0.
-pub fn encode(api_key: ApiKey, version: i16, correlation_id: i32, body: &ResponseKind) -> BytesMut {
+pub fn encode(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &ResponseKind,
+) -> anyhow::Result<BytesMut> {
     let header_version = if api_key == ApiKey::ApiVersions {
         0
     } else {
@@ -159,13 +200,11 @@ pub fn encode(api_key: ApiKey, version: i16, correlation_id: i32, body: &Respons
     let mut buf = BytesMut::with_capacity(256);
     buf.put_i32(0);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    header
-        .encode(&mut buf, header_version)
-        .expect("response header encodes");
-    body.encode(&mut buf, version).expect("response body encodes");
+    header.encode(&mut buf, header_version)?;
+    body.encode(&mut buf, version)?;
     let size = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&size.to_be_bytes());
-    buf
+    Ok(buf)
 }
 
 /// Concurrently awaits tasks spawned on this shard, in order.

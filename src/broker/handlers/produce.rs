@@ -26,7 +26,11 @@ fn error_outcome(code: i16, message: impl Into<String>) -> AppendOutcome {
 }
 
 /// Returns `None` for acks=0: the client expects no response.
-pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn handle(
+    shard: &Rc<Shard>,
+    version: i16,
+    request: ProduceRequest,
+) -> Option<ProduceResponse> {
     let acks = request.acks;
     let acks_valid = matches!(acks, -1..=1);
     if request.transactional_id.is_some() {
@@ -55,8 +59,10 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest) ->
                     return error_outcome(ec::INVALID_RECORD, "no records");
                 };
                 if batch.len() >= ATTRIBUTES_OFFSET + 2 && version < 7 {
-                    let attributes =
-                        i16::from_be_bytes([batch[ATTRIBUTES_OFFSET], batch[ATTRIBUTES_OFFSET + 1]]);
+                    let attributes = i16::from_be_bytes([
+                        batch[ATTRIBUTES_OFFSET],
+                        batch[ATTRIBUTES_OFFSET + 1],
+                    ]);
                     if attributes & 0x7 == COMPRESSION_ZSTD {
                         return error_outcome(
                             ec::UNSUPPORTED_COMPRESSION_TYPE,
@@ -89,8 +95,12 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest) ->
                     .with_error_code(o.error_code)
                     .with_base_offset(o.base_offset)
                     .with_log_append_time_ms(o.log_append_time_ms)
-                    .with_log_start_offset(o.log_start_offset)
-                    .with_error_message(o.error_message.as_deref().map(str_bytes)),
+                    .with_log_start_offset(if version >= 5 { o.log_start_offset } else { -1 })
+                    .with_error_message(if version >= 8 {
+                        o.error_message.as_deref().map(str_bytes)
+                    } else {
+                        None
+                    }),
             );
         }
         responses.push(
