@@ -108,7 +108,9 @@ impl ShardGroups {
             Coordinator::new(coordinator_config(&shard.node.config), seed, now_ms());
         let records = load(&log, &mut coordinator).await?;
         coordinator.finish_load(now_ms());
-        log::info!(
+        let level = if records > 0 { log::Level::Info } else { log::Level::Debug };
+        log::log!(
+            level,
             "shard {}: loaded {} group(s) from {OFFSETS_TOPIC}-{partition} ({records} records) in {} ms",
             shard.id,
             coordinator.group_count(),

@@ -1,0 +1,440 @@
+//! Consumer groups against a real `shoal` process with librdkafka (the `rdkafka` crate):
+//! a distributed queue (3 members share 6 partitions, every record exactly once), publish/
+//! subscribe (a second group gets everything), take-over from committed offsets when a member
+//! leaves, and committed offsets + membership across a broker SIGKILL/restart.
+
+mod groups_common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use groups_common::{wait_until, Broker};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn create_topic(addr: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .create()
+        .expect("admin client");
+    let topics = [NewTopic::new(topic, partitions, TopicReplication::Fixed(1))];
+    let results =
+        futures_lite::future::block_on(admin.create_topics(&topics, &AdminOptions::new()))
+            .expect("CreateTopics");
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("creating {t}: {e}"));
+    }
+}
+
+#[derive(Default)]
+struct CountDeliveries {
+    ok: AtomicUsize,
+    failed: AtomicUsize,
+}
+
+impl ClientContext for CountDeliveries {}
+impl ProducerContext for CountDeliveries {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => self.ok.fetch_add(1, Ordering::SeqCst),
+            Err((e, _)) => {
+                eprintln!("delivery failed: {e}");
+                self.failed.fetch_add(1, Ordering::SeqCst)
+            }
+        };
+    }
+}
+
+/// Produces values `range` as decimal strings; value i goes to partition i % partitions.
+fn produce(addr: &str, topic: &str, partitions: i32, range: std::ops::Range<u64>) {
+    let producer: BaseProducer<CountDeliveries> = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("linger.ms", "5")
+        .create_with_context(CountDeliveries::default())
+        .expect("producer");
+    let n = range.end - range.start;
+    for i in range {
+        let value = i.to_string();
+        let mut record = BaseRecord::to(topic)
+            .partition((i % partitions as u64) as i32)
+            .key(&value)
+            .payload(&value);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((e, r)) => {
+                    assert!(
+                        matches!(
+                            e.rdkafka_error_code(),
+                            Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
+                        ),
+                        "send: {e}"
+                    );
+                    record = r;
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    let ctx = producer.context();
+    assert_eq!(ctx.failed.load(Ordering::SeqCst), 0, "failed deliveries");
+    assert_eq!(
+        ctx.ok.load(Ordering::SeqCst) as u64,
+        n,
+        "every record acknowledged"
+    );
+}
+
+/// Commits processed positions before partitions are taken away, so a rebalance re-delivers nothing.
+struct CommitOnRevoke;
+impl ClientContext for CommitOnRevoke {}
+impl ConsumerContext for CommitOnRevoke {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            if tpl.count() > 0 {
+                if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                    eprintln!("commit on revoke: {e}");
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Seen {
+    member: String,
+    partition: i32,
+    offset: i64,
+    value: u64,
+}
+
+/// A group member on its own thread: polls, records what it sees, commits after each burst.
+struct Member {
+    name: String,
+    stop: Arc<AtomicBool>,
+    assigned: Arc<Mutex<Vec<i32>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn consumer_config(addr: &str, group: &str, name: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", addr)
+        .set("group.id", group)
+        .set("client.id", name)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .set("topic.metadata.refresh.interval.ms", "1000");
+    c
+}
+
+impl Member {
+    fn spawn(
+        addr: &str,
+        group: &str,
+        topic: &str,
+        name: &str,
+        seen: Arc<Mutex<Vec<Seen>>>,
+    ) -> Member {
+        let consumer: BaseConsumer<CommitOnRevoke> = consumer_config(addr, group, name)
+            .create_with_context(CommitOnRevoke)
+            .expect("consumer");
+        consumer.subscribe(&[topic]).expect("subscribe");
+        let stop = Arc::new(AtomicBool::new(false));
+        let assigned = Arc::new(Mutex::new(Vec::new()));
+        let thread = {
+            let (stop, assigned, name) = (stop.clone(), assigned.clone(), name.to_string());
+            std::thread::spawn(move || {
+                let mut uncommitted = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let got = match consumer.poll(Duration::from_millis(100)) {
+                        Some(Ok(m)) => {
+                            let value = std::str::from_utf8(m.payload().unwrap_or_default())
+                                .expect("utf-8 value")
+                                .parse()
+                                .expect("numeric value");
+                            seen.lock().unwrap().push(Seen {
+                                member: name.clone(),
+                                partition: m.partition(),
+                                offset: m.offset(),
+                                value,
+                            });
+                            uncommitted += 1;
+                            true
+                        }
+                        Some(Err(e)) => {
+                            eprintln!("{name}: poll: {e}");
+                            false
+                        }
+                        None => false,
+                    };
+                    // Commit every 500 records and whenever a burst ends.
+                    if uncommitted >= 500 || (!got && uncommitted > 0) {
+                        match consumer.commit_consumer_state(CommitMode::Sync) {
+                            Ok(()) => uncommitted = 0,
+                            Err(e) => eprintln!("{name}: commit: {e}"),
+                        }
+                    }
+                    if let Ok(a) = consumer.assignment() {
+                        let mut ps: Vec<i32> = a.elements().iter().map(|e| e.partition()).collect();
+                        ps.sort();
+                        *assigned.lock().unwrap() = ps;
+                    }
+                }
+                if uncommitted > 0 {
+                    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                        eprintln!("{name}: final commit: {e}");
+                    }
+                }
+                // Dropping closes the consumer: it leaves the group.
+            })
+        };
+        Member {
+            name: name.to_string(),
+            stop,
+            assigned,
+            thread: Some(thread),
+        }
+    }
+
+    fn assigned(&self) -> Vec<i32> {
+        self.assigned.lock().unwrap().clone()
+    }
+
+    fn close(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().unwrap().join().expect("member thread");
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn values_of(seen: &Mutex<Vec<Seen>>) -> Vec<u64> {
+    seen.lock().unwrap().iter().map(|s| s.value).collect()
+}
+
+/// Every value in `range` seen exactly once.
+fn assert_exactly_once(seen: &Mutex<Vec<Seen>>, range: std::ops::Range<u64>, what: &str) {
+    let values = values_of(seen);
+    let unique: BTreeSet<u64> = values.iter().copied().collect();
+    let expected: BTreeSet<u64> = range.collect();
+    let missing: Vec<_> = expected.difference(&unique).take(5).collect();
+    assert!(
+        missing.is_empty(),
+        "{what}: missing values, e.g. {missing:?}"
+    );
+    assert_eq!(
+        values.len(),
+        expected.len(),
+        "{what}: {} duplicates",
+        values.len() - unique.len()
+    );
+}
+
+#[test]
+fn queue_pubsub_and_takeover_from_committed_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let addr = broker.addr.clone();
+    create_topic(&addr, "orders", 6);
+
+    // 1. Distributed queue: three members share six partitions, two each.
+    let queue_seen = Arc::new(Mutex::new(Vec::new()));
+    let members: Vec<Member> = (0..3)
+        .map(|i| {
+            Member::spawn(
+                &addr,
+                "queue",
+                "orders",
+                &format!("q{i}"),
+                queue_seen.clone(),
+            )
+        })
+        .collect();
+    wait_until(WAIT, "each of 3 members has 2 of the 6 partitions", || {
+        let all: Vec<Vec<i32>> = members.iter().map(|m| m.assigned()).collect();
+        let union: BTreeSet<i32> = all.iter().flatten().copied().collect();
+        all.iter().all(|a| a.len() == 2) && union.len() == 6
+    });
+    produce(&addr, "orders", 6, 0..30_000);
+    wait_until(WAIT, "queue group consumed 30,000 records", || {
+        queue_seen.lock().unwrap().len() >= 30_000
+    });
+    std::thread::sleep(Duration::from_millis(500)); // let any duplicate show up
+    assert_exactly_once(&queue_seen, 0..30_000, "queue group");
+    {
+        let seen = queue_seen.lock().unwrap();
+        for m in &members {
+            let mine: Vec<&Seen> = seen.iter().filter(|s| s.member == m.name).collect();
+            assert_eq!(mine.len(), 10_000, "{} consumed its two partitions", m.name);
+            assert!(mine.iter().all(|s| m.assigned().contains(&s.partition)));
+        }
+        // Offsets are dense per partition: 5,000 records each, 0..5000.
+        let mut per_partition: BTreeMap<i32, BTreeSet<i64>> = BTreeMap::new();
+        for s in seen.iter() {
+            per_partition
+                .entry(s.partition)
+                .or_default()
+                .insert(s.offset);
+        }
+        for (p, offsets) in per_partition {
+            assert_eq!(offsets, (0..5_000).collect(), "partition {p}");
+        }
+    }
+
+    // 2. Publish/subscribe: another group receives everything too.
+    let audit_seen = Arc::new(Mutex::new(Vec::new()));
+    let audit = Member::spawn(&addr, "audit", "orders", "audit0", audit_seen.clone());
+    wait_until(WAIT, "audit group consumed 30,000 records", || {
+        audit_seen.lock().unwrap().len() >= 30_000
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_exactly_once(&audit_seen, 0..30_000, "audit group");
+    assert_eq!(audit.assigned(), (0..6).collect::<Vec<_>>());
+
+    // 3. A member leaves: the other two take over its partitions from committed offsets.
+    let mut members = members;
+    let gone = members.pop().unwrap();
+    let gone_name = gone.name.clone();
+    gone.close();
+    wait_until(
+        WAIT,
+        "the remaining 2 members have 3 partitions each",
+        || {
+            let all: Vec<Vec<i32>> = members.iter().map(|m| m.assigned()).collect();
+            let union: BTreeSet<i32> = all.iter().flatten().copied().collect();
+            all.iter().all(|a| a.len() == 3) && union.len() == 6
+        },
+    );
+    produce(&addr, "orders", 6, 30_000..36_000);
+    wait_until(WAIT, "queue group consumed 36,000 records", || {
+        queue_seen.lock().unwrap().len() >= 36_000
+    });
+    wait_until(WAIT, "audit group consumed 36,000 records", || {
+        audit_seen.lock().unwrap().len() >= 36_000
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_exactly_once(&queue_seen, 0..36_000, "queue group after a member left");
+    assert_exactly_once(&audit_seen, 0..36_000, "audit group");
+    assert!(
+        queue_seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.value >= 30_000)
+            .all(|s| s.member != gone_name),
+        "the departed member consumed nothing new"
+    );
+    for m in members {
+        m.close();
+    }
+    audit.close();
+
+    // 4. Committed offsets, as any client sees them: the end of every partition.
+    let checker: BaseConsumer = consumer_config(&addr, "queue", "checker").create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..6 {
+        tpl.add_partition("orders", p);
+    }
+    let committed = checker
+        .committed_offsets(tpl, Duration::from_secs(30))
+        .expect("OffsetFetch");
+    for e in committed.elements() {
+        assert_eq!(
+            e.offset(),
+            Offset::Offset(6_000),
+            "queue committed offset of partition {}",
+            e.partition()
+        );
+    }
+    drop(broker);
+}
+
+#[test]
+fn offsets_and_membership_survive_a_broker_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let addr = broker.addr.clone();
+    create_topic(&addr, "events", 3);
+    produce(&addr, "events", 3, 0..3_000);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let member = Member::spawn(&addr, "durable", "events", "d0", seen.clone());
+    wait_until(WAIT, "3,000 records consumed", || {
+        seen.lock().unwrap().len() >= 3_000
+    });
+    // Let the member commit and settle.
+    std::thread::sleep(Duration::from_secs(2));
+    let admin_view: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &addr)
+        .create()
+        .unwrap();
+    let describe = |c: &BaseConsumer| -> (String, Vec<String>) {
+        let list = c
+            .fetch_group_list(Some("durable"), Duration::from_secs(30))
+            .expect("DescribeGroups");
+        let g = &list.groups()[0];
+        (
+            g.state().to_string(),
+            g.members().iter().map(|m| m.id().to_string()).collect(),
+        )
+    };
+    let (state, members_before) = describe(&admin_view);
+    assert_eq!(state, "Stable");
+    assert_eq!(members_before.len(), 1);
+    drop(admin_view);
+
+    // SIGKILL and restart on the same address and data.
+    let (data_dir, addr) = broker.kill();
+    let broker = Broker::start_on(&data_dir, &addr);
+    produce(&addr, "events", 3, 3_000..3_300);
+    wait_until(WAIT, "the member consumed the 300 new records", || {
+        seen.lock().unwrap().len() >= 3_300
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_exactly_once(&seen, 0..3_300, "member across the restart");
+    let admin_view: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &addr)
+        .create()
+        .unwrap();
+    let (state, members_after) = describe(&admin_view);
+    assert_eq!(state, "Stable");
+    assert_eq!(
+        members_after, members_before,
+        "the member kept its membership across the restart"
+    );
+    member.close();
+
+    // A new consumer of the group resumes from the committed offsets: nothing re-read.
+    let (data_dir, addr) = broker.kill();
+    let _broker = Broker::start_on(&data_dir, &addr);
+    produce(&addr, "events", 3, 3_300..3_330);
+    let seen2 = Arc::new(Mutex::new(Vec::new()));
+    let member = Member::spawn(&addr, "durable", "events", "d1", seen2.clone());
+    wait_until(WAIT, "30 new records consumed", || {
+        seen2.lock().unwrap().len() >= 30
+    });
+    std::thread::sleep(Duration::from_millis(1_000));
+    assert_exactly_once(&seen2, 3_300..3_330, "resumed consumer");
+    member.close();
+}
