@@ -438,3 +438,166 @@ fn offsets_and_membership_survive_a_broker_crash() {
     assert_exactly_once(&seen2, 3_300..3_330, "resumed consumer");
     member.close();
 }
+
+/// A `kcat -G` consumer (librdkafka 2.0.2) in its own process, so it can be SIGKILLed.
+struct KcatMember {
+    child: std::process::Child,
+    seen: Arc<Mutex<Vec<(i32, i64, u64)>>>,
+}
+
+impl KcatMember {
+    fn spawn(addr: &str, group: &str, topic: &str) -> KcatMember {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("kcat")
+            .args(["-b", addr, "-G", group, "-f", "%p %o %s\\n", "-q", "-u"])
+            .args(["-X", "auto.offset.reset=earliest"])
+            .args([
+                "-X",
+                "session.timeout.ms=6000",
+                "-X",
+                "heartbeat.interval.ms=500",
+            ])
+            .args(["-X", "auto.commit.interval.ms=100", "-X", "client.id=kcat"])
+            .arg(topic)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("kcat must be installed (/usr/bin/kcat) for this test");
+        let out = child.stdout.take().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                let f: Vec<&str> = line.split(' ').collect();
+                if let [p, o, v] = f[..] {
+                    sink.lock().unwrap().push((
+                        p.parse().unwrap(),
+                        o.parse().unwrap(),
+                        v.parse().unwrap(),
+                    ));
+                }
+            }
+        });
+        KcatMember { child, seen }
+    }
+}
+
+impl Drop for KcatMember {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn committed(addr: &str, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let c: BaseConsumer = consumer_config(addr, group, "checker").create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = c
+        .committed_offsets(tpl, Duration::from_secs(30))
+        .expect("OffsetFetch");
+    got.elements()
+        .iter()
+        .map(|e| {
+            let o = match e.offset() {
+                Offset::Offset(o) => o,
+                _ => -1,
+            };
+            (e.partition(), o)
+        })
+        .collect()
+}
+
+#[test]
+fn killed_member_partitions_move_to_the_others_from_committed_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let addr = broker.addr.clone();
+    create_topic(&addr, "jobs", 6);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let members: Vec<Member> = (0..2)
+        .map(|i| Member::spawn(&addr, "crash", "jobs", &format!("c{i}"), seen.clone()))
+        .collect();
+    let kcat = KcatMember::spawn(&addr, "crash", "jobs");
+    wait_until(
+        WAIT,
+        "the two in-process members have 2 partitions each",
+        || members.iter().all(|m| m.assigned().len() == 2),
+    );
+    let mine: BTreeSet<i32> = members.iter().flat_map(|m| m.assigned()).collect();
+    let kcat_partitions: BTreeSet<i32> = (0..6).filter(|p| !mine.contains(p)).collect();
+    assert_eq!(kcat_partitions.len(), 2);
+    produce(&addr, "jobs", 6, 0..12_000);
+    wait_until(WAIT, "kcat consumed its 4,000 records", || {
+        kcat.seen.lock().unwrap().len() >= 4_000
+    });
+    wait_until(WAIT, "the members consumed their 8,000 records", || {
+        seen.lock().unwrap().len() >= 8_000
+    });
+    // kcat auto-commits (every 5 s: kcat does not take a shorter interval); once it has
+    // committed progress on its partitions it dies without leaving the group.
+    wait_until(WAIT, "kcat committed progress", || {
+        let c = committed(&addr, "crash", "jobs", 6);
+        kcat_partitions.iter().all(|p| c[p] > 0)
+    });
+    let kcat_seen = kcat.seen.lock().unwrap().clone();
+    drop(kcat); // SIGKILL
+    let at_kill = committed(&addr, "crash", "jobs", 6);
+    produce(&addr, "jobs", 6, 12_000..18_000);
+    // Within session.timeout.ms (6 s) + a rebalance the survivors own all six partitions.
+    wait_until(
+        Duration::from_secs(30),
+        "the survivors own kcat's partitions",
+        || {
+            let all: BTreeSet<i32> = members.iter().flat_map(|m| m.assigned()).collect();
+            all.len() == 6
+        },
+    );
+    wait_until(WAIT, "everything consumed", || {
+        let values: BTreeSet<u64> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.value)
+            .chain(kcat_seen.iter().map(|k| k.2))
+            .collect();
+        values.len() == 18_000
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let seen = seen.lock().unwrap().clone();
+    // The survivors resumed kcat's partitions exactly at the committed offsets.
+    for p in &kcat_partitions {
+        let first = seen
+            .iter()
+            .filter(|s| s.partition == *p)
+            .map(|s| s.offset)
+            .min();
+        assert_eq!(
+            first,
+            Some(at_kill[p]),
+            "partition {p} resumed from its committed offset"
+        );
+    }
+    // Nothing lost; re-reads only of what kcat consumed after its last commit.
+    let kcat_values: BTreeSet<u64> = kcat_seen.iter().map(|k| k.2).collect();
+    let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
+    for v in seen
+        .iter()
+        .map(|s| s.value)
+        .chain(kcat_values.iter().copied())
+    {
+        *counts.entry(v).or_default() += 1;
+    }
+    assert_eq!(counts.len(), 18_000, "no record lost");
+    for (v, n) in &counts {
+        assert!(
+            *n == 1 || (*n == 2 && kcat_values.contains(v)),
+            "value {v} seen {n} times"
+        );
+    }
+    for m in members {
+        m.close();
+    }
+}
