@@ -98,10 +98,19 @@ fn produce(addr: &str, topic: &str, partitions: i32, range: std::ops::Range<u64>
     );
 }
 
-/// Commits processed positions before partitions are taken away, so a rebalance re-delivers nothing.
-struct CommitOnRevoke;
+/// Commits processed positions before partitions are taken away, so a rebalance re-delivers
+/// nothing; counts the assignments received.
+#[derive(Default, Clone)]
+struct CommitOnRevoke {
+    assigns: Arc<AtomicUsize>,
+}
 impl ClientContext for CommitOnRevoke {}
 impl ConsumerContext for CommitOnRevoke {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(_) = rebalance {
+            self.assigns.fetch_add(1, Ordering::SeqCst);
+        }
+    }
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             if tpl.count() > 0 {
@@ -124,6 +133,8 @@ struct Seen {
 /// A group member on its own thread: polls, records what it sees, commits after each burst.
 struct Member {
     name: String,
+    /// Assignments received (rebalances this member took part in).
+    assigns: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     assigned: Arc<Mutex<Vec<i32>>>,
     thread: Option<JoinHandle<()>>,
@@ -150,9 +161,19 @@ impl Member {
         name: &str,
         seen: Arc<Mutex<Vec<Seen>>>,
     ) -> Member {
-        let consumer: BaseConsumer<CommitOnRevoke> = consumer_config(addr, group, name)
-            .create_with_context(CommitOnRevoke)
-            .expect("consumer");
+        Member::spawn_with(consumer_config(addr, group, name), topic, name, seen)
+    }
+
+    fn spawn_with(
+        config: ClientConfig,
+        topic: &str,
+        name: &str,
+        seen: Arc<Mutex<Vec<Seen>>>,
+    ) -> Member {
+        let context = CommitOnRevoke::default();
+        let assigns = context.assigns.clone();
+        let consumer: BaseConsumer<CommitOnRevoke> =
+            config.create_with_context(context).expect("consumer");
         consumer.subscribe(&[topic]).expect("subscribe");
         let stop = Arc::new(AtomicBool::new(false));
         let assigned = Arc::new(Mutex::new(Vec::new()));
@@ -205,6 +226,7 @@ impl Member {
         };
         Member {
             name: name.to_string(),
+            assigns,
             stop,
             assigned,
             thread: Some(thread),
@@ -595,6 +617,133 @@ fn killed_member_partitions_move_to_the_others_from_committed_offsets() {
         assert!(
             *n == 1 || (*n == 2 && kcat_values.contains(v)),
             "value {v} seen {n} times"
+        );
+    }
+    for m in members {
+        m.close();
+    }
+}
+
+#[test]
+fn partitions_are_the_unit_of_parallelism() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let addr = broker.addr.clone();
+    create_topic(&addr, "wide", 6);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut members: Vec<Member> = (0..3)
+        .map(|i| Member::spawn(&addr, "scale", "wide", &format!("s{i}"), seen.clone()))
+        .collect();
+    let spread = |members: &[Member], sizes: &[usize]| {
+        let mut got: Vec<usize> = members.iter().map(|m| m.assigned().len()).collect();
+        got.sort();
+        let union: BTreeSet<i32> = members.iter().flat_map(|m| m.assigned()).collect();
+        got == sizes && union.len() == 6
+    };
+    wait_until(WAIT, "3 members x 2 partitions", || {
+        spread(&members, &[2, 2, 2])
+    });
+    // A fourth and fifth member: the rebalance spreads the partitions.
+    for i in 3..5 {
+        members.push(Member::spawn(
+            &addr,
+            "scale",
+            "wide",
+            &format!("s{i}"),
+            seen.clone(),
+        ));
+    }
+    wait_until(WAIT, "5 members share 6 partitions", || {
+        spread(&members, &[1, 1, 1, 1, 2])
+    });
+    // A sixth and seventh: one partition each, and one idle member.
+    for i in 5..7 {
+        members.push(Member::spawn(
+            &addr,
+            "scale",
+            "wide",
+            &format!("s{i}"),
+            seen.clone(),
+        ));
+    }
+    wait_until(WAIT, "7 members: six with one partition, one idle", || {
+        spread(&members, &[0, 1, 1, 1, 1, 1, 1])
+    });
+    produce(&addr, "wide", 6, 0..600);
+    wait_until(WAIT, "600 records consumed", || {
+        seen.lock().unwrap().len() >= 600
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_exactly_once(&seen, 0..600, "7-member group");
+    let idle = members
+        .iter()
+        .find(|m| m.assigned().is_empty())
+        .unwrap()
+        .name
+        .clone();
+    assert!(
+        seen.lock().unwrap().iter().all(|s| s.member != idle),
+        "the idle member consumed nothing"
+    );
+    for m in members {
+        m.close();
+    }
+}
+
+#[test]
+fn static_member_restart_within_session_timeout_causes_no_rebalance() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let addr = broker.addr.clone();
+    create_topic(&addr, "static", 6);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let config = |name: &str| {
+        let mut c = consumer_config(&addr, "statics", name);
+        c.set("group.instance.id", format!("instance-{name}"));
+        c
+    };
+    let mut members: Vec<Member> = (0..3)
+        .map(|i| {
+            Member::spawn_with(
+                config(&format!("m{i}")),
+                "static",
+                &format!("m{i}"),
+                seen.clone(),
+            )
+        })
+        .collect();
+    wait_until(WAIT, "3 static members x 2 partitions", || {
+        let union: BTreeSet<i32> = members.iter().flat_map(|m| m.assigned()).collect();
+        members.iter().all(|m| m.assigned().len() == 2) && union.len() == 6
+    });
+    // Let the group settle, then restart m2: a static member sends no LeaveGroup on close.
+    std::thread::sleep(Duration::from_secs(1));
+    let before: Vec<Vec<i32>> = members.iter().map(|m| m.assigned()).collect();
+    let assigns_before: Vec<usize> = members
+        .iter()
+        .map(|m| m.assigns.load(Ordering::SeqCst))
+        .collect();
+    members.pop().unwrap().close();
+    let restarted = Member::spawn_with(config("m2"), "static", "m2", seen.clone());
+    wait_until(
+        WAIT,
+        "the restarted member gets its partitions back",
+        || restarted.assigned() == before[2],
+    );
+    produce(&addr, "static", 6, 0..600);
+    members.push(restarted);
+    wait_until(WAIT, "600 records consumed", || {
+        seen.lock().unwrap().len() >= 600
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_exactly_once(&seen, 0..600, "static group");
+    for (i, m) in members.iter().take(2).enumerate() {
+        assert_eq!(m.assigned(), before[i], "{} kept its partitions", m.name);
+        assert_eq!(
+            m.assigns.load(Ordering::SeqCst),
+            assigns_before[i],
+            "{} saw no rebalance while m2 restarted",
+            m.name
         );
     }
     for m in members {

@@ -670,6 +670,10 @@ impl Coordinator {
             Some(e::INCONSISTENT_GROUP_PROTOCOL)
         } else if !group.members.contains_key(&req.member_id)
             && !group.pending_members.contains_key(&req.member_id)
+            && !req
+                .group_instance_id
+                .as_ref()
+                .is_some_and(|i| group.static_members.contains_key(i))
             && group.size() >= self.config.group_members_max
         {
             Some(e::GROUP_MAX_SIZE_REACHED)

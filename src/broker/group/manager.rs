@@ -9,7 +9,8 @@
 //!   `WRITE_BATCH_BYTES_MAX`), appended through `PartitionLog::append` (durable before it returns
 //!   under the topic's sync-before-ack policy), then their completions run — a commit is
 //!   acknowledged only after its records are durable;
-//! - a ticker driving session/rebalance timers and offset expiry with `now_ms`.
+//! - timers: one ticker per shard calls every coordinator's `tick(now_ms)` (sessions,
+//!   rebalance timeouts, offset expiry).
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -18,8 +19,6 @@ use std::hash::{BuildHasher, Hasher};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-use bytes::BytesMut;
 
 use super::coordinator::{
     AfterWrite, Coordinator, CoordinatorConfig, Effects, Reply, Ticket, Write,
@@ -33,6 +32,8 @@ use crate::config::NodeConfig;
 
 /// Records of one appended batch (several queued writes are merged up to this size).
 const WRITE_BATCH_BYTES_MAX: usize = 512 * 1024;
+/// Upper bound of a record's framing (length, attributes, deltas, key/value lengths) in a batch.
+const RECORD_OVERHEAD_BYTES: usize = 32;
 /// Bytes read per step while loading a partition.
 const LOAD_READ_BYTES_MAX: u32 = 1024 * 1024;
 /// Segment size of `__consumer_offsets` (Kafka's `offsets.topic.segment.bytes`).
@@ -55,6 +56,7 @@ pub fn coordinator_config(config: &NodeConfig) -> CoordinatorConfig {
 pub struct ShardGroups {
     slots: RefCell<HashMap<i32, Rc<Slot>>>,
     load_lock: glommio::sync::Semaphore,
+    ticker_started: Cell<bool>,
 }
 
 impl Default for ShardGroups {
@@ -62,6 +64,7 @@ impl Default for ShardGroups {
         ShardGroups {
             slots: RefCell::new(HashMap::new()),
             load_lock: glommio::sync::Semaphore::new(1),
+            ticker_started: Cell::new(false),
         }
     }
 }
@@ -108,7 +111,11 @@ impl ShardGroups {
             Coordinator::new(coordinator_config(&shard.node.config), seed, now_ms());
         let records = load(&log, &mut coordinator).await?;
         coordinator.finish_load(now_ms());
-        let level = if records > 0 { log::Level::Info } else { log::Level::Debug };
+        let level = if records > 0 {
+            log::Level::Info
+        } else {
+            log::Level::Debug
+        };
         log::log!(
             level,
             "shard {}: loaded {} group(s) from {OFFSETS_TOPIC}-{partition} ({records} records) in {} ms",
@@ -125,12 +132,16 @@ impl ShardGroups {
             writes: RefCell::new(VecDeque::new()),
             writes_ready: LocalNotify::default(),
             writes_queued_max: shard.node.config.group_writes_queued_max,
+            retired: Cell::new(false),
         });
         if let Some(old) = self.slots.borrow_mut().insert(partition, slot.clone()) {
+            old.retired.set(true);
             old.writes_ready.notify_all();
         }
         spawn_writer(shard.clone(), slot.clone());
-        spawn_ticker(shard.clone(), slot.clone());
+        if !self.ticker_started.replace(true) {
+            spawn_ticker(shard.clone());
+        }
         Ok(slot)
     }
 }
@@ -189,6 +200,8 @@ pub struct Slot {
     writes: RefCell<VecDeque<Write>>,
     writes_ready: LocalNotify,
     writes_queued_max: usize,
+    /// Replaced by a newer slot (the topic was re-created): its writer stops.
+    retired: Cell<bool>,
 }
 
 impl Slot {
@@ -256,35 +269,28 @@ impl Slot {
         let mut thens: Vec<AfterWrite> = Vec::new();
         let mut bytes = 0usize;
         loop {
-            let next_bytes: usize = match self.writes.borrow().front() {
-                None => break,
-                Some(w) => w
-                    .records
-                    .iter()
-                    .map(|r| {
-                        let (k, v) = r.encode();
-                        k.len() + v.map_or(0, |v| v.len()) + 16
-                    })
-                    .sum(),
-            };
-            if !records.is_empty() && bytes + next_bytes > WRITE_BATCH_BYTES_MAX {
+            let encoded: Vec<(bytes::Bytes, Option<bytes::Bytes>)> =
+                match self.writes.borrow().front() {
+                    None => break,
+                    Some(w) => w.records.iter().map(|r| r.encode()).collect(),
+                };
+            let size: usize = encoded
+                .iter()
+                .map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len()) + RECORD_OVERHEAD_BYTES)
+                .sum();
+            if !records.is_empty() && bytes + size > WRITE_BATCH_BYTES_MAX {
                 break;
             }
             let w = self.writes.borrow_mut().pop_front().expect("front exists");
-            bytes += next_bytes;
-            records.extend(w.records.iter().map(|r| r.encode()));
+            bytes += size;
+            records.extend(encoded);
             thens.extend(w.then);
         }
         let code = if records.is_empty() {
             e::NONE
         } else {
             let batch = encode_batch(&records, now_ms());
-            match self
-                .log
-                .log
-                .append(BytesMut::from(&batch[..]), 0, now_ms())
-                .await
-            {
+            match self.log.log.append(batch, 0, now_ms()).await {
                 Ok(_) => {
                     self.log.data_ready.notify_all();
                     e::NONE
@@ -309,16 +315,10 @@ fn spawn_writer(shard: Rc<Shard>, slot: Rc<Slot>) {
     glommio::spawn_local(async move {
         loop {
             if slot.writes.borrow().is_empty() {
-                if shard.node.shutdown.load(Ordering::SeqCst) {
+                if slot.retired.get() || shard.node.shutdown.load(Ordering::SeqCst) {
                     return;
                 }
-                let notified = slot.writes_ready.notified();
-                // Re-check shutdown now and then while idle.
-                futures_lite::future::or(
-                    notified,
-                    glommio::timer::sleep(Duration::from_millis(500)),
-                )
-                .await;
+                slot.writes_ready.notified().await;
                 continue;
             }
             slot.write_round().await;
@@ -327,16 +327,23 @@ fn spawn_writer(shard: Rc<Shard>, slot: Rc<Slot>) {
     .detach();
 }
 
-fn spawn_ticker(shard: Rc<Shard>, slot: Rc<Slot>) {
+/// One ticker per shard drives the timers of all its coordinators.
+fn spawn_ticker(shard: Rc<Shard>) {
     let interval = Duration::from_millis(shard.node.config.group_tick_interval_ms.max(1));
     glommio::spawn_local(async move {
         loop {
             glommio::timer::sleep(interval).await;
+            let slots = shard.groups.slots();
             if shard.node.shutdown.load(Ordering::SeqCst) {
+                // Idle writers wake up and see the shutdown.
+                slots.iter().for_each(|s| s.writes_ready.notify_all());
                 return;
             }
-            let fx = slot.coordinator.borrow_mut().tick(now_ms());
-            slot.apply(fx);
+            let now = now_ms();
+            for slot in slots {
+                let fx = slot.coordinator.borrow_mut().tick(now);
+                slot.apply(fx);
+            }
         }
     })
     .detach();
