@@ -8,3 +8,4 @@ pub mod io;
 pub mod partitioner;
 pub mod protocol;
 pub mod storage;
+pub mod sync;

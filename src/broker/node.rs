@@ -121,7 +121,7 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
     let mut handles = Vec::with_capacity(nr_shards);
     for id in 0..nr_shards {
         let placement = if pin {
-            Placement::Fixed(core_ids[id].id)
+            Placement::Fixed(core_ids.get(id).map_or(id, |c| c.id))
         } else {
             Placement::Unbound
         };

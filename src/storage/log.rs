@@ -126,7 +126,8 @@ struct LogInner {
     producers: RefCell<ProducerStateManager>,
     epochs: RefCell<LeaderEpochCache>,
     /// Serializes the async parts of append (roll, epoch checkpoint) and maintenance.
-    lock: glommio::sync::Semaphore,
+    /// Serializes appends and structural changes in call order (FIFO: appends keep their order).
+    lock: crate::sync::FifoLock,
     failed: RefCell<Option<String>>,
     closed: Cell<bool>,
     notify: Notify,
@@ -324,13 +325,10 @@ impl LogInner {
         }
     }
 
-    async fn lock(&self) -> Result<glommio::sync::Permit<'_>, StorageError> {
-        self.lock
-            .acquire_permit(1)
-            .await
-            .map_err(|_| StorageError::Closed {
-                path: self.dir.clone(),
-            })
+    async fn lock(&self) -> Result<crate::sync::FifoGuard<'_>, StorageError> {
+        self.lock.lock().await.map_err(|_| StorageError::Closed {
+            path: self.dir.clone(),
+        })
     }
 
     async fn persist_epochs(&self) -> Result<(), StorageError> {
@@ -566,7 +564,7 @@ impl PartitionLog {
             last_flush_ms: Cell::new(None),
             producers: RefCell::new(ProducerStateManager::new()),
             epochs: RefCell::new(epochs),
-            lock: glommio::sync::Semaphore::new(1),
+            lock: crate::sync::FifoLock::new(),
             failed: RefCell::new(None),
             closed: Cell::new(false),
             notify: Notify::default(),

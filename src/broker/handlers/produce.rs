@@ -9,7 +9,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use crate::broker::error_codes as ec;
 use crate::broker::handlers::{join_all, str_bytes};
-use crate::broker::shard::{ops, AppendOutcome, Shard};
+use crate::broker::shard::{AppendOutcome, Shard};
 
 /// Byte offset of the Attributes field in a RecordBatch v2 header.
 const ATTRIBUTES_OFFSET: usize = 21;
@@ -70,13 +70,18 @@ pub async fn handle(
                         );
                     }
                 }
-                match shard
-                    .on_partition(&name, index, move |_, p| ops::append(p, batch))
+                let owner = match shard.owner_of(&name, index) {
+                    Ok(owner) => owner,
+                    Err(code) => return error_outcome(code, "partition unavailable"),
+                };
+                shard
+                    .invoke_on(owner, move |s| async move {
+                        s.append_ordered(&name, index, batch).await
+                    })
                     .await
-                {
-                    Ok(outcome) => outcome,
-                    Err(code) => error_outcome(code, "partition unavailable"),
-                }
+                    .unwrap_or_else(|_| {
+                        error_outcome(ec::NOT_LEADER_OR_FOLLOWER, "shard unavailable")
+                    })
             }));
         }
     }
