@@ -56,7 +56,11 @@ impl Broker {
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            let mut first = Vec::new();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if first.len() < 20 {
+                    first.push(line.clone());
+                }
                 if line.contains("shoal: listening on") {
                     let _ = tx.send(Ok(()));
                 } else if line.contains("shoal: error:") {
@@ -69,6 +73,8 @@ impl Broker {
                     eprintln!("[shoal] {line}");
                 }
             }
+            // stderr closed: the process exited (a no-op if it was ready).
+            let _ = tx.send(Err(format!("shoal exited; first stderr lines: {first:?}")));
         });
         let outcome = match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(r) => r,
