@@ -1,0 +1,487 @@
+//! Shared harness of the integration tests: a real `shoal serve` process on a free port with a
+//! temporary data dir, the `shoal` CLI, the Python clients in `tests/clients/` and kcat, each
+//! run with a bounded wait that fails with the process's output.
+//!
+//! Every integration test file is its own crate, so each uses only part of this module.
+#![allow(dead_code)]
+
+pub mod raw;
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long `shoal serve` may take to accept connections (a cold start creates the data dir).
+pub const BROKER_START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a clean shutdown (SIGTERM) may take.
+pub const BROKER_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default bound for one CLI invocation.
+pub const CLI_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound for one client script (produce + consume of ~10k records, plus interpreter start).
+pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Output shown of a failing child process, per stream, in bytes (the tail is kept).
+const OUTPUT_SHOWN_BYTES_MAX: usize = 16 * 1024;
+
+pub fn shoal_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_shoal"))
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A port that was free a moment ago: bind port 0 and let the kernel pick (ephemeral range,
+/// so it never collides with a default Kafka port such as 9092).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local_addr").port()
+}
+
+/// The tail of `bytes` as text, for failure messages.
+pub fn tail(bytes: &[u8]) -> String {
+    let start = bytes.len().saturating_sub(OUTPUT_SHOWN_BYTES_MAX);
+    let text = String::from_utf8_lossy(&bytes[start..]).into_owned();
+    if start > 0 {
+        format!("[... {start} bytes cut ...]\n{text}")
+    } else {
+        text
+    }
+}
+
+pub fn describe_output(what: &str, output: &Output) -> String {
+    format!(
+        "{what}: {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--------------",
+        output.status,
+        tail(&output.stdout),
+        tail(&output.stderr)
+    )
+}
+
+/// Options of one broker process.
+#[derive(Clone, Debug)]
+pub struct BrokerOptions {
+    /// `--cores`: 2 by default so that partitions spread over two shards and requests get
+    /// forwarded between shards, as on any real machine.
+    pub cores: usize,
+    /// Extra `shoal serve` arguments (e.g. `--config FILE`).
+    pub extra_args: Vec<String>,
+}
+
+impl Default for BrokerOptions {
+    fn default() -> Self {
+        BrokerOptions {
+            cores: 2,
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+/// A `shoal serve` child process. Killed (SIGKILL) on drop; the data dir lives as long as the
+/// `Broker`, so it can be restarted on the same data.
+pub struct Broker {
+    child: Option<Child>,
+    pub port: u16,
+    options: BrokerOptions,
+    /// Holds `data/` (the broker's data dir) and the stdout/stderr logs of every start.
+    dir: tempfile::TempDir,
+    starts: u32,
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        Broker::start_with(BrokerOptions::default())
+    }
+
+    pub fn start_with(options: BrokerOptions) -> Broker {
+        let dir = tempfile::Builder::new()
+            .prefix("shoal-test-")
+            .tempdir()
+            .expect("create temp dir");
+        std::fs::create_dir_all(dir.path().join("data")).expect("create data dir");
+        let mut broker = Broker {
+            child: None,
+            port: free_port(),
+            options,
+            dir,
+            starts: 0,
+        };
+        broker.spawn_and_wait();
+        broker
+    }
+
+    /// `127.0.0.1:PORT`, the bootstrap address for clients.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn stderr_path(&self) -> PathBuf {
+        self.dir.path().join(format!("stderr.{}.log", self.starts))
+    }
+
+    fn stdout_path(&self) -> PathBuf {
+        self.dir.path().join(format!("stdout.{}.log", self.starts))
+    }
+
+    /// Stderr of the current (or last) broker process.
+    pub fn stderr(&self) -> String {
+        std::fs::read(self.stderr_path())
+            .map(|bytes| tail(&bytes))
+            .unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("broker is running").id()
+    }
+
+    fn spawn_and_wait(&mut self) {
+        assert!(self.child.is_none(), "broker already running");
+        self.starts += 1;
+        let stderr = File::create(self.stderr_path()).expect("create stderr log");
+        let stdout = File::create(self.stdout_path()).expect("create stdout log");
+        let mut cmd = Command::new(shoal_bin());
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--listen")
+            .arg(self.addr())
+            .arg("--cores")
+            .arg(self.options.cores.to_string())
+            .args(&self.options.extra_args)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {:?}: {e}", shoal_bin()));
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// Bounded wait until the broker printed its ready line and accepts connections.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + BROKER_START_TIMEOUT;
+        let ready_line = format!("shoal: listening on {}", self.addr());
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().expect("try_wait") {
+                self.child = None;
+                panic!(
+                    "shoal serve (port {}) exited during startup: {status}\n--- stderr ---\n{}",
+                    self.port,
+                    self.stderr()
+                );
+            }
+            let printed = self.stderr().contains(&ready_line);
+            if printed
+                && TcpStream::connect_timeout(
+                    &format!("127.0.0.1:{}", self.port).parse().unwrap(),
+                    Duration::from_secs(1),
+                )
+                .is_ok()
+            {
+                return;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.as_mut().unwrap().kill();
+                let _ = self.child.as_mut().unwrap().wait();
+                self.child = None;
+                panic!(
+                    "shoal serve did not become ready within {:?} (ready line {:?} printed: {printed}; \
+                     port {} accepting: no)\n--- stderr ---\n{}",
+                    BROKER_START_TIMEOUT,
+                    ready_line,
+                    self.port,
+                    self.stderr()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL and reap: no chance to flush or sync anything.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait (bounded) for a clean exit; returns the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("broker is running");
+        // SAFETY: plain kill(2) on our own child's pid, which has not been reaped yet.
+        let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        assert_eq!(rc, 0, "kill(SIGTERM)");
+        let deadline = Instant::now() + BROKER_STOP_TIMEOUT;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "shoal serve did not exit within {:?} of SIGTERM\n--- stderr ---\n{}",
+                    BROKER_STOP_TIMEOUT,
+                    self.stderr()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Start again on the same data dir and port (after `kill` or `terminate`).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn_and_wait();
+    }
+
+    /// Panics (with stderr) if the broker process has exited.
+    pub fn assert_running(&mut self) {
+        let child = self.child.as_mut().expect("broker was stopped by the test");
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            self.child = None;
+            panic!(
+                "shoal serve exited unexpectedly: {status}\n--- stderr ---\n{}",
+                self.stderr()
+            );
+        }
+    }
+
+    /// Runs `shoal ARGS... --brokers ADDR` (bounded), returns its output, whatever the exit code.
+    pub fn cli_output(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut cmd = Command::new(shoal_bin());
+        cmd.args(args).arg("--brokers").arg(self.addr());
+        run(cmd, stdin, CLI_TIMEOUT)
+    }
+
+    /// Runs `shoal ARGS... --brokers ADDR` and asserts success; returns stdout.
+    pub fn cli(&self, args: &[&str], stdin: Option<&[u8]>) -> String {
+        let output = self.cli_output(args, stdin);
+        assert!(
+            output.status.success(),
+            "{}\n--- broker stderr ---\n{}",
+            describe_output(&format!("shoal {}", args.join(" ")), &output),
+            self.stderr()
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// `shoal topic create NAME -p PARTITIONS`.
+    pub fn create_topic(&self, name: &str, partitions: i32) {
+        self.cli(
+            &["topic", "create", name, "-p", &partitions.to_string()],
+            None,
+        );
+    }
+
+    /// Runs a Python script from `tests/clients/` with `--bootstrap ADDR` prepended to `args`
+    /// and asserts exit code 0; returns stdout.
+    pub fn python(&self, script: &str, args: &[&str]) -> String {
+        let mut all = vec!["--bootstrap".to_string(), self.addr()];
+        all.extend(args.iter().map(|s| s.to_string()));
+        let output = run_python(script, &all, SCRIPT_TIMEOUT);
+        assert!(
+            output.status.success(),
+            "{}\n--- broker stderr ---\n{}",
+            describe_output(&format!("python {script} {}", all.join(" ")), &output),
+            self.stderr()
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+        if thread::panicking() {
+            eprintln!(
+                "--- shoal serve stderr (port {}, start {}) ---\n{}",
+                self.port,
+                self.starts,
+                self.stderr()
+            );
+        }
+    }
+}
+
+/// Runs `cmd` with optional stdin, killing it after `timeout` (then panics with its output).
+pub fn run(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> Output {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let shown = format!("{cmd:?}");
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {shown}: {e}"));
+    let stdin_writer = stdin.map(|data| {
+        let data = data.to_vec();
+        let mut pipe = child.stdin.take().unwrap();
+        thread::spawn(move || {
+            // A child that exits early closes the pipe: not our error to report here.
+            let _ = pipe.write_all(&data);
+        })
+    });
+    let mut out_pipe = child.stdout.take().unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let out_reader = thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = out_pipe.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = err_pipe.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = Instant::now() + timeout;
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait().expect("wait");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    if let Some(writer) = stdin_writer {
+        let _ = writer.join();
+    }
+    let output = Output {
+        status,
+        stdout: out_reader.join().unwrap(),
+        stderr: err_reader.join().unwrap(),
+    };
+    if timed_out {
+        panic!(
+            "{}",
+            describe_output(&format!("{shown} timed out after {timeout:?}"), &output)
+        );
+    }
+    output
+}
+
+/// The Python of the venv made by `scripts/install-deps` (or `$SHOAL_PYTHON`).
+pub fn python_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("SHOAL_PYTHON") {
+        return PathBuf::from(path);
+    }
+    let venv = repo_root().join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "{} not found: run scripts/install-deps (or set SHOAL_PYTHON)",
+        venv.display()
+    );
+    venv
+}
+
+pub fn clients_dir() -> PathBuf {
+    repo_root().join("tests/clients")
+}
+
+/// Runs `tests/clients/SCRIPT ARGS` with the venv's Python (bounded), whatever its exit code.
+pub fn run_python(script: &str, args: &[String], timeout: Duration) -> Output {
+    let path = clients_dir().join(script);
+    assert!(path.exists(), "{} does not exist", path.display());
+    let mut cmd = Command::new(python_bin());
+    cmd.arg("-u").arg(path).args(args);
+    cmd.env("PYTHONDONTWRITEBYTECODE", "1");
+    run(cmd, None, timeout)
+}
+
+/// Debian's kcat; a clear failure if it is missing.
+pub fn kcat_bin() -> PathBuf {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let candidate = Path::new(dir).join("kcat");
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!("kcat not found on PATH: run scripts/install-deps (apt package kcat)");
+}
+
+/// Bounded poll: calls `f` until it returns `Some`, or panics with `what` and the last state.
+pub fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match f() {
+            Ok(value) => return value,
+            Err(last) => {
+                if Instant::now() > deadline {
+                    panic!("timed out after {timeout:?} waiting for {what}; last: {last}");
+                }
+            }
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Kafka's murmur2 (`org.apache.kafka.common.utils.Utils.murmur2`), written here from the
+/// algorithm as an oracle independent of the broker's own partitioner.
+pub fn murmur2(data: &[u8]) -> i32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let length = data.len() as u32;
+    let mut h: u32 = SEED ^ length;
+    let mut chunks = data.chunks_exact(4);
+    for chunk in &mut chunks {
+        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let rest = chunks.remainder();
+    if rest.len() >= 3 {
+        h ^= (rest[2] as u32) << 16;
+    }
+    if rest.len() >= 2 {
+        h ^= (rest[1] as u32) << 8;
+    }
+    if !rest.is_empty() {
+        h ^= rest[0] as u32;
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h as i32
+}
+
+/// The partition Kafka's default partitioner picks for a non-null key.
+pub fn kafka_partition(key: &[u8], partitions: i32) -> i32 {
+    ((murmur2(key) as u32 & 0x7fff_ffff) % partitions as u32) as i32
+}
+
+/// A unique-enough topic name for one test.
+pub fn topic_name(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+            % 1_000_000_000
+    )
+}
