@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod raw;
+pub mod rdk;
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -484,4 +485,209 @@ pub fn topic_name(prefix: &str) -> String {
             .as_nanos()
             % 1_000_000_000
     )
+}
+
+/// One record a test produced, in produce order (`seq`).
+#[derive(Clone, Debug)]
+pub struct Produced {
+    pub seq: usize,
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub timestamp: i64,
+}
+
+/// One record a test consumed back.
+#[derive(Clone, Debug)]
+pub struct Consumed {
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub timestamp: i64,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Distinct keys of `make_records`: several per partition, many records per key.
+pub const KEYS: usize = 97;
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Deterministic keyed records with headers (incl. a duplicated header key, which Kafka
+/// allows) and CreateTime timestamps in the recent past, one per millisecond.
+pub fn make_records(count: usize, client: &str) -> Vec<Produced> {
+    let base_ts = now_ms() - 10 * 60 * 1000;
+    (0..count)
+        .map(|i| Produced {
+            seq: i,
+            key: format!("key-{}", i % KEYS).into_bytes(),
+            value: format!("{client}-value-{i}-{}", "x".repeat(i % 50)).into_bytes(),
+            headers: vec![
+                ("seq".to_string(), i.to_string().into_bytes()),
+                ("client".to_string(), client.as_bytes().to_vec()),
+                ("dup".to_string(), b"first".to_vec()),
+                ("dup".to_string(), b"second".to_vec()),
+            ],
+            timestamp: base_ts + i as i64,
+        })
+        .collect()
+}
+
+/// What `verify` compares.
+#[derive(Clone, Copy, Debug)]
+pub struct Checks {
+    pub headers: bool,
+    pub timestamps: bool,
+}
+
+impl Checks {
+    pub const ALL: Checks = Checks {
+        headers: true,
+        timestamps: true,
+    };
+}
+
+/// Everything produced was consumed exactly once, each key in Kafka's murmur2 partition, per
+/// key in produce order, offsets of each partition 0..n, headers and timestamps intact, and at
+/// the offsets the delivery reports gave (if any). Returns records per partition.
+pub fn verify(
+    produced: &[Produced],
+    consumed: &[Consumed],
+    partitions: i32,
+    delivered: Option<&std::collections::HashMap<usize, (i32, i64)>>,
+    checks: Checks,
+) -> Vec<usize> {
+    use std::collections::HashMap;
+    assert_eq!(
+        consumed.len(),
+        produced.len(),
+        "consumed {} records, produced {}",
+        consumed.len(),
+        produced.len()
+    );
+    let mut by_value: HashMap<&[u8], &Consumed> = HashMap::new();
+    for c in consumed {
+        let previous = by_value.insert(&c.value, c);
+        assert!(
+            previous.is_none(),
+            "record consumed twice: {:?}",
+            String::from_utf8_lossy(&c.value)
+        );
+    }
+    let mut per_partition: Vec<Vec<(i64, usize, &[u8])>> = vec![Vec::new(); partitions as usize];
+    for p in produced {
+        let c = by_value.get(&p.value[..]).unwrap_or_else(|| {
+            panic!(
+                "record seq {} (key {:?}) was not consumed",
+                p.seq,
+                String::from_utf8_lossy(&p.key)
+            )
+        });
+        assert_eq!(c.key.as_deref(), Some(&p.key[..]), "seq {}: key", p.seq);
+        let want = kafka_partition(&p.key, partitions);
+        assert_eq!(
+            c.partition,
+            want,
+            "key {:?} landed in partition {}, Kafka's murmur2 partitioner picks {want}",
+            String::from_utf8_lossy(&p.key),
+            c.partition
+        );
+        if checks.headers {
+            assert_eq!(c.headers, p.headers, "seq {}: headers", p.seq);
+        }
+        if checks.timestamps {
+            assert_eq!(c.timestamp, p.timestamp, "seq {}: timestamp", p.seq);
+        }
+        if let Some(delivered) = delivered {
+            let report = delivered
+                .get(&p.seq)
+                .unwrap_or_else(|| panic!("seq {}: no delivery report", p.seq));
+            assert_eq!(
+                *report,
+                (c.partition, c.offset),
+                "seq {}: delivery report (partition, offset) vs where it was consumed",
+                p.seq
+            );
+        }
+        per_partition[c.partition as usize].push((c.offset, p.seq, &p.key));
+    }
+    let mut counts = Vec::new();
+    for (partition, rows) in per_partition.iter_mut().enumerate() {
+        rows.sort();
+        for (i, (offset, _, _)) in rows.iter().enumerate() {
+            assert_eq!(
+                *offset, i as i64,
+                "partition {partition}: offsets are not contiguous from 0"
+            );
+        }
+        let mut last_seq: HashMap<&[u8], usize> = HashMap::new();
+        for (offset, seq, key) in rows.iter() {
+            if let Some(previous) = last_seq.insert(key, *seq) {
+                assert!(
+                    previous < *seq,
+                    "partition {partition}: key {:?} out of order at offset {offset} (seq {seq} after {previous})",
+                    String::from_utf8_lossy(key)
+                );
+            }
+        }
+        counts.push(rows.len());
+    }
+    counts
+}
+
+/// Reads every batch header of every partition of `topic` through the raw client, for checks
+/// on how records are stored (compression codec, producer ids, CRCs).
+pub fn stored_batches(addr: &str, topic: &str, partitions: i32) -> Vec<(i32, raw::BatchHeader)> {
+    let mut conn = raw::RawConn::connect(addr);
+    let mut out = Vec::new();
+    for partition in 0..partitions {
+        let mut offset = 0i64;
+        for _ in 0..100_000 {
+            let response = conn.fetch(topic, partition, offset);
+            let data = raw::single_fetch_partition(&response, topic, partition);
+            assert_eq!(data.error_code, 0, "fetch {topic}/{partition}@{offset}");
+            let records = data.records.clone().unwrap_or_default();
+            let batches = raw::batch_headers(&records);
+            let mut progressed = false;
+            for b in batches {
+                if b.base_offset + b.last_offset_delta as i64 >= offset {
+                    offset = b.base_offset + b.last_offset_delta as i64 + 1;
+                    out.push((partition, b));
+                    progressed = true;
+                }
+            }
+            if offset >= data.high_watermark {
+                break;
+            }
+            assert!(progressed, "fetch {topic}/{partition}@{offset}: no batch returned below the high watermark {}", data.high_watermark);
+        }
+    }
+    out
+}
+
+/// Idempotent producer's batches: one producer id throughout, and per partition the sequence
+/// numbers run gapless from 0.
+pub fn check_idempotent_batches(batches: &[(i32, raw::BatchHeader)]) {
+    assert!(!batches.is_empty(), "no batches stored");
+    let producer_id = batches[0].1.producer_id;
+    assert!(
+        producer_id >= 0,
+        "idempotent batches carry a producer id: {:?}",
+        batches[0]
+    );
+    let mut next_sequence = std::collections::HashMap::new();
+    for (partition, b) in batches {
+        assert_eq!(b.producer_id, producer_id, "partition {partition}: {b:?}");
+        let want = next_sequence.entry(*partition).or_insert(0);
+        assert_eq!(
+            b.base_sequence, *want,
+            "partition {partition}: sequence gap at {b:?}"
+        );
+        *want += b.record_count;
+    }
 }

@@ -449,6 +449,9 @@ pub struct BatchHeader {
     pub crc: u32,
     pub attributes: i16,
     pub last_offset_delta: i32,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
     pub record_count: i32,
     /// CRC-32C over attributes..end matches `crc`.
     pub crc_ok: bool,
@@ -481,6 +484,9 @@ pub fn batch_headers(records: &[u8]) -> Vec<BatchHeader> {
             crc,
             attributes: i16::from_be_bytes(b[21..23].try_into().unwrap()),
             last_offset_delta: i32::from_be_bytes(b[23..27].try_into().unwrap()),
+            producer_id: i64::from_be_bytes(b[43..51].try_into().unwrap()),
+            producer_epoch: i16::from_be_bytes(b[51..53].try_into().unwrap()),
+            base_sequence: i32::from_be_bytes(b[53..57].try_into().unwrap()),
             record_count: i32::from_be_bytes(b[57..61].try_into().unwrap()),
             crc_ok: crc32c::crc32c(&b[21..total]) == crc,
         });
