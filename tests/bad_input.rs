@@ -65,7 +65,17 @@ impl Harness {
 
     /// The persistent good connection and a fresh one both work, and the broker is alive.
     fn check_good(&mut self, after: &str) {
-        self.broker.assert_running();
+        let addr = self.broker.addr();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.check_good_inner(after, &addr)
+        }));
+        if let Err(panic) = result {
+            self.broker
+                .fail_with(&format!("well-behaved clients after {after}"), &*panic);
+        }
+    }
+
+    fn check_good_inner(&mut self, after: &str, addr: &str) {
         let versions = self.good.api_versions();
         assert_eq!(versions.error_code, 0, "ApiVersions after {after}");
         let value = format!("good-{}", self.good_produced);
@@ -81,7 +91,7 @@ impl Harness {
         let records = self.good.fetch_all(GOOD, 0, offset);
         assert_eq!(records.len(), 1, "good fetch after {after}");
         assert_eq!(records[0].value.as_deref(), Some(value.as_bytes()));
-        let mut fresh = RawConn::connect(&self.broker.addr());
+        let mut fresh = RawConn::connect(addr);
         assert_eq!(fresh.api_versions().error_code, 0, "fresh ApiVersions after {after}");
         let md = fresh.metadata(&[TARGET]);
         assert!(
@@ -140,11 +150,7 @@ fn background_client(addr: &str, stop: &AtomicBool, progress: &Mutex<u64>) -> Re
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(format!("round {rounds}: {e}")),
             Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
+                let msg = common::panic_message(&*panic);
                 return Err(format!("round {rounds}: {msg}"));
             }
         }

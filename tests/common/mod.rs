@@ -256,6 +256,33 @@ impl Broker {
         }
     }
 
+    /// Bounded wait for the broker process to exit (e.g. after a suspected crash): its exit
+    /// status, or `None` if it is still running after `timeout`.
+    pub fn exited_within(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self.child.as_mut()?;
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Re-panics with `what`, the original panic and whether the broker process crashed.
+    pub fn fail_with(&mut self, what: &str, panic: &(dyn std::any::Any + Send)) -> ! {
+        let msg = panic_message(panic);
+        let state = match self.exited_within(Duration::from_secs(2)) {
+            Some(status) => format!("the broker process EXITED ({status})"),
+            None => "the broker process is still running".to_string(),
+        };
+        panic!("{what}: {msg}\n[{state}]");
+    }
+
     /// Runs `shoal ARGS... --brokers ADDR` (bounded), returns its output, whatever the exit code.
     pub fn cli_output(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
         let mut cmd = Command::new(shoal_bin());
@@ -311,6 +338,14 @@ impl Drop for Broker {
             );
         }
     }
+}
+
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "(non-string panic)".to_string())
 }
 
 /// Runs `cmd` with optional stdin, killing it after `timeout` (then panics with its output).

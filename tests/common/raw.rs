@@ -416,6 +416,8 @@ pub fn encode_batch(records: &[Record]) -> Bytes {
         .enumerate()
         .map(|(i, r)| Record {
             offset: i as i64,
+            // The crate keeps records in one batch only while offset - sequence is constant.
+            sequence: i as i32,
             ..r.clone()
         })
         .collect();
@@ -429,6 +431,10 @@ pub fn encode_batch(records: &[Record]) -> Bytes {
         },
     )
     .expect("encode record batch");
+    // No producer id: BaseSequence -1, as real clients send it; CRC-32C over attributes..end.
+    buf[53..57].copy_from_slice(&(-1i32).to_be_bytes());
+    let crc = crc32c::crc32c(&buf[21..]);
+    buf[17..21].copy_from_slice(&crc.to_be_bytes());
     buf.freeze()
 }
 
