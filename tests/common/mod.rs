@@ -173,9 +173,15 @@ impl Broker {
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().expect("try_wait") {
                 self.child = None;
+                let sockets = Command::new("ss")
+                    .args(["-tan", &format!("( sport = :{} or dport = :{} )", self.port, self.port)])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
                 panic!(
-                    "shoal serve (port {}) exited during startup: {status}\n--- stderr ---\n{}",
+                    "shoal serve (port {}, start #{}) exited during startup: {status}\n--- stderr ---\n{}\n--- sockets on the port (ss) ---\n{sockets}",
                     self.port,
+                    self.starts,
                     self.stderr()
                 );
             }
@@ -239,8 +245,21 @@ impl Broker {
     }
 
     /// Start again on the same data dir and port (after `kill` or `terminate`).
+    ///
+    /// First a bounded wait until nothing listens on the port any more: the kernel tears down
+    /// a dead process's io_uring asynchronously, and listeners referenced by its in-flight
+    /// accepts outlive the reaped process by a few milliseconds.
     pub fn restart(&mut self) {
         self.kill();
+        let addr: std::net::SocketAddr = self.addr().parse().unwrap();
+        wait_for(
+            "the old broker's listeners to close",
+            Duration::from_secs(10),
+            || match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                Ok(_) => Err("port still accepts connections".to_string()),
+                Err(_) => Ok(()),
+            },
+        );
         self.spawn_and_wait();
     }
 
