@@ -92,7 +92,11 @@ impl Harness {
         assert_eq!(records.len(), 1, "good fetch after {after}");
         assert_eq!(records[0].value.as_deref(), Some(value.as_bytes()));
         let mut fresh = RawConn::connect(addr);
-        assert_eq!(fresh.api_versions().error_code, 0, "fresh ApiVersions after {after}");
+        assert_eq!(
+            fresh.api_versions().error_code,
+            0,
+            "fresh ApiVersions after {after}"
+        );
         let md = fresh.metadata(&[TARGET]);
         assert!(
             md.topics.iter().any(|t| t.error_code == 0),
@@ -111,7 +115,12 @@ impl Harness {
         self.check_good(after);
         self.assert_target_empty(after);
         self.stop.store(true, Ordering::SeqCst);
-        let result = self.background.take().unwrap().join().expect("background client panicked");
+        let result = self
+            .background
+            .take()
+            .unwrap()
+            .join()
+            .expect("background client panicked");
         match result {
             Ok(rounds) => assert!(rounds >= 1, "background client made no progress"),
             Err(e) => panic!(
@@ -195,7 +204,11 @@ fn garbage_frames_close_the_connection() {
 
     // A known API and version, then garbage where the body should be.
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5100a1);
-    for (api_key, version, name) in [(3i16, 12i16, "Metadata v12"), (0, 9, "Produce v9"), (1, 12, "Fetch v12")] {
+    for (api_key, version, name) in [
+        (3i16, 12i16, "Metadata v12"),
+        (0, 9, "Produce v9"),
+        (1, 12, "Fetch v12"),
+    ] {
         let mut conn = RawConn::connect(&addr);
         let mut frame = header(&mut conn, api_key, version);
         if version >= 9 {
@@ -213,7 +226,7 @@ fn garbage_frames_close_the_connection() {
         let len = rng.gen_range(1..256usize);
         let mut payload: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
         if payload.len() >= 2 {
-            payload[0] = 0x80 | payload[0]; // negative API key
+            payload[0] |= 0x80; // negative API key
         }
         expect_close_after_frame(
             &addr,
@@ -254,10 +267,19 @@ fn produce_with_wrong_crc_is_corrupt_message() {
     let mut h = Harness::new();
     let addr = h.broker.addr();
     let records: Vec<_> = (0..5)
-        .map(|i| raw::record(Some(b"key"), format!("value-{i}").as_bytes(), 1_700_000_000_000 + i))
+        .map(|i| {
+            raw::record(
+                Some(b"key"),
+                format!("value-{i}").as_bytes(),
+                1_700_000_000_000 + i,
+            )
+        })
         .collect();
     let batch = raw::encode_batch(&records);
-    assert!(raw::batch_headers(&batch)[0].crc_ok, "the test's own batch must be valid");
+    assert!(
+        raw::batch_headers(&batch)[0].crc_ok,
+        "the test's own batch must be valid"
+    );
 
     let mut conn = RawConn::connect(&addr);
     // 1. The CRC field itself is wrong.
@@ -280,7 +302,10 @@ fn produce_with_wrong_crc_is_corrupt_message() {
         TARGET,
         0,
     );
-    assert_eq!(error, CORRUPT_MESSAGE, "Produce with a corrupted record body");
+    assert_eq!(
+        error, CORRUPT_MESSAGE,
+        "Produce with a corrupted record body"
+    );
     h.check_good("corrupted record body");
 
     // 3. Header fields inconsistent with the records, with a correct CRC: RecordCount 6 for 5
@@ -302,7 +327,8 @@ fn produce_with_wrong_crc_is_corrupt_message() {
     h.assert_target_empty("bad batches");
 
     // The connection that sent the bad batches still produces correctly.
-    let (error, offset) = raw::single_produce_result(&conn.produce_batch(TARGET, 0, batch), TARGET, 0);
+    let (error, offset) =
+        raw::single_produce_result(&conn.produce_batch(TARGET, 0, batch), TARGET, 0);
     assert_eq!((error, offset), (0, 0), "valid Produce after the bad ones");
     let fetched = conn.fetch_all(TARGET, 0, 0);
     assert_eq!(fetched.len(), 5);
@@ -316,7 +342,12 @@ fn produce_with_wrong_crc_is_corrupt_message() {
     assert_eq!(latest, 5);
     h.check_good("valid produce");
     h.stop.store(true, Ordering::SeqCst);
-    let result = h.background.take().unwrap().join().expect("background client panicked");
+    let result = h
+        .background
+        .take()
+        .unwrap()
+        .join()
+        .expect("background client panicked");
     result.unwrap_or_else(|e| panic!("background client failed: {e}"));
     h.broker.assert_running();
 }
@@ -354,9 +385,13 @@ fn api_versions_v99_gets_unsupported_version_and_the_list() {
     let correlation = i32::from_be_bytes(bytes[..4].try_into().unwrap());
     assert_eq!(correlation, id, "ApiVersions v99 correlation id");
     let _ = bytes::Buf::get_i32(&mut body);
-    let response = ApiVersionsResponse::decode(&mut body, 0)
-        .unwrap_or_else(|e| panic!("ApiVersions v99 response is not v0-encoded: {e}: {bytes:02x?}"));
-    assert_eq!(response.error_code, UNSUPPORTED_VERSION, "ApiVersions v99 error code");
+    let response = ApiVersionsResponse::decode(&mut body, 0).unwrap_or_else(|e| {
+        panic!("ApiVersions v99 response is not v0-encoded: {e}: {bytes:02x?}")
+    });
+    assert_eq!(
+        response.error_code, UNSUPPORTED_VERSION,
+        "ApiVersions v99 error code"
+    );
     let api_versions = response
         .api_keys
         .iter()
@@ -373,7 +408,11 @@ fn api_versions_v99_gets_unsupported_version_and_the_list() {
         );
     }
     // Like librdkafka, retry on the same connection with a supported version.
-    assert_eq!(conn.api_versions().error_code, 0, "ApiVersions v3 after v99");
+    assert_eq!(
+        conn.api_versions().error_code,
+        0,
+        "ApiVersions v3 after v99"
+    );
     h.check_good("ApiVersions v99");
     h.finish("ApiVersions v99");
 }
@@ -426,7 +465,10 @@ fn produce_v2_is_rejected_and_appends_nothing() {
             assert_eq!(b.get_i32(), 1, "Produce v2 response partitions");
             assert_eq!(b.get_i32(), 0, "partition index");
             let error = b.get_i16();
-            assert_eq!(error, UNSUPPORTED_VERSION, "Produce v2 partition error code");
+            assert_eq!(
+                error, UNSUPPORTED_VERSION,
+                "Produce v2 partition error code"
+            );
         }
     }
     h.check_good("Produce v2");

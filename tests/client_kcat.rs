@@ -45,7 +45,15 @@ fn kcat_produce(broker: &Broker, topic: &str, records: &[Produced], codec: &str)
         input.push(b'\n');
     }
     let mut args = vec![
-        "-P", "-t", topic, "-K", "\t", "-z", codec, "-X", "partitioner=murmur2_random",
+        "-P",
+        "-t",
+        topic,
+        "-K",
+        "\t",
+        "-z",
+        codec,
+        "-X",
+        "partitioner=murmur2_random",
     ];
     let header_args: Vec<String> = HEADERS.iter().map(|(k, v)| format!("{k}={v}")).collect();
     for h in &header_args {
@@ -62,7 +70,15 @@ fn kcat_consume(broker: &Broker, topic: &str, expected: usize) -> Vec<Consumed> 
     let stdout = kcat(
         broker,
         &[
-            "-C", "-t", topic, "-o", "beginning", "-e", "-c", &count, "-f",
+            "-C",
+            "-t",
+            topic,
+            "-o",
+            "beginning",
+            "-e",
+            "-c",
+            &count,
+            "-f",
             "%p\t%o\t%T\t%k\t%h\t%s\n",
         ],
         None,
@@ -164,7 +180,10 @@ fn kcat_compressed_batches_are_stored_compressed_and_read_back() {
                  librdkafka sends uncompressed unless Produce v0 (< 2.11.1, all codecs) and FindCoordinator v0 (lz4) are advertised",
                 batch.compression()
             );
-            assert!(batch.crc_ok, "{codec}: partition {partition}: bad CRC {batch:?}");
+            assert!(
+                batch.crc_ok,
+                "{codec}: partition {partition}: bad CRC {batch:?}"
+            );
         }
     }
 }

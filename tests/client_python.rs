@@ -15,7 +15,10 @@ fn run(broker: &Broker, script: &str, topic: &str, extra: &[&str]) {
     let mut args = vec!["--topic", topic, "--count", RECORDS, "--partitions", "8"];
     args.extend_from_slice(extra);
     let stdout = broker.python(script, &args);
-    assert!(stdout.contains("\"ok\": true"), "{script}: no success line in {stdout}");
+    assert!(
+        stdout.contains("\"ok\": true"),
+        "{script}: no success line in {stdout}"
+    );
 }
 
 #[test]
@@ -27,8 +30,17 @@ fn confluent_kafka_round_trip() {
 #[test]
 fn confluent_kafka_idempotent_round_trip() {
     let broker = Broker::start();
-    run(&broker, "confluent_roundtrip.py", "confluent-idem", &["--idempotence"]);
-    check_idempotent_batches(&stored_batches(&broker.addr(), "confluent-idem", PARTITIONS));
+    run(
+        &broker,
+        "confluent_roundtrip.py",
+        "confluent-idem",
+        &["--idempotence"],
+    );
+    check_idempotent_batches(&stored_batches(
+        &broker.addr(),
+        "confluent-idem",
+        PARTITIONS,
+    ));
 }
 
 #[test]
@@ -36,12 +48,28 @@ fn confluent_kafka_compressed_round_trip() {
     let broker = Broker::start();
     for (codec, id) in [("gzip", 1), ("snappy", 2), ("lz4", 3), ("zstd", 4)] {
         let topic = format!("confluent-{codec}");
-        let args = ["--topic", &topic, "--count", "2000", "--partitions", "8", "--compression", codec];
+        let args = [
+            "--topic",
+            &topic,
+            "--count",
+            "2000",
+            "--partitions",
+            "8",
+            "--compression",
+            codec,
+        ];
         let stdout = broker.python("confluent_roundtrip.py", &args);
         assert!(stdout.contains("\"ok\": true"), "{codec}: {stdout}");
         for (partition, batch) in stored_batches(&broker.addr(), &topic, PARTITIONS) {
-            assert_eq!(batch.compression(), id, "{codec}: partition {partition}: {batch:?}");
-            assert!(batch.crc_ok, "{codec}: partition {partition}: bad CRC {batch:?}");
+            assert_eq!(
+                batch.compression(),
+                id,
+                "{codec}: partition {partition}: {batch:?}"
+            );
+            assert!(
+                batch.crc_ok,
+                "{codec}: partition {partition}: bad CRC {batch:?}"
+            );
         }
     }
 }

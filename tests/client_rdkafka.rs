@@ -19,10 +19,18 @@ fn murmur2_oracle_matches_kafka_test_vectors() {
         (b"foobar", -790332482),
         (b"a-little-bit-long-string", -985981536),
         (b"a-little-bit-longer-string", -1486304829),
-        (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
+        (
+            b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+            -58897971,
+        ),
         (b"abc", 479470107),
     ] {
-        assert_eq!(common::murmur2(data), want, "murmur2({:?})", String::from_utf8_lossy(data));
+        assert_eq!(
+            common::murmur2(data),
+            want,
+            "murmur2({:?})",
+            String::from_utf8_lossy(data)
+        );
     }
 }
 
@@ -34,12 +42,35 @@ fn rdkafka_keyed_records_round_trip() {
     let records = make_records(RECORDS, "rdkafka");
     let producer = rdk::producer(&broker.addr(), &[]);
     let (delivered, failed) = rdk::produce(&producer, topic, &records);
-    assert!(failed.is_empty(), "{} delivery failures, first: {:?}", failed.len(), &failed[..failed.len().min(3)]);
-    let consumed = rdk::consume(&broker.addr(), topic, PARTITIONS, Offset::Beginning, RECORDS);
-    let per_partition = verify(&records, &consumed, PARTITIONS, Some(&delivered), Checks::ALL);
-    assert!(per_partition.iter().all(|&n| n > 0), "every partition gets keys: {per_partition:?}");
+    assert!(
+        failed.is_empty(),
+        "{} delivery failures, first: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(3)]
+    );
+    let consumed = rdk::consume(
+        &broker.addr(),
+        topic,
+        PARTITIONS,
+        Offset::Beginning,
+        RECORDS,
+    );
+    let per_partition = verify(
+        &records,
+        &consumed,
+        PARTITIONS,
+        Some(&delivered),
+        Checks::ALL,
+    );
+    assert!(
+        per_partition.iter().all(|&n| n > 0),
+        "every partition gets keys: {per_partition:?}"
+    );
     for (partition, batch) in stored_batches(&broker.addr(), topic, PARTITIONS) {
-        assert!(batch.crc_ok, "partition {partition}: stored batch {batch:?} has a bad CRC");
+        assert!(
+            batch.crc_ok,
+            "partition {partition}: stored batch {batch:?} has a bad CRC"
+        );
         assert_eq!(batch.magic, 2, "partition {partition}: record format v2");
     }
 }
@@ -53,9 +84,26 @@ fn rdkafka_compressed_batches_are_accepted_stored_and_read_back() {
         let records = make_records(4_000, &format!("rdkafka-{codec}"));
         let producer = rdk::producer(&broker.addr(), &[("compression.type", codec)]);
         let (delivered, failed) = rdk::produce(&producer, &topic, &records);
-        assert!(failed.is_empty(), "{codec}: {} delivery failures, first: {:?}", failed.len(), &failed[..failed.len().min(3)]);
-        let consumed = rdk::consume(&broker.addr(), &topic, PARTITIONS, Offset::Beginning, records.len());
-        verify(&records, &consumed, PARTITIONS, Some(&delivered), Checks::ALL);
+        assert!(
+            failed.is_empty(),
+            "{codec}: {} delivery failures, first: {:?}",
+            failed.len(),
+            &failed[..failed.len().min(3)]
+        );
+        let consumed = rdk::consume(
+            &broker.addr(),
+            &topic,
+            PARTITIONS,
+            Offset::Beginning,
+            records.len(),
+        );
+        verify(
+            &records,
+            &consumed,
+            PARTITIONS,
+            Some(&delivered),
+            Checks::ALL,
+        );
         // Stored as the producer sent them (compression.type=producer, Kafka's default).
         let batches = stored_batches(&broker.addr(), &topic, PARTITIONS);
         assert!(!batches.is_empty());
@@ -67,7 +115,10 @@ fn rdkafka_compressed_batches_are_accepted_stored_and_read_back() {
                  sends uncompressed when the broker lacks a feature's ApiVersions (lz4: FindCoordinator v0)",
                 batch.compression()
             );
-            assert!(batch.crc_ok, "{codec}: partition {partition}: bad CRC in {batch:?}");
+            assert!(
+                batch.crc_ok,
+                "{codec}: partition {partition}: bad CRC in {batch:?}"
+            );
         }
     }
 }
@@ -80,8 +131,25 @@ fn rdkafka_idempotent_producer_round_trip() {
     let records = make_records(RECORDS, "rdkafka-idempotent");
     let producer = rdk::producer(&broker.addr(), &[("enable.idempotence", "true")]);
     let (delivered, failed) = rdk::produce(&producer, topic, &records);
-    assert!(failed.is_empty(), "{} delivery failures, first: {:?}", failed.len(), &failed[..failed.len().min(3)]);
-    let consumed = rdk::consume(&broker.addr(), topic, PARTITIONS, Offset::Beginning, RECORDS);
-    verify(&records, &consumed, PARTITIONS, Some(&delivered), Checks::ALL);
+    assert!(
+        failed.is_empty(),
+        "{} delivery failures, first: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(3)]
+    );
+    let consumed = rdk::consume(
+        &broker.addr(),
+        topic,
+        PARTITIONS,
+        Offset::Beginning,
+        RECORDS,
+    );
+    verify(
+        &records,
+        &consumed,
+        PARTITIONS,
+        Some(&delivered),
+        Checks::ALL,
+    );
     common::check_idempotent_batches(&stored_batches(&broker.addr(), topic, PARTITIONS));
 }

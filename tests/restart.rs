@@ -48,9 +48,14 @@ fn check_acked(
     for (seq, (partition, offset)) in delivered {
         let r = &records[*seq];
         let c = at.get(&(*partition, *offset)).unwrap_or_else(|| {
-            panic!("acknowledged record seq {seq} at {partition}/{offset} is gone after the restart")
+            panic!(
+                "acknowledged record seq {seq} at {partition}/{offset} is gone after the restart"
+            )
         });
-        assert_eq!(c.value, r.value, "record at acknowledged {partition}/{offset}");
+        assert_eq!(
+            c.value, r.value,
+            "record at acknowledged {partition}/{offset}"
+        );
         assert_eq!(c.key.as_deref(), Some(&r.key[..]));
         assert_eq!(c.headers, r.headers);
         assert_eq!(c.timestamp, r.timestamp);
@@ -60,7 +65,13 @@ fn check_acked(
 /// Consumes the whole topic (exactly up to the high watermarks); offsets contiguous from 0.
 fn consume_all(addr: &str, topic: &str, hws: &[i64]) -> Vec<Consumed> {
     let total: i64 = hws.iter().sum();
-    let consumed = rdk::consume(addr, topic, hws.len() as i32, Offset::Beginning, total as usize);
+    let consumed = rdk::consume(
+        addr,
+        topic,
+        hws.len() as i32,
+        Offset::Beginning,
+        total as usize,
+    );
     let mut per_partition: HashMap<i32, Vec<i64>> = HashMap::new();
     for c in &consumed {
         per_partition.entry(c.partition).or_default().push(c.offset);
@@ -90,23 +101,24 @@ fn acked_records_survive_sigkill_and_offsets_continue() {
     let (phase1, rest) = records.split_at(5_000);
     let producer = rdk::producer(&addr, &[]);
     let (delivered1, failed) = rdk::produce(&producer, topic, phase1);
-    assert!(failed.is_empty(), "phase 1 delivery failures: {:?}", &failed[..failed.len().min(3)]);
+    assert!(
+        failed.is_empty(),
+        "phase 1 delivery failures: {:?}",
+        &failed[..failed.len().min(3)]
+    );
     assert_eq!(delivered1.len(), phase1.len());
     drop(producer);
 
     // Phase 2: kill -9 while a producer is mid-stream; only what was acknowledged counts.
     let producer = rdk::producer(&addr, &[("message.timeout.ms", "5000")]);
     let rest = rest.to_vec();
-    let killer = {
-        let producer_thread = std::thread::spawn({
-            let topic = topic.to_string();
-            move || {
-                let (delivered, _failed) = rdk::produce(&producer, &topic, &rest);
-                delivered
-            }
-        });
-        producer_thread
-    };
+    let killer = std::thread::spawn({
+        let topic = topic.to_string();
+        move || {
+            let (delivered, _failed) = rdk::produce(&producer, &topic, &rest);
+            delivered
+        }
+    });
     // Bounded wait until phase 2 is well under way, then SIGKILL.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -114,30 +126,56 @@ fn acked_records_survive_sigkill_and_offsets_continue() {
         if hws.iter().sum::<i64>() >= 6_000 || killer.is_finished() {
             break;
         }
-        assert!(Instant::now() < deadline, "phase 2 made no progress within 60 s: {hws:?}");
+        assert!(
+            Instant::now() < deadline,
+            "phase 2 made no progress within 60 s: {hws:?}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     broker.kill();
     let delivered2 = killer.join().expect("producer thread");
-    eprintln!("phase 2: {} of {} acknowledged before/around the kill", delivered2.len(), records.len() - 5_000);
+    eprintln!(
+        "phase 2: {} of {} acknowledged before/around the kill",
+        delivered2.len(),
+        records.len() - 5_000
+    );
 
     broker.restart();
-    assert_eq!(partition_count(&addr, topic), PARTITIONS as usize, "{topic} after restart");
-    assert_eq!(partition_count(&addr, "empty-survivor"), 3, "empty topic after restart");
+    assert_eq!(
+        partition_count(&addr, topic),
+        PARTITIONS as usize,
+        "{topic} after restart"
+    );
+    assert_eq!(
+        partition_count(&addr, "empty-survivor"),
+        3,
+        "empty topic after restart"
+    );
     let hws = high_watermarks(&addr, topic, PARTITIONS);
     let consumed = consume_all(&addr, topic, &hws);
-    let at: HashMap<(i32, i64), &Consumed> = consumed.iter().map(|c| ((c.partition, c.offset), c)).collect();
+    let at: HashMap<(i32, i64), &Consumed> = consumed
+        .iter()
+        .map(|c| ((c.partition, c.offset), c))
+        .collect();
     check_acked(&records, &delivered1, &at);
     check_acked(&records, &delivered2, &at);
     for (seq, (p, o)) in delivered1.iter().chain(delivered2.iter()) {
-        assert!(*o < hws[*p as usize], "seq {seq}: acknowledged offset {o} beyond high watermark {}", hws[*p as usize]);
+        assert!(
+            *o < hws[*p as usize],
+            "seq {seq}: acknowledged offset {o} beyond high watermark {}",
+            hws[*p as usize]
+        );
     }
 
     // Phase 3: offsets continue from the high watermarks.
     let more = make_records(1_000, "after-restart");
     let producer = rdk::producer(&addr, &[]);
     let (delivered3, failed) = rdk::produce(&producer, topic, &more);
-    assert!(failed.is_empty(), "phase 3 delivery failures: {:?}", &failed[..failed.len().min(3)]);
+    assert!(
+        failed.is_empty(),
+        "phase 3 delivery failures: {:?}",
+        &failed[..failed.len().min(3)]
+    );
     producer.flush(Duration::from_secs(10)).unwrap();
     let mut firsts: HashMap<i32, i64> = HashMap::new();
     for (p, o) in delivered3.values() {
@@ -145,10 +183,16 @@ fn acked_records_survive_sigkill_and_offsets_continue() {
         *e = (*e).min(*o);
     }
     for (p, first) in firsts {
-        assert_eq!(first, hws[p as usize], "partition {p}: first offset after the restart");
+        assert_eq!(
+            first, hws[p as usize],
+            "partition {p}: first offset after the restart"
+        );
     }
     let hws_after = high_watermarks(&addr, topic, PARTITIONS);
-    assert_eq!(hws_after.iter().sum::<i64>(), hws.iter().sum::<i64>() + 1_000);
+    assert_eq!(
+        hws_after.iter().sum::<i64>(),
+        hws.iter().sum::<i64>() + 1_000
+    );
 }
 
 #[test]
@@ -160,25 +204,43 @@ fn sigterm_shuts_down_cleanly_and_loses_nothing() {
     let records = make_records(3_000, "graceful");
     let producer = rdk::producer(&addr, &[]);
     let (delivered, failed) = rdk::produce(&producer, topic, &records);
-    assert!(failed.is_empty(), "delivery failures: {:?}", &failed[..failed.len().min(3)]);
+    assert!(
+        failed.is_empty(),
+        "delivery failures: {:?}",
+        &failed[..failed.len().min(3)]
+    );
     drop(producer);
 
     let status = broker.terminate();
-    assert!(status.success(), "shoal serve exit status on SIGTERM: {status}\n{}", broker.stderr());
+    assert!(
+        status.success(),
+        "shoal serve exit status on SIGTERM: {status}\n{}",
+        broker.stderr()
+    );
     broker.restart();
     let consumed = rdk::consume(&addr, topic, PARTITIONS, Offset::Beginning, records.len());
-    verify(&records, &consumed, PARTITIONS, Some(&delivered), Checks::ALL);
+    verify(
+        &records,
+        &consumed,
+        PARTITIONS,
+        Some(&delivered),
+        Checks::ALL,
+    );
 
     // Restart once more without writing anything in between: still all there.
     broker.kill();
     broker.restart();
-    let hws = wait_for("high watermarks after the second restart", Duration::from_secs(10), || {
-        let hws = high_watermarks(&addr, topic, PARTITIONS);
-        if hws.iter().sum::<i64>() == records.len() as i64 {
-            Ok(hws)
-        } else {
-            Err(format!("{hws:?}"))
-        }
-    });
+    let hws = wait_for(
+        "high watermarks after the second restart",
+        Duration::from_secs(10),
+        || {
+            let hws = high_watermarks(&addr, topic, PARTITIONS);
+            if hws.iter().sum::<i64>() == records.len() as i64 {
+                Ok(hws)
+            } else {
+                Err(format!("{hws:?}"))
+            }
+        },
+    );
     consume_all(&addr, topic, &hws);
 }

@@ -174,7 +174,10 @@ impl Broker {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().expect("try_wait") {
                 self.child = None;
                 let sockets = Command::new("ss")
-                    .args(["-tan", &format!("( sport = :{} or dport = :{} )", self.port, self.port)])
+                    .args([
+                        "-tan",
+                        &format!("( sport = :{} or dport = :{} )", self.port, self.port),
+                    ])
                     .output()
                     .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
                     .unwrap_or_default();
@@ -377,9 +380,7 @@ pub fn run(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> Output 
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     let shown = format!("{cmd:?}");
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {shown}: {e}"));
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {shown}: {e}"));
     let stdin_writer = stdin.map(|data| {
         let data = data.to_vec();
         let mut pipe = child.stdin.take().unwrap();
@@ -470,11 +471,7 @@ pub fn kcat_bin() -> PathBuf {
 }
 
 /// Bounded poll: calls `f` until it returns `Some`, or panics with `what` and the last state.
-pub fn wait_for<T>(
-    what: &str,
-    timeout: Duration,
-    mut f: impl FnMut() -> Result<T, String>,
-) -> T {
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         match f() {
@@ -718,7 +715,11 @@ pub fn stored_batches(addr: &str, topic: &str, partitions: i32) -> Vec<(i32, raw
             if offset >= data.high_watermark {
                 break;
             }
-            assert!(progressed, "fetch {topic}/{partition}@{offset}: no batch returned below the high watermark {}", data.high_watermark);
+            assert!(
+                progressed,
+                "fetch {topic}/{partition}@{offset}: no batch returned below the high watermark {}",
+                data.high_watermark
+            );
         }
     }
     out

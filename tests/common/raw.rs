@@ -18,8 +18,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
 /// Bound for a response to arrive (or the connection to close).
@@ -89,9 +88,8 @@ impl RawConn {
     /// within `RESPONSE_TIMEOUT`.
     pub fn read_outcome(&mut self, what: &str) -> Outcome {
         let mut len = [0u8; 4];
-        match read_exact_or_closed(&mut self.stream, &mut len, what) {
-            None => return Outcome::Closed,
-            Some(()) => {}
+        if read_exact_or_closed(&mut self.stream, &mut len, what).is_none() {
+            return Outcome::Closed;
         }
         let len = i32::from_be_bytes(len);
         assert!(
@@ -255,7 +253,9 @@ impl RawConn {
             let ready = md.topics.iter().any(|t| {
                 t.error_code == 0
                     && t.partitions.len() == partitions as usize
-                    && t.partitions.iter().all(|p| p.error_code == 0 && p.leader_id.0 >= 0)
+                    && t.partitions
+                        .iter()
+                        .all(|p| p.error_code == 0 && p.leader_id.0 >= 0)
             });
             if ready {
                 return;
@@ -301,13 +301,18 @@ fn read_exact_or_closed(stream: &mut TcpStream, buf: &mut [u8], what: &str) -> O
     while filled < buf.len() {
         match stream.read(&mut buf[filled..]) {
             Ok(0) if filled == 0 => return None,
-            Ok(0) => panic!("{what}: connection closed after {filled} of {} bytes", buf.len()),
+            Ok(0) => panic!(
+                "{what}: connection closed after {filled} of {} bytes",
+                buf.len()
+            ),
             Ok(n) => filled += n,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e)
                 if matches!(
                     e.kind(),
-                    ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe
+                    ErrorKind::ConnectionReset
+                        | ErrorKind::ConnectionAborted
+                        | ErrorKind::BrokenPipe
                 ) && filled == 0 =>
             {
                 return None
@@ -359,7 +364,11 @@ pub fn produce_request(topic: &str, partition: i32, batch: Bytes) -> ProduceRequ
                 .with_records(Some(batch))])])
 }
 
-pub fn single_produce_result(response: &ProduceResponse, topic: &str, partition: i32) -> (i16, i64) {
+pub fn single_produce_result(
+    response: &ProduceResponse,
+    topic: &str,
+    partition: i32,
+) -> (i16, i64) {
     let t = response
         .responses
         .iter()
@@ -378,7 +387,11 @@ pub fn single_fetch_partition<'a>(
     topic: &str,
     partition: i32,
 ) -> &'a kafka_protocol::messages::fetch_response::PartitionData {
-    assert_eq!(response.error_code, 0, "Fetch: top-level error {}", response.error_code);
+    assert_eq!(
+        response.error_code, 0,
+        "Fetch: top-level error {}",
+        response.error_code
+    );
     let t = response
         .responses
         .iter()
@@ -477,7 +490,10 @@ pub fn batch_headers(records: &[u8]) -> Vec<BatchHeader> {
     while records.len() - at >= 61 {
         let b = &records[at..];
         let length = i32::from_be_bytes(b[8..12].try_into().unwrap());
-        assert!(length >= 49, "batch at byte {at}: length {length} too small");
+        assert!(
+            length >= 49,
+            "batch at byte {at}: length {length} too small"
+        );
         let total = 12 + length as usize;
         if b.len() < total {
             break;
@@ -503,7 +519,12 @@ pub fn batch_headers(records: &[u8]) -> Vec<BatchHeader> {
 
 /// A request header (v1: key, version, correlation id, INT16 client id) encoded by hand, for
 /// versions and keys the crate refuses to encode.
-pub fn raw_header_v1(api_key: i16, api_version: i16, correlation_id: i32, client_id: &str) -> BytesMut {
+pub fn raw_header_v1(
+    api_key: i16,
+    api_version: i16,
+    correlation_id: i32,
+    client_id: &str,
+) -> BytesMut {
     let mut buf = BytesMut::new();
     buf.put_i16(api_key);
     buf.put_i16(api_version);

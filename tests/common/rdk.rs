@@ -20,11 +20,16 @@ use super::{Consumed, Produced};
 /// Bound for producing (all delivery reports in) and for consuming a data set.
 pub const RDKAFKA_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Successful deliveries: produce sequence number -> (partition, offset).
+pub type Delivered = HashMap<usize, (i32, i64)>;
+/// Failed deliveries: (produce sequence number, error).
+pub type Failed = Vec<(usize, String)>;
+
 /// Delivery reports by produce sequence number.
 #[derive(Default)]
 pub struct Reports {
-    pub delivered: Mutex<HashMap<usize, (i32, i64)>>,
-    pub failed: Mutex<Vec<(usize, String)>>,
+    pub delivered: Mutex<Delivered>,
+    pub failed: Mutex<Failed>,
 }
 
 impl ClientContext for Reports {}
@@ -68,7 +73,7 @@ pub fn produce(
     producer: &BaseProducer<Reports>,
     topic: &str,
     records: &[Produced],
-) -> (HashMap<usize, (i32, i64)>, Vec<(usize, String)>) {
+) -> (Delivered, Failed) {
     let deadline = Instant::now() + RDKAFKA_TIMEOUT;
     for r in records {
         let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
