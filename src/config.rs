@@ -70,8 +70,7 @@ impl Default for NodeConfig {
 
 impl NodeConfig {
     pub fn load(path: &std::path::Path) -> Result<NodeConfig, String> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let config: NodeConfig =
             toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         config.validate()?;
@@ -154,7 +153,9 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
         },
         "message.timestamp.type" => match value {
             "CreateTime" | "LogAppendTime" => Ok(()),
-            _ => Err(format!("{key}={value}: expected CreateTime or LogAppendTime")),
+            _ => Err(format!(
+                "{key}={value}: expected CreateTime or LogAppendTime"
+            )),
         },
         "retention.ms" | "retention.bytes" => int(-1),
         "segment.bytes" => int(14),
@@ -179,8 +180,7 @@ pub fn topic_log_config(
         let (v, _) = topic_config_value(key, node_defaults, topic).expect("known key");
         v.parse::<i64>().expect("validated")
     };
-    let explicit =
-        |key: &str| topic.contains_key(key) || node_defaults.contains_key(key);
+    let explicit = |key: &str| topic.contains_key(key) || node_defaults.contains_key(key);
     let flush = if explicit("flush.ms") || explicit("flush.messages") {
         FlushPolicy::Interval {
             flush_ms: get("flush.ms") as u64,
@@ -219,18 +219,26 @@ mod tests {
 
     #[test]
     fn topic_overrides_node_and_flush_ms_selects_interval() {
-        let node: BTreeMap<String, String> = [("retention.ms".to_string(), "1000".to_string())].into();
+        let node: BTreeMap<String, String> =
+            [("retention.ms".to_string(), "1000".to_string())].into();
         let topic: BTreeMap<String, String> = [("flush.ms".to_string(), "50".to_string())].into();
         let cfg = topic_log_config(&node, &topic).unwrap();
         assert_eq!(cfg.retention_ms, 1000);
-        assert!(matches!(cfg.flush, FlushPolicy::Interval { flush_ms: 50, .. }));
+        assert!(matches!(
+            cfg.flush,
+            FlushPolicy::Interval { flush_ms: 50, .. }
+        ));
     }
 
     #[test]
     fn bad_configs_are_named() {
-        assert!(validate_topic_config("retention.ms", "soon").unwrap_err().contains("retention.ms"));
+        assert!(validate_topic_config("retention.ms", "soon")
+            .unwrap_err()
+            .contains("retention.ms"));
         assert!(validate_topic_config("cleanup.policy", "compact").is_err());
-        assert!(validate_topic_config("no.such.key", "1").unwrap_err().contains("unknown"));
+        assert!(validate_topic_config("no.such.key", "1")
+            .unwrap_err()
+            .contains("unknown"));
     }
 
     #[test]

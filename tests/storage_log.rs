@@ -10,100 +10,6 @@ use shoal::storage::batch::{self, ProducerFields};
 use shoal::storage::{AppendError, FlushPolicy, LogConfig, PartitionLog, StorageError};
 use storage_util::*;
 
-/// What the test expects the log to hold: (base offset, stamped bytes, record count, max ts).
-#[derive(Default, Clone)]
-struct Model {
-    batches: Vec<(i64, Vec<u8>)>,
-}
-
-impl Model {
-    fn push(&mut self, base: i64, bytes: Vec<u8>) {
-        self.batches.push((base, bytes));
-    }
-    fn header(&self, i: usize) -> batch::BatchHeader {
-        batch::BatchHeader::parse(&self.batches[i].1).unwrap()
-    }
-    /// Index of the batch containing `offset`.
-    fn containing(&self, offset: i64) -> Option<usize> {
-        (0..self.batches.len()).find(|&i| self.header(i).last_offset() >= offset)
-    }
-    fn end(&self) -> i64 {
-        self.batches
-            .last()
-            .map(|(_, b)| batch::BatchHeader::parse(b).unwrap().next_offset())
-            .unwrap_or(0)
-    }
-    fn truncate(&mut self, offset: i64) {
-        self.batches
-            .retain(|(_, b)| batch::BatchHeader::parse(b).unwrap().last_offset() < offset);
-    }
-    /// First record offset with timestamp >= ts (records built by make_batch: ts = base + i).
-    fn offset_for_timestamp(&self, ts: i64) -> Option<(i64, i64)> {
-        for (_, bytes) in &self.batches {
-            let h = batch::BatchHeader::parse(bytes).unwrap();
-            for (delta, ts_delta) in batch::record_timestamps(bytes, 1 << 20).unwrap() {
-                if h.base_timestamp + ts_delta >= ts {
-                    return Some((
-                        h.base_offset + i64::from(delta),
-                        h.base_timestamp + ts_delta,
-                    ));
-                }
-            }
-        }
-        None
-    }
-}
-
-/// Checks every offset reads back from the batch containing it, byte-identical, and that
-/// byte limits return whole batches only.
-async fn check_reads(log: &PartitionLog, model: &Model) {
-    let hw = log.high_watermark();
-    assert_eq!(hw, model.end());
-    let start = log.log_start_offset();
-    let dumped = dump(log).await;
-    let expected: Vec<_> = model
-        .batches
-        .iter()
-        .filter(|(b, _)| *b >= start)
-        .cloned()
-        .collect();
-    assert_eq!(dumped.len(), expected.len());
-    for ((ob, ab), (eb, eb_bytes)) in dumped.iter().zip(&expected) {
-        assert_eq!(ob, eb);
-        assert!(ab == eb_bytes, "batch at {eb} differs");
-    }
-    for offset in start..hw {
-        let i = model.containing(offset).unwrap();
-        let result = log.read(offset, 1, hw, true).await.unwrap();
-        assert_eq!(result.slices.len(), 1, "offset {offset}");
-        let bytes = read_all(&result).await;
-        assert!(bytes == model.batches[i].1, "min-one read at {offset}");
-        // Exactly k whole batches fit; one byte less drops the last one.
-        let k = (i..model.batches.len()).take(3).count();
-        let total: usize = model.batches[i..i + k].iter().map(|(_, b)| b.len()).sum();
-        let result = log.read(offset, total as u32, hw, false).await.unwrap();
-        assert_eq!(result.bytes, total, "k={k} batches at {offset}");
-        let result = log.read(offset, total as u32 - 1, hw, false).await.unwrap();
-        let less: usize = model.batches[i..i + k - 1]
-            .iter()
-            .map(|(_, b)| b.len())
-            .sum();
-        assert_eq!(result.bytes, less);
-        // The upper bound stops before the batch containing it.
-        if i + 1 < model.batches.len() {
-            let upper = model.batches[i + 1].0;
-            let result = log.read(offset, u32::MAX, upper, false).await.unwrap();
-            assert_eq!(result.bytes, model.batches[i].1.len());
-        }
-    }
-    assert!(log
-        .read(hw, 1000, hw, true)
-        .await
-        .unwrap()
-        .slices
-        .is_empty());
-}
-
 async fn append_random(
     log: &PartitionLog,
     model: &mut Model,
@@ -607,6 +513,38 @@ fn interval_flush_policy_and_segment_ms_tick() {
         assert_eq!(log.segment_count(), 2);
         log.tick(100 + 120_000).await.unwrap();
         assert_eq!(log.segment_count(), 2, "empty active segment does not roll");
+        // Concurrent appends crossing flush.messages and explicit flushes all complete.
+        let tasks: Vec<_> = (0..40)
+            .map(|i| {
+                let log = log.clone();
+                glommio::spawn_local(async move {
+                    log.append(make_batch(i, 2, 10, 0), 0, 200_000)
+                        .await
+                        .unwrap();
+                    if i % 7 == 0 {
+                        log.flush().await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        let all = async {
+            for t in tasks {
+                t.await;
+            }
+            log.flush().await.unwrap();
+            Ok(())
+        };
+        glommio::timer::timeout(std::time::Duration::from_secs(20), all)
+            .await
+            .expect("appends and flushes finish within 20 s");
+        assert_eq!(log.high_watermark(), log.log_end_offset());
+        let dir = log.dir().to_path_buf();
+        drop(log);
+        let (reopened, report) = PartitionLog::open_with_report(dir, LogConfig::default())
+            .await
+            .unwrap();
+        assert_eq!(report.truncated_bytes, 0);
+        assert_eq!(reopened.log_end_offset(), 11 + 40 * 2);
     });
 }
 

@@ -9,7 +9,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel;
 use glommio::net::TcpStream;
 
-use crate::broker::handlers;
+use crate::broker::handlers::{self, Reply};
 use crate::broker::shard::Shard;
 
 const READ_CHUNK_BYTES: usize = 64 * 1024;
@@ -25,9 +25,10 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let (tx, rx) = local_channel::new_bounded::<handlers::Pending>(in_flight_max);
     let writer_task = glommio::spawn_local(async move {
         while let Some(pending) = rx.recv().await {
-            let Some(response) = pending.await else { continue };
-            if let Err(e) = writer.write_all(&response).await {
-                return Err(e);
+            match pending.await {
+                Reply::Frame(response) => writer.write_all(&response).await?,
+                Reply::Nothing => {}
+                Reply::Close => break,
             }
         }
         writer.close().await

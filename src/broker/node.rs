@@ -110,7 +110,7 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
     let mut handles = Vec::with_capacity(nr_shards);
     for id in 0..nr_shards {
         let placement = if pin {
-            Placement::Fixed(core_ids[id].id)
+            Placement::Fixed(core_ids.get(id).map_or(id, |c| c.id))
         } else {
             Placement::Unbound
         };
@@ -201,7 +201,8 @@ async fn shard_main(
         let shard = shard.clone();
         let stop = stop.clone();
         glommio::spawn_local(async move {
-            let retention_every = Duration::from_millis(shard.node.config.retention_check_interval_ms);
+            let retention_every =
+                Duration::from_millis(shard.node.config.retention_check_interval_ms);
             let mut last_retention = Instant::now();
             loop {
                 glommio::timer::sleep(Duration::from_millis(TICK_INTERVAL_MS)).await;

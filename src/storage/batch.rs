@@ -74,6 +74,8 @@ pub enum BatchError {
     Transactional,
     #[error("unknown compression codec {codec}")]
     UnknownCompression { codec: i16 },
+    #[error("records do not match the header: {reason}")]
+    BadRecords { reason: &'static str },
     #[error("producer id {producer_id} with invalid BaseSequence {base_sequence} or epoch {producer_epoch}")]
     BadSequence {
         producer_id: i64,
@@ -255,7 +257,43 @@ pub fn validate_client_batch(batch: &[u8]) -> Result<BatchHeader, BatchError> {
             base_sequence: header.base_sequence,
         });
     }
+    if header.compression()? == Compression::None {
+        check_records(batch, &header)?;
+    }
     Ok(header)
+}
+
+/// Walks the records of an uncompressed batch: exactly RecordCount records with offset deltas
+/// 0, 1, .. filling the batch to its end. (Compressed payloads stay opaque.)
+pub fn check_records(batch: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
+    let bad = |reason| Err(BatchError::BadRecords { reason });
+    let mut at = HEADER_BYTES;
+    for expected_delta in 0..header.record_count {
+        let Some(length) = get_varlong(batch, &mut at) else {
+            return bad("truncated record length");
+        };
+        let Ok(length) = usize::try_from(length) else {
+            return bad("negative record length");
+        };
+        let Some(end) = at.checked_add(length).filter(|&end| end <= batch.len()) else {
+            return bad("record overruns the batch");
+        };
+        let record = &batch[..end];
+        let mut inner = at + 1; // attributes
+        if inner > end || get_varlong(record, &mut inner).is_none() {
+            return bad("truncated record timestamp");
+        }
+        match get_varlong(record, &mut inner) {
+            Some(delta) if delta == i64::from(expected_delta) => {}
+            Some(_) => return bad("offset deltas not consecutive"),
+            None => return bad("truncated record offset delta"),
+        }
+        at = end;
+    }
+    if at != batch.len() {
+        return bad("bytes after the last record");
+    }
+    Ok(())
 }
 
 /// Stamps BaseOffset in place (outside the CRC).
@@ -472,6 +510,32 @@ mod tests {
         assert_eq!(stamped.last_offset(), 43);
         assert_eq!(stamped.crc, header.crc);
         assert_eq!(record_timestamps(&batch, 10).unwrap(), vec![(0, 0), (1, 7)]);
+    }
+
+    #[test]
+    fn record_walk_rejects_counts_that_lie() {
+        let mut batch = sample();
+        // Claim 3 records (consistently in both fields) while 2 are present.
+        batch[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&3i32.to_be_bytes());
+        batch[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4].copy_from_slice(&2i32.to_be_bytes());
+        let crc = compute_crc(&batch);
+        batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        assert!(verify(&batch).is_ok(), "framing and CRC are fine");
+        assert!(matches!(
+            validate_client_batch(&batch),
+            Err(BatchError::BadRecords { .. })
+        ));
+        // Trailing garbage after the records.
+        let mut batch = sample();
+        batch.extend_from_slice(&[0, 0]);
+        let length = (batch.len() - LOG_OVERHEAD_BYTES) as i32;
+        batch[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
+        let crc = compute_crc(&batch);
+        batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            validate_client_batch(&batch),
+            Err(BatchError::BadRecords { .. })
+        ));
     }
 
     #[test]

@@ -116,6 +116,7 @@ impl From<BatchError> for AppendError {
             | BatchError::BadRecordCount { .. }
             | BatchError::ControlBatch
             | BatchError::Transactional
+            | BatchError::BadRecords { .. }
             | BatchError::BadSequence { .. } => AppendError::InvalidRecord(error),
         }
     }

@@ -350,13 +350,19 @@ impl LogSegment {
         let segment = Self::empty(base_offset, path, file, config);
         if !recover {
             if let Some(()) = segment.load_indexes(dir, config, file_size).await? {
-                segment.load_tail(config, file_size).await?;
-                return Ok((segment, None));
+                match segment.load_tail(config, file_size).await {
+                    Ok(()) => return Ok((segment, None)),
+                    Err(StorageError::Corrupt { reason, .. }) => {
+                        log::warn!("{}: {reason}, rebuilding indexes", segment.path.display());
+                    }
+                    Err(e) => return Err(e),
+                }
+            } else {
+                log::warn!(
+                    "{}: index missing or damaged, rebuilding",
+                    segment.path.display()
+                );
             }
-            log::warn!(
-                "{}: index missing or damaged, rebuilding",
-                segment.path.display()
-            );
         }
         let truncation = segment.rebuild(config, file_size, on_batch).await?;
         Ok((segment, truncation))
@@ -438,6 +444,15 @@ impl LogSegment {
                 self.offset_of_max_timestamp.set(batch.header.base_offset);
             }
             next = batch.header.next_offset();
+        }
+        if let Some((_, ts_rel)) = self.time_index.borrow().last() {
+            if self.base_offset + i64::from(ts_rel) >= next.max(self.base_offset + 1) {
+                return Err(StorageError::Corrupt {
+                    path: self.path.clone(),
+                    position: 0,
+                    reason: format!("time index entry at relative offset {ts_rel} past the end"),
+                });
+            }
         }
         self.size.set(file_size);
         self.next_offset.set(next);
