@@ -6,7 +6,7 @@ use crate::schedule::{
     run_producer, Delivery, LoopPlan, ProducerIo, RateMode, RateSchedule, SendMeta, TrySend,
 };
 use crate::stats::Stats;
-use crate::workload::{KeyDistribution, Payload, Workload};
+use crate::workload::{ConsumerAssignment, KeyDistribution, Payload, Workload};
 use rand::{Rng, RngCore, SeedableRng};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
@@ -14,6 +14,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Message};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -152,6 +153,8 @@ pub struct RunOptions {
     pub topic_prefix: String,
     /// Print a progress line to stderr every second.
     pub progress: bool,
+    /// Told once when producers start (after topic creation and consumer assignment).
+    pub on_start: Option<std::sync::mpsc::Sender<()>>,
 }
 
 struct ProducerCtx {
@@ -258,7 +261,10 @@ fn consumer_config(w: &Workload, brokers: &str, group: &str) -> Vec<(String, Str
         ("client.id".to_string(), "shoal-bench".to_string()),
         ("group.id".to_string(), group.to_string()),
         ("auto.offset.reset".to_string(), "earliest".to_string()),
-        ("enable.auto.commit".to_string(), "true".to_string()),
+        (
+            "enable.auto.commit".to_string(),
+            (w.consumer_assignment == ConsumerAssignment::Group).to_string(),
+        ),
         ("fetch.wait.max.ms".to_string(), "100".to_string()),
     ];
     for (k, v) in &w.consumer {
@@ -297,11 +303,15 @@ fn create_topics(w: &Workload, brokers: &str, topics: &[String]) -> Result<(), S
     let new: Vec<NewTopic> = topics
         .iter()
         .map(|t| {
-            NewTopic::new(
+            let mut n = NewTopic::new(
                 t,
                 w.partitions_per_topic as i32,
                 TopicReplication::Fixed(w.replication_factor),
-            )
+            );
+            for (k, v) in &w.topic_config {
+                n = n.set(k, v);
+            }
+            n
         })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
@@ -353,9 +363,19 @@ struct ConsumerHandle {
     join: std::thread::JoinHandle<Result<(), String>>,
 }
 
+/// Partitions consumer `member` of `members` reads under manual assignment.
+pub fn manual_share(partitions: u32, member: u32, members: u32) -> Vec<i32> {
+    assert!(member < members);
+    (0..partitions)
+        .filter(|p| p % members == member)
+        .map(|p| p as i32)
+        .collect()
+}
+
 fn spawn_consumer(
     props: Vec<(String, String)>,
     topic: String,
+    manual: Option<Vec<i32>>,
     clock: Arc<RunClock>,
     stats: Arc<Mutex<Stats>>,
     stop: Arc<AtomicBool>,
@@ -363,9 +383,21 @@ fn spawn_consumer(
     let consumer: BaseConsumer = client_config(&props)
         .create()
         .map_err(|e| format!("consumer: {e}"))?;
-    consumer
-        .subscribe(&[&topic])
-        .map_err(|e| format!("subscribe {topic}: {e}"))?;
+    match &manual {
+        Some(parts) => {
+            let mut tpl = TopicPartitionList::new();
+            for &p in parts {
+                tpl.add_partition_offset(&topic, p, Offset::Beginning)
+                    .map_err(|e| format!("assign {topic}/{p}: {e}"))?;
+            }
+            consumer
+                .assign(&tpl)
+                .map_err(|e| format!("assign {topic}: {e}"))?;
+        }
+        None => consumer
+            .subscribe(&[&topic])
+            .map_err(|e| format!("subscribe {topic}: {e}"))?,
+    }
     let assigned = Arc::new(AtomicUsize::new(0));
     let (s2, a2) = (stats.clone(), assigned.clone());
     let join = std::thread::Builder::new()
@@ -439,10 +471,14 @@ pub fn run(w: &Workload, opts: &RunOptions) -> Result<BenchResult, String> {
         for s in 0..w.subscriptions_per_topic {
             let group = format!("{topic}-sub{s}");
             let mut members = Vec::new();
-            for _ in 0..w.consumers_per_subscription {
+            for c in 0..w.consumers_per_subscription {
+                let manual = (w.consumer_assignment == ConsumerAssignment::Manual).then(|| {
+                    manual_share(w.partitions_per_topic, c, w.consumers_per_subscription)
+                });
                 let h = spawn_consumer(
                     consumer_config(w, &opts.brokers, &group),
                     topic.clone(),
+                    manual,
                     clock.clone(),
                     Arc::new(Mutex::new(Stats::new(measure_start, measure_end))),
                     stop_consumers.clone(),
@@ -530,6 +566,9 @@ pub fn run(w: &Workload, opts: &RunOptions) -> Result<BenchResult, String> {
         w.duration_s
     ));
     clock.start();
+    if let Some(tx) = &opts.on_start {
+        let _ = tx.send(());
+    }
     let mut producer_handles = Vec::new();
     for (k, mut io) in ios.into_iter().enumerate() {
         let stats = Arc::new(Mutex::new(Stats::new(measure_start, measure_end)));
@@ -679,6 +718,14 @@ fn progress_line<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn manual_shares_cover_every_partition_once() {
+        let mut all: Vec<i32> = (0..4).flat_map(|m| manual_share(100, m, 4)).collect();
+        all.sort();
+        assert_eq!(all, (0..100).collect::<Vec<i32>>());
+        assert_eq!(manual_share(2, 3, 4), Vec::<i32>::new());
+    }
 
     #[test]
     fn stamp_round_trips() {

@@ -114,6 +114,7 @@ fn real_main() -> Result<(), String> {
                     label,
                     topic_prefix,
                     progress: !quiet,
+                    on_start: None,
                 },
             )?;
             let (paths, warnings) = report::write_run(&r, &out)?;

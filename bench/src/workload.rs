@@ -150,9 +150,27 @@ pub struct Workload {
     pub in_flight_messages_max: u64,
     #[serde(default)]
     pub producer: ProducerSettings,
+    /// How consumers get partitions: `manual` (each consumer assign()s a fixed share,
+    /// no group coordinator needed) or `group` (subscribe() in one group per subscription).
+    #[serde(default = "default_assignment")]
+    pub consumer_assignment: ConsumerAssignment,
     /// Extra librdkafka consumer properties.
     #[serde(default)]
     pub consumer: BTreeMap<String, String>,
+    /// Topic configs sent with CreateTopics (e.g. `"flush.messages" = "1"`).
+    #[serde(default)]
+    pub topic_config: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsumerAssignment {
+    Manual,
+    Group,
+}
+
+fn default_assignment() -> ConsumerAssignment {
+    ConsumerAssignment::Manual
 }
 
 fn default_payload() -> Payload {
