@@ -26,7 +26,8 @@ pub fn table(results: &[BenchResult]) -> String {
                 fmt_ms(h.percentile(q).unwrap_or(0))
             }
         };
-        let _ = writeln!(
+        let _ =
+            writeln!(
             s,
             "| {} | {} | {} | {} | {:.0} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.label,

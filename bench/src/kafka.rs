@@ -14,8 +14,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Message};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -228,8 +228,7 @@ impl ProducerIo for KafkaProducerIo {
         let now = self.clock.now_ns();
         let left = until_ns.saturating_sub(now);
         if left >= 1_000_000 {
-            self.producer
-                .poll(Duration::from_millis(left / 1_000_000));
+            self.producer.poll(Duration::from_millis(left / 1_000_000));
         } else {
             self.producer.poll(Duration::ZERO);
             let now = self.clock.now_ns();
@@ -245,7 +244,10 @@ fn producer_config(w: &Workload, brokers: &str) -> Vec<(String, String)> {
     let mut props = vec![
         ("bootstrap.servers".to_string(), brokers.to_string()),
         ("client.id".to_string(), "shoal-bench".to_string()),
-        ("message.timeout.ms".to_string(), MESSAGE_TIMEOUT_MS.to_string()),
+        (
+            "message.timeout.ms".to_string(),
+            MESSAGE_TIMEOUT_MS.to_string(),
+        ),
         (
             "queue.buffering.max.messages".to_string(),
             w.in_flight_messages_max.clamp(1, 10_000_000).to_string(),
@@ -294,12 +296,10 @@ fn client_config(props: &[(String, String)]) -> ClientConfig {
 }
 
 fn create_topics(w: &Workload, brokers: &str, topics: &[String]) -> Result<(), String> {
-    let admin: AdminClient<DefaultClientContext> = client_config(&[(
-        "bootstrap.servers".to_string(),
-        brokers.to_string(),
-    )])
-    .create()
-    .map_err(|e| format!("admin client: {e}"))?;
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(&[("bootstrap.servers".to_string(), brokers.to_string())])
+            .create()
+            .map_err(|e| format!("admin client: {e}"))?;
     let new: Vec<NewTopic> = topics
         .iter()
         .map(|t| {
@@ -324,9 +324,10 @@ fn create_topics(w: &Workload, brokers: &str, topics: &[String]) -> Result<(), S
         }
     }
     // Wait until metadata shows every partition with a leader.
-    let probe: BaseProducer = client_config(&[("bootstrap.servers".to_string(), brokers.to_string())])
-        .create()
-        .map_err(|e| format!("metadata client: {e}"))?;
+    let probe: BaseProducer =
+        client_config(&[("bootstrap.servers".to_string(), brokers.to_string())])
+            .create()
+            .map_err(|e| format!("metadata client: {e}"))?;
     let deadline = Instant::now() + Duration::from_secs(SETUP_WAIT_S_MAX);
     for t in topics {
         loop {
@@ -408,7 +409,9 @@ fn spawn_consumer(
                 match consumer.poll(Duration::from_millis(50)) {
                     None => {}
                     Some(Err(e)) => {
-                        s2.lock().unwrap().on_error(clock.now_ns(), &format!("consume: {e}"));
+                        s2.lock()
+                            .unwrap()
+                            .on_error(clock.now_ns(), &format!("consume: {e}"));
                     }
                     Some(Ok(m)) => {
                         let now = clock.now_ns();
@@ -424,7 +427,7 @@ fn spawn_consumer(
                     }
                 }
                 polls += 1;
-                if polls % 8 == 0 {
+                if polls.is_multiple_of(8) {
                     let n = consumer.assignment().map(|a| a.count()).unwrap_or(0);
                     a2.store(n, Ordering::Relaxed);
                 }
@@ -472,9 +475,8 @@ pub fn run(w: &Workload, opts: &RunOptions) -> Result<BenchResult, String> {
             let group = format!("{topic}-sub{s}");
             let mut members = Vec::new();
             for c in 0..w.consumers_per_subscription {
-                let manual = (w.consumer_assignment == ConsumerAssignment::Manual).then(|| {
-                    manual_share(w.partitions_per_topic, c, w.consumers_per_subscription)
-                });
+                let manual = (w.consumer_assignment == ConsumerAssignment::Manual)
+                    .then(|| manual_share(w.partitions_per_topic, c, w.consumers_per_subscription));
                 let h = spawn_consumer(
                     consumer_config(w, &opts.brokers, &group),
                     topic.clone(),
@@ -490,11 +492,17 @@ pub fn run(w: &Workload, opts: &RunOptions) -> Result<BenchResult, String> {
         }
     }
     if !groups.is_empty() {
-        progress(&format!("waiting for {} consumer(s) to get partitions", consumers.len()));
+        progress(&format!(
+            "waiting for {} consumer(s) to get partitions",
+            consumers.len()
+        ));
         let deadline = Instant::now() + Duration::from_secs(SETUP_WAIT_S_MAX);
         loop {
             let all = groups.iter().all(|members| {
-                members.iter().map(|a| a.load(Ordering::Relaxed)).sum::<usize>()
+                members
+                    .iter()
+                    .map(|a| a.load(Ordering::Relaxed))
+                    .sum::<usize>()
                     == w.partitions_per_topic as usize
             });
             if all {
@@ -609,7 +617,9 @@ pub fn run(w: &Workload, opts: &RunOptions) -> Result<BenchResult, String> {
     let mut undelivered = 0;
     let mut merged = Stats::new(measure_start, measure_end);
     for (stats, join) in producer_handles {
-        let out = join.join().map_err(|_| "producer thread panicked".to_string())?;
+        let out = join
+            .join()
+            .map_err(|_| "producer thread panicked".to_string())?;
         undelivered += out.undelivered;
         merged.merge(&stats.lock().unwrap());
     }
@@ -620,7 +630,15 @@ pub fn run(w: &Workload, opts: &RunOptions) -> Result<BenchResult, String> {
     while !consumers.is_empty() && Instant::now() < deadline {
         let got: u64 = consumers
             .iter()
-            .map(|c| c.stats.lock().unwrap().buckets.iter().map(|b| b.received).sum::<u64>())
+            .map(|c| {
+                c.stats
+                    .lock()
+                    .unwrap()
+                    .buckets
+                    .iter()
+                    .map(|b| b.received)
+                    .sum::<u64>()
+            })
             .sum();
         if got >= expected {
             break;
@@ -651,7 +669,9 @@ pub fn run(w: &Workload, opts: &RunOptions) -> Result<BenchResult, String> {
         ));
     }
     if undelivered > 0 {
-        notes.push(format!("{undelivered} message(s) never got a delivery report"));
+        notes.push(format!(
+            "{undelivered} message(s) never got a delivery report"
+        ));
     }
     let result = BenchResult {
         format: RESULT_FORMAT.to_string(),
@@ -766,9 +786,14 @@ mod tests {
             "name='x'\ntopics=1\npartitions_per_topic=1\nmessage_size=10\nproducers_per_topic=1\nconsumers_per_subscription=0\nproducer_rate=1\nduration_s=1\n",
         )
         .unwrap();
-        w.producer.extra.insert("message.timeout.ms".into(), "5000".into());
+        w.producer
+            .extra
+            .insert("message.timeout.ms".into(), "5000".into());
         let p = producer_config(&w, "h:1");
-        let v: Vec<_> = p.iter().filter(|(k, _)| k == "message.timeout.ms").collect();
+        let v: Vec<_> = p
+            .iter()
+            .filter(|(k, _)| k == "message.timeout.ms")
+            .collect();
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].1, "5000");
     }

@@ -66,7 +66,9 @@ impl Machine {
             let mut names: Vec<String> = entries
                 .filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| !n.starts_with("loop") && !n.starts_with("ram") && !n.starts_with("zram"))
+                .filter(|n| {
+                    !n.starts_with("loop") && !n.starts_with("ram") && !n.starts_with("zram")
+                })
                 .collect();
             names.sort();
             for name in names {
@@ -77,7 +79,8 @@ impl Machine {
                 disks.push(Disk {
                     model: read(root, &format!("{q}/device/model")).unwrap_or_default(),
                     size_bytes: sectors * 512,
-                    rotational: read(root, &format!("{q}/queue/rotational")).as_deref() == Some("1"),
+                    rotational: read(root, &format!("{q}/queue/rotational")).as_deref()
+                        == Some("1"),
                     scheduler: read(root, &format!("{q}/queue/scheduler")).unwrap_or_default(),
                     name,
                 });

@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "shoal-bench", version, about = "Throughput and tail-latency benchmark for Kafka-compatible brokers (librdkafka client)")]
+#[command(
+    name = "shoal-bench",
+    version,
+    about = "Throughput and tail-latency benchmark for Kafka-compatible brokers (librdkafka client)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

@@ -104,9 +104,9 @@ pub fn percentile_chart(title: &str, curves: &[Curve]) -> PlotResult<String> {
             .x_label_area_size(60)
             .y_label_area_size(80)
             .build_cartesian_2d(
-                (1f64..1e6).log_scale().with_key_points(vec![
-                    1.0, 2.0, 10.0, 100.0, 1000.0, 1e4, 1e5, 1e6,
-                ]),
+                (1f64..1e6)
+                    .log_scale()
+                    .with_key_points(vec![1.0, 2.0, 10.0, 100.0, 1000.0, 1e4, 1e5, 1e6]),
                 (ylo..yhi).log_scale(),
             )
             .map_err(e)?;
@@ -170,9 +170,7 @@ pub fn timeline_chart(
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(e)?;
-        let root = root
-            .titled(title, ("sans-serif", 26))
-            .map_err(e)?;
+        let root = root.titled(title, ("sans-serif", 26)).map_err(e)?;
         let (top, bottom) = root.split_vertically(HEIGHT as i32 / 2 - 20);
         let (tmin, tmax) = throughput
             .iter()
@@ -371,7 +369,10 @@ pub fn frontier_chart(
                 .map_err(e)?
                 .label(format!("goal: p99 <= {} ms", ms_label(lim)))
                 .legend(|(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], RGBColor(214, 39, 40).stroke_width(2))
+                    PathElement::new(
+                        vec![(x, y), (x + 20, y)],
+                        RGBColor(214, 39, 40).stroke_width(2),
+                    )
                 });
         }
         let fr: Vec<(f64, f64)> = frontier
@@ -384,13 +385,21 @@ pub fn frontier_chart(
             .label("frontier (no point is both faster and lower-latency)")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color(0).stroke_width(2)));
         for p in points {
-            let c = if p.highlight { RGBColor(214, 39, 40) } else { RGBColor(60, 60, 60) };
+            let c = if p.highlight {
+                RGBColor(214, 39, 40)
+            } else {
+                RGBColor(60, 60, 60)
+            };
             let r = if p.highlight { 8 } else { 5 };
             chart
                 .draw_series(std::iter::once(
                     EmptyElement::at((p.x, p.y_ms.max(ylo)))
                         + Circle::new((0, 0), r, c.filled())
-                        + Text::new(p.label.clone(), (8, -16), ("sans-serif", 13).into_font().color(&c)),
+                        + Text::new(
+                            p.label.clone(),
+                            (8, -16),
+                            ("sans-serif", 13).into_font().color(&c),
+                        ),
                 ))
                 .map_err(e)?;
         }
@@ -448,11 +457,17 @@ pub fn svg_to_png(svg: &str) -> Result<Vec<u8>, String> {
     }
     let tree = resvg::usvg::Tree::from_str(svg, &opt).map_err(|err| format!("svg parse: {err}"))?;
     let size = tree.size().to_int_size();
-    let mut pixmap = resvg::tiny_skia::Pixmap::new(size.width(), size.height())
-        .ok_or("svg has zero size")?;
+    let mut pixmap =
+        resvg::tiny_skia::Pixmap::new(size.width(), size.height()).ok_or("svg has zero size")?;
     pixmap.fill(resvg::tiny_skia::Color::WHITE);
-    resvg::render(&tree, resvg::tiny_skia::Transform::default(), &mut pixmap.as_mut());
-    pixmap.encode_png().map_err(|err| format!("png encode: {err}"))
+    resvg::render(
+        &tree,
+        resvg::tiny_skia::Transform::default(),
+        &mut pixmap.as_mut(),
+    );
+    pixmap
+        .encode_png()
+        .map_err(|err| format!("png encode: {err}"))
 }
 
 /// Writes `<dir>/<stem>.svg` and `<dir>/<stem>.png`; returns the written paths, and a

@@ -89,7 +89,12 @@ pub fn summary(r: &BenchResult) -> String {
     for n in &r.notes {
         let _ = writeln!(s, "   note: {n}");
     }
-    let _ = writeln!(s, "   machine: {}; client {}", r.machine.one_line(), r.client);
+    let _ = writeln!(
+        s,
+        "   machine: {}; client {}",
+        r.machine.one_line(),
+        r.client
+    );
     s
 }
 

@@ -86,7 +86,9 @@ pub fn series(stats: &Stats, warmup_s: u64) -> Vec<Interval> {
         .enumerate()
         .map(|(i, b)| {
             let q = |h: &Option<hdrhistogram::Histogram<u64>>, p: f64| {
-                h.as_ref().filter(|h| !h.is_empty()).map(|h| h.value_at_quantile(p))
+                h.as_ref()
+                    .filter(|h| !h.is_empty())
+                    .map(|h| h.value_at_quantile(p))
             };
             Interval {
                 t_s: i as i64 - warmup_s as i64,
@@ -99,7 +101,11 @@ pub fn series(stats: &Stats, warmup_s: u64) -> Vec<Interval> {
                 consume_mb: b.received_bytes as f64 / MB,
                 publish_p50_us: q(&b.publish, 0.5),
                 publish_p99_us: q(&b.publish, 0.99),
-                publish_max_us: b.publish.as_ref().filter(|h| !h.is_empty()).map(|h| h.max()),
+                publish_max_us: b
+                    .publish
+                    .as_ref()
+                    .filter(|h| !h.is_empty())
+                    .map(|h| h.max()),
                 e2e_p50_us: q(&b.e2e, 0.5),
                 e2e_p99_us: q(&b.e2e, 0.99),
             }

@@ -12,7 +12,9 @@ use std::sync::Mutex;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum RateMode {
     /// Messages per second for this producer.
-    Fixed { per_s: f64 },
+    Fixed {
+        per_s: f64,
+    },
     Max,
 }
 
@@ -314,11 +316,21 @@ mod tests {
     fn fixed_schedule_spaces_messages() {
         let mut s = RateSchedule::new(RateMode::Fixed { per_s: 1000.0 }, 5 * MS);
         assert_eq!(s.poll(0), Poll::NotBefore(5 * MS));
-        assert_eq!(s.poll(5 * MS), Poll::Due { intended_ns: 5 * MS });
+        assert_eq!(
+            s.poll(5 * MS),
+            Poll::Due {
+                intended_ns: 5 * MS
+            }
+        );
         s.mark_sent();
         assert_eq!(s.poll(5 * MS), Poll::NotBefore(6 * MS));
         // Late: the intended time stays the schedule's, not the late clock's.
-        assert_eq!(s.poll(9 * MS), Poll::Due { intended_ns: 6 * MS });
+        assert_eq!(
+            s.poll(9 * MS),
+            Poll::Due {
+                intended_ns: 6 * MS
+            }
+        );
         assert_eq!(s.intended_ns(1000), Some(1005 * MS));
         let m = RateSchedule::new(RateMode::Max, 0);
         assert_eq!(m.poll(42), Poll::Due { intended_ns: 42 });
@@ -331,7 +343,13 @@ mod tests {
         io.wake_late_ns = 30_000;
         let stats = Mutex::new(Stats::new(S, 11 * S));
         let mut sch = RateSchedule::new(RateMode::Fixed { per_s: 5000.0 }, 0);
-        let out = run_producer(&mut io, &mut sch, &stats, &plan(11 * S), &AtomicBool::new(false));
+        let out = run_producer(
+            &mut io,
+            &mut sch,
+            &stats,
+            &plan(11 * S),
+            &AtomicBool::new(false),
+        );
         assert_eq!(out.undelivered, 0);
         let s = stats.into_inner().unwrap();
         let rate = s.acked as f64 / 10.0;
@@ -347,19 +365,33 @@ mod tests {
         io.stall = Some((5 * S, 5 * S + 500 * MS));
         let stats = Mutex::new(Stats::new(S, 10 * S));
         let mut sch = RateSchedule::new(RateMode::Fixed { per_s: 1000.0 }, 0);
-        let out = run_producer(&mut io, &mut sch, &stats, &plan(10 * S), &AtomicBool::new(false));
+        let out = run_producer(
+            &mut io,
+            &mut sch,
+            &stats,
+            &plan(10 * S),
+            &AtomicBool::new(false),
+        );
         assert_eq!(out.undelivered, 0);
         let s = stats.into_inner().unwrap();
         // Every message the schedule asked for in the window was measured.
         assert_eq!(s.publish_latency.len(), 9000);
         // The stall is in the corrected numbers: the max is the whole stall, and the ~500
         // messages due during it (5.5% of the window) push p95 up to hundreds of ms.
-        assert!(s.publish_latency.max() >= 490_000, "{}", s.publish_latency.max());
+        assert!(
+            s.publish_latency.max() >= 490_000,
+            "{}",
+            s.publish_latency.max()
+        );
         assert!(s.publish_latency.value_at_quantile(0.95) >= 20_000);
         // A naive measurement from the actual send hides most of it (queue of 10 only).
         assert!(s.publish_latency_uncorrected.value_at_quantile(0.99) < 1_000);
         // And the delay before sending is where the stall went.
-        assert!(s.publish_delay.max() >= 440_000, "{}", s.publish_delay.max());
+        assert!(
+            s.publish_delay.max() >= 440_000,
+            "{}",
+            s.publish_delay.max()
+        );
     }
 
     #[test]
@@ -373,7 +405,11 @@ mod tests {
         run_producer(&mut io, &mut sch, &stats, &p, &AtomicBool::new(false));
         let s = stats.into_inner().unwrap();
         // Falling behind means latency grows with time: ~1 s behind by the end.
-        assert!(s.publish_latency.max() >= 900_000, "{}", s.publish_latency.max());
+        assert!(
+            s.publish_latency.max() >= 900_000,
+            "{}",
+            s.publish_latency.max()
+        );
         assert!(s.acked <= 2001);
     }
 

@@ -113,7 +113,10 @@ impl Stats {
     }
 
     pub fn on_send(&mut self, intended_ns: u64, sent_ns: u64) {
-        assert!(sent_ns >= intended_ns, "a message cannot be sent before it is due");
+        assert!(
+            sent_ns >= intended_ns,
+            "a message cannot be sent before it is due"
+        );
         if self.in_window(intended_ns) {
             record(&mut self.publish_delay, (sent_ns - intended_ns) / 1000);
         }
@@ -200,7 +203,8 @@ impl Stats {
             self.first_error = other.first_error.clone();
         }
         if self.buckets.len() < other.buckets.len() {
-            self.buckets.resize_with(other.buckets.len(), Bucket::default);
+            self.buckets
+                .resize_with(other.buckets.len(), Bucket::default);
         }
         for (a, b) in self.buckets.iter_mut().zip(other.buckets.iter()) {
             a.merge(b);
@@ -236,7 +240,16 @@ impl HistogramSummary {
             max: if h.is_empty() { 0 } else { h.max() },
             percentiles: PERCENTILES
                 .iter()
-                .map(|&p| (p, if h.is_empty() { 0 } else { h.value_at_quantile(p / 100.0) }))
+                .map(|&p| {
+                    (
+                        p,
+                        if h.is_empty() {
+                            0
+                        } else {
+                            h.value_at_quantile(p / 100.0)
+                        },
+                    )
+                })
                 .collect(),
             hdr_v2_base64: base64::engine::general_purpose::STANDARD.encode(&bytes),
         }

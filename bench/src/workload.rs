@@ -406,6 +406,10 @@ linger_ms = 1
                 n += 1;
             }
         }
-        assert!(n >= 6, "expected the standard workloads in {}", dir.display());
+        assert!(
+            n >= 6,
+            "expected the standard workloads in {}",
+            dir.display()
+        );
     }
 }

@@ -140,7 +140,10 @@ fn fixed_rate_is_accurate_and_a_broker_stall_is_charged() {
     );
     assert!(r.coordinated_omission_corrected);
     assert!(r.histograms.publish_latency.count >= 15_000);
-    assert!(r.histograms.e2e_latency.count >= 15_000, "consumer saw too little");
+    assert!(
+        r.histograms.e2e_latency.count >= 15_000,
+        "consumer saw too little"
+    );
 
     // 2. Pause the broker for 800 ms, 3 s into the run, with at most 50 messages in flight
     // (so the producer is blocked during the stall, as a naive load generator would be).
@@ -170,7 +173,11 @@ fn fixed_rate_is_accurate_and_a_broker_stall_is_charged() {
         naive_p99 * 2 < p99,
         "uncorrected p99 {naive_p99} us should hide most of the stall (corrected {p99} us)"
     );
-    assert!(h.publish_delay.max >= 600_000, "publish delay max {}", h.publish_delay.max);
+    assert!(
+        h.publish_delay.max >= 600_000,
+        "publish delay max {}",
+        h.publish_delay.max
+    );
     assert!(
         h.e2e_latency.max >= 700_000,
         "end-to-end max {} us does not include the stall",
@@ -178,5 +185,9 @@ fn fixed_rate_is_accurate_and_a_broker_stall_is_charged() {
     );
     // Every message due in the window was measured, none was dropped by the stall.
     assert_eq!(r.throughput.publish_errors, 0, "{:?}", r.first_error);
-    assert!(h.publish_latency.count >= 15_500, "{}", h.publish_latency.count);
+    assert!(
+        h.publish_latency.count >= 15_500,
+        "{}",
+        h.publish_latency.count
+    );
 }

@@ -85,7 +85,7 @@ fn rlimit(resource: libc::__rlimit_resource_t) -> (u64, u64) {
         if v == libc::RLIM_INFINITY {
             u64::MAX
         } else {
-            v as u64
+            v
         }
     };
     (conv(r.rlim_cur), conv(r.rlim_max))
@@ -198,9 +198,19 @@ pub fn host_check(root: &Path, probes: &Probes) -> Vec<Check> {
     );
     let fix = "systemd: LimitMEMLOCK=infinity; docker: --ulimit memlock=-1:-1 (or --cap-add IPC_LOCK); shell: /etc/security/limits.conf `shoal - memlock unlimited`";
     if cap == Some(true) {
-        out.push(check("memlock", Level::Ok, found + " (registered buffers are not charged)", ""));
+        out.push(check(
+            "memlock",
+            Level::Ok,
+            found + " (registered buffers are not charged)",
+            "",
+        ));
     } else if soft < MEMLOCK_BYTES_MIN {
-        out.push(check("memlock", Level::Fail, found + " (glommio needs >= 512 KiB)", fix));
+        out.push(check(
+            "memlock",
+            Level::Fail,
+            found + " (glommio needs >= 512 KiB)",
+            fix,
+        ));
     } else if soft < MEMLOCK_BYTES_GOOD {
         out.push(check(
             "memlock",
@@ -218,11 +228,16 @@ pub fn host_check(root: &Path, probes: &Probes) -> Vec<Check> {
         let mut names: Vec<String> = entries
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with("cpu") && n[3..].chars().all(|c| c.is_ascii_digit()) && n.len() > 3)
+            .filter(|n| {
+                n.starts_with("cpu") && n[3..].chars().all(|c| c.is_ascii_digit()) && n.len() > 3
+            })
             .collect();
         names.sort();
         for n in names {
-            if let Some(g) = read(root, &format!("sys/devices/system/cpu/{n}/cpufreq/scaling_governor")) {
+            if let Some(g) = read(
+                root,
+                &format!("sys/devices/system/cpu/{n}/cpufreq/scaling_governor"),
+            ) {
                 govs.push(g);
             }
         }
@@ -235,7 +250,12 @@ pub fn host_check(root: &Path, probes: &Probes) -> Vec<Check> {
             "on bare metal also check BIOS power profile (performance, C-states limited)",
         ));
     } else if govs.iter().all(|g| g == "performance") {
-        out.push(check("CPU governor", Level::Ok, format!("performance on {} CPUs", govs.len()), ""));
+        out.push(check(
+            "CPU governor",
+            Level::Ok,
+            format!("performance on {} CPUs", govs.len()),
+            "",
+        ));
     } else {
         let mut uniq = govs.clone();
         uniq.sort();
@@ -259,7 +279,12 @@ pub fn host_check(root: &Path, probes: &Probes) -> Vec<Check> {
         })
     };
     match (sel(&thp), sel(&defrag)) {
-        (None, _) => out.push(check("transparent huge pages", Level::Info, "no THP interface", "")),
+        (None, _) => out.push(check(
+            "transparent huge pages",
+            Level::Info,
+            "no THP interface",
+            "",
+        )),
         (Some(e), d) => {
             let d = d.unwrap_or_else(|| "?".into());
             let found = format!("enabled [{e}], defrag [{d}]");
@@ -305,12 +330,22 @@ pub fn host_check(root: &Path, probes: &Probes) -> Vec<Check> {
                 continue;
             }
             let lower = rest.to_lowercase();
-            if ["nvme", "virtio", "eth", "ens", "enp", "mlx", "ixgbe", "i40e", "ice"]
-                .iter()
-                .any(|k| lower.contains(k))
+            if [
+                "nvme", "virtio", "eth", "ens", "enp", "mlx", "ixgbe", "i40e", "ice",
+            ]
+            .iter()
+            .any(|k| lower.contains(k))
             {
                 let name = rest.split_whitespace().last().unwrap_or("?").to_string();
-                let aff = read(root, &format!("proc/irq/{num}/smp_affinity_list")).unwrap_or_else(|| "?".into());
+                if name.ends_with("-config")
+                    || ["inflate", "deflate", "stats", "reporting"]
+                        .iter()
+                        .any(|k| name.contains(k))
+                {
+                    continue;
+                }
+                let aff = read(root, &format!("proc/irq/{num}/smp_affinity_list"))
+                    .unwrap_or_else(|| "?".into());
                 irqs.push(format!("{num} {name} -> cpus {aff}"));
             }
         }
@@ -334,17 +369,28 @@ pub fn host_check(root: &Path, probes: &Probes) -> Vec<Check> {
         let mut names: Vec<String> = entries
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !n.starts_with("loop") && !n.starts_with("ram") && !n.starts_with("zram") && !n.starts_with("dm-"))
+            .filter(|n| {
+                !n.starts_with("loop")
+                    && !n.starts_with("ram")
+                    && !n.starts_with("zram")
+                    && !n.starts_with("dm-")
+            })
             .collect();
         names.sort();
         for n in names {
             let sched = read(root, &format!("sys/block/{n}/queue/scheduler")).unwrap_or_default();
             let active = sel(&Some(sched.clone())).unwrap_or_else(|| sched.clone());
-            let rotational = read(root, &format!("sys/block/{n}/queue/rotational")).as_deref() == Some("1");
-            let poll = read(root, &format!("sys/block/{n}/queue/io_poll")).unwrap_or_else(|| "?".into());
+            let rotational =
+                read(root, &format!("sys/block/{n}/queue/rotational")).as_deref() == Some("1");
+            let poll =
+                read(root, &format!("sys/block/{n}/queue/io_poll")).unwrap_or_else(|| "?".into());
             let found = format!(
                 "{n}: scheduler [{active}], {}, io_poll={poll}",
-                if rotational { "rotational" } else { "non-rotational" }
+                if rotational {
+                    "rotational"
+                } else {
+                    "non-rotational"
+                }
             );
             let name = format!("disk scheduler {n}");
             if !rotational && (active == "bfq" || active == "kyber" || active == "cfq") {
@@ -371,7 +417,12 @@ pub fn host_check(root: &Path, probes: &Probes) -> Vec<Check> {
             "each segment and connection is a file descriptor: LimitNOFILE=1048576 (systemd) or `ulimit -n 1048576`",
         ));
     } else {
-        out.push(check("open files", Level::Ok, format!("RLIMIT_NOFILE {}", probes.nofile), ""));
+        out.push(check(
+            "open files",
+            Level::Ok,
+            format!("RLIMIT_NOFILE {}", probes.nofile),
+            "",
+        ));
     }
     if let Some(sw) = read(root, "proc/sys/vm/swappiness").and_then(|s| s.parse::<u32>().ok()) {
         if sw > 10 {
@@ -382,7 +433,12 @@ pub fn host_check(root: &Path, probes: &Probes) -> Vec<Check> {
                 "page cache holds the log tail; `sysctl -w vm.swappiness=1` keeps the broker's own memory in RAM",
             ));
         } else {
-            out.push(check("swappiness", Level::Ok, format!("vm.swappiness = {sw}"), ""));
+            out.push(check(
+                "swappiness",
+                Level::Ok,
+                format!("vm.swappiness = {sw}"),
+                "",
+            ));
         }
     }
     out
@@ -432,7 +488,9 @@ mod tests {
     }
 
     fn find<'a>(c: &'a [Check], name: &str) -> &'a Check {
-        c.iter().find(|c| c.name.starts_with(name)).unwrap_or_else(|| panic!("no check {name}"))
+        c.iter()
+            .find(|c| c.name.starts_with(name))
+            .unwrap_or_else(|| panic!("no check {name}"))
     }
 
     #[test]
@@ -440,18 +498,35 @@ mod tests {
         let d = tree(&[
             ("proc/sys/kernel/io_uring_disabled", "0\n"),
             ("proc/self/status", "Name: x\nCapEff:\t0000000000004000\n"),
-            ("sys/devices/system/cpu/cpu0/cpufreq/scaling_governor", "performance\n"),
-            ("sys/devices/system/cpu/cpu1/cpufreq/scaling_governor", "performance\n"),
-            ("sys/kernel/mm/transparent_hugepage/enabled", "always [madvise] never\n"),
-            ("sys/kernel/mm/transparent_hugepage/defrag", "always defer [defer+madvise] madvise never\n"),
+            (
+                "sys/devices/system/cpu/cpu0/cpufreq/scaling_governor",
+                "performance\n",
+            ),
+            (
+                "sys/devices/system/cpu/cpu1/cpufreq/scaling_governor",
+                "performance\n",
+            ),
+            (
+                "sys/kernel/mm/transparent_hugepage/enabled",
+                "always [madvise] never\n",
+            ),
+            (
+                "sys/kernel/mm/transparent_hugepage/defrag",
+                "always defer [defer+madvise] madvise never\n",
+            ),
             ("sys/block/nvme0n1/queue/scheduler", "[none] mq-deadline\n"),
             ("sys/block/nvme0n1/queue/rotational", "0\n"),
-            ("proc/interrupts", "           CPU0 CPU1\n 24:  1 2 PCI-MSI nvme0q1\n 25: 1 2 PCI-MSI eth0-rx-0\n"),
+            (
+                "proc/interrupts",
+                "           CPU0 CPU1\n 24:  1 2 PCI-MSI nvme0q1\n 25: 1 2 PCI-MSI eth0-rx-0\n",
+            ),
             ("proc/irq/24/smp_affinity_list", "0\n"),
         ]);
         let c = host_check(d.path(), &probes(Ok(()), 8 << 20));
         assert!(c.iter().all(|c| c.level <= Level::Info), "{}", render(&c));
-        assert!(find(&c, "IRQ affinity").found.contains("24 nvme0q1 -> cpus 0"));
+        assert!(find(&c, "IRQ affinity")
+            .found
+            .contains("24 nvme0q1 -> cpus 0"));
     }
 
     #[test]
@@ -459,9 +534,18 @@ mod tests {
         let d = tree(&[
             ("proc/sys/kernel/io_uring_disabled", "2\n"),
             ("proc/self/status", "CapEff:\t0000000000000000\n"),
-            ("sys/devices/system/cpu/cpu0/cpufreq/scaling_governor", "powersave\n"),
-            ("sys/kernel/mm/transparent_hugepage/enabled", "[always] madvise never\n"),
-            ("sys/kernel/mm/transparent_hugepage/defrag", "[always] defer madvise never\n"),
+            (
+                "sys/devices/system/cpu/cpu0/cpufreq/scaling_governor",
+                "powersave\n",
+            ),
+            (
+                "sys/kernel/mm/transparent_hugepage/enabled",
+                "[always] madvise never\n",
+            ),
+            (
+                "sys/kernel/mm/transparent_hugepage/defrag",
+                "[always] defer madvise never\n",
+            ),
             ("sys/block/sda/queue/scheduler", "mq-deadline [bfq] none\n"),
             ("sys/block/sda/queue/rotational", "0\n"),
         ]);

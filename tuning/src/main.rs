@@ -11,7 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "shoal-tune", version, about = "Find producer settings for a throughput/latency goal; check the host")]
+#[command(
+    name = "shoal-tune",
+    version,
+    about = "Find producer settings for a throughput/latency goal; check the host"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -38,6 +42,7 @@ impl GoalArgs {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once
 enum Cmd {
     /// Run the workload once per combination and recommend settings (default goal: p99 <= 5 ms).
     Sweep {
@@ -99,12 +104,19 @@ fn real_main() -> Result<ExitCode, String> {
         Cmd::HostCheck { json } => {
             let checks = host::host_check(Path::new("/"), &host::Probes::detect());
             if json {
-                println!("{}", serde_json::to_string_pretty(&checks).map_err(|e| e.to_string())?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&checks).map_err(|e| e.to_string())?
+                );
             } else {
                 print!("{}", host::render(&checks));
             }
             let fail = checks.iter().any(|c| c.level == host::Level::Fail);
-            Ok(if fail { ExitCode::from(2) } else { ExitCode::SUCCESS })
+            Ok(if fail {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Cmd::Recommend { sweep, goal } => {
             let text = std::fs::read_to_string(&sweep)
@@ -112,7 +124,11 @@ fn real_main() -> Result<ExitCode, String> {
             let s: Sweep = serde_json::from_str(&text)
                 .map_err(|e| format!("{} is not a shoal-tune sweep: {e}", sweep.display()))?;
             if s.format != SWEEP_FORMAT {
-                return Err(format!("{}: format {:?}, expected {SWEEP_FORMAT:?}", sweep.display(), s.format));
+                return Err(format!(
+                    "{}: format {:?}, expected {SWEEP_FORMAT:?}",
+                    sweep.display(),
+                    s.format
+                ));
             }
             let dir = sweep.parent().unwrap_or(Path::new("."));
             finish(&s, goal.goal(), dir)?;
@@ -161,7 +177,8 @@ fn real_main() -> Result<ExitCode, String> {
             for p in &settings {
                 sweep::apply(&w, p)?; // validate everything before the first run
             }
-            std::fs::create_dir_all(out.join("points")).map_err(|e| format!("create {}: {e}", out.display()))?;
+            std::fs::create_dir_all(out.join("points"))
+                .map_err(|e| format!("create {}: {e}", out.display()))?;
             let per_run = w.warmup_s + w.duration_s + 3;
             eprintln!(
                 "shoal-tune: {} points x ~{} s = ~{} min against {}",
@@ -235,7 +252,11 @@ fn finish(s: &Sweep, goal: Goal, dir: &Path) -> Result<(), String> {
         .map(|(i, p)| ScatterPoint {
             x: p.publish_mb_per_s,
             y_ms: p.p99_us as f64 / 1000.0,
-            label: if p.eligible() { p.label.clone() } else { format!("{} (missed rate/errors)", p.label) },
+            label: if p.eligible() {
+                p.label.clone()
+            } else {
+                format!("{} (missed rate/errors)", p.label)
+            },
             highlight: Some(i) == pick_idx,
         })
         .collect();
@@ -265,8 +286,12 @@ fn finish(s: &Sweep, goal: Goal, dir: &Path) -> Result<(), String> {
         Ok(i) => sweep::recommendation_text(s, goal, *i),
         Err(e) => format!("Goal: {}\nNo recommendation: {e}\n", goal.describe()),
     };
-    let md = format!("# shoal-tune sweep: {}\n\nBrokers: {}\n\n{table}\n```\n{rec}```\n", w.name, s.brokers);
-    std::fs::write(dir.join("recommendation.md"), &md).map_err(|e| format!("write recommendation.md: {e}"))?;
+    let md = format!(
+        "# shoal-tune sweep: {}\n\nBrokers: {}\n\n{table}\n```\n{rec}```\n",
+        w.name, s.brokers
+    );
+    std::fs::write(dir.join("recommendation.md"), &md)
+        .map_err(|e| format!("write recommendation.md: {e}"))?;
     println!("{table}");
     println!("{rec}");
     for p in paths {

@@ -48,7 +48,9 @@ impl Grid {
         }
         let total: usize = dims.iter().map(|d| d.1).product();
         if total > SWEEP_POINTS_MAX {
-            return Err(format!("{total} sweep points is more than {SWEEP_POINTS_MAX}"));
+            return Err(format!(
+                "{total} sweep points is more than {SWEEP_POINTS_MAX}"
+            ));
         }
         let mut out = Vec::with_capacity(total);
         for &rate in &self.rates {
@@ -101,9 +103,9 @@ impl Grid {
 }
 
 pub fn short_bytes(b: u64) -> String {
-    if b >= 1 << 20 && b % (1 << 20) == 0 {
+    if b >= 1 << 20 && b.is_multiple_of(1 << 20) {
         format!("{}M", b >> 20)
-    } else if b >= 1024 && b % 1024 == 0 {
+    } else if b >= 1024 && b.is_multiple_of(1024) {
         format!("{}k", b >> 10)
     } else {
         b.to_string()
@@ -142,7 +144,12 @@ pub struct SweepPoint {
 }
 
 impl SweepPoint {
-    pub fn from_result(label: String, settings: PointSettings, result_rel: String, r: &BenchResult) -> SweepPoint {
+    pub fn from_result(
+        label: String,
+        settings: PointSettings,
+        result_rel: String,
+        r: &BenchResult,
+    ) -> SweepPoint {
         let h = &r.histograms.publish_latency;
         SweepPoint {
             label,
@@ -163,7 +170,9 @@ impl SweepPoint {
 
     /// Usable for a recommendation: no errors, and a fixed rate was actually kept.
     pub fn eligible(&self) -> bool {
-        self.errors == 0 && self.publish_msgs_per_s > 0.0 && self.rate_accuracy.is_none_or(|a| a >= 0.98)
+        self.errors == 0
+            && self.publish_msgs_per_s > 0.0
+            && self.rate_accuracy.is_none_or(|a| a >= 0.98)
     }
 }
 
@@ -178,7 +187,9 @@ pub struct Sweep {
 
 /// Indexes of the points no other point beats on both throughput and p99, by throughput.
 pub fn frontier(points: &[SweepPoint]) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..points.len()).filter(|&i| points[i].eligible()).collect();
+    let mut idx: Vec<usize> = (0..points.len())
+        .filter(|&i| points[i].eligible())
+        .collect();
     idx.retain(|&i| {
         let a = &points[i];
         !points.iter().enumerate().any(|(j, b)| {
@@ -189,7 +200,11 @@ pub fn frontier(points: &[SweepPoint]) -> Vec<usize> {
                 && (b.publish_mb_per_s > a.publish_mb_per_s || b.p99_us < a.p99_us)
         })
     });
-    idx.sort_by(|&a, &b| points[a].publish_mb_per_s.total_cmp(&points[b].publish_mb_per_s));
+    idx.sort_by(|&a, &b| {
+        points[a]
+            .publish_mb_per_s
+            .total_cmp(&points[b].publish_mb_per_s)
+    });
     idx
 }
 
@@ -205,10 +220,16 @@ impl Goal {
     pub fn describe(&self) -> String {
         match self {
             Goal::MaxThroughput { p99_ms_max } => {
-                format!("most throughput with publish p99 <= {} ms", format_number(*p99_ms_max))
+                format!(
+                    "most throughput with publish p99 <= {} ms",
+                    format_number(*p99_ms_max)
+                )
             }
             Goal::MinP99 { mb_per_s_min } => {
-                format!("lowest publish p99 at >= {} MB/s", format_number(*mb_per_s_min))
+                format!(
+                    "lowest publish p99 at >= {} MB/s",
+                    format_number(*mb_per_s_min)
+                )
             }
         }
     }
@@ -218,7 +239,9 @@ impl Goal {
 pub const THROUGHPUT_TIE: f64 = 0.01;
 
 pub fn recommend(points: &[SweepPoint], goal: Goal) -> Result<usize, String> {
-    let eligible: Vec<usize> = (0..points.len()).filter(|&i| points[i].eligible()).collect();
+    let eligible: Vec<usize> = (0..points.len())
+        .filter(|&i| points[i].eligible())
+        .collect();
     if eligible.is_empty() {
         return Err("no sweep point ran without errors at its target rate".into());
     }
@@ -226,10 +249,11 @@ pub fn recommend(points: &[SweepPoint], goal: Goal) -> Result<usize, String> {
         *cands
             .iter()
             .min_by(|&&a, &&b| {
-                points[a]
-                    .p99_us
-                    .cmp(&points[b].p99_us)
-                    .then(points[b].publish_mb_per_s.total_cmp(&points[a].publish_mb_per_s))
+                points[a].p99_us.cmp(&points[b].p99_us).then(
+                    points[b]
+                        .publish_mb_per_s
+                        .total_cmp(&points[a].publish_mb_per_s),
+                )
             })
             .expect("non-empty")
     };
@@ -269,7 +293,11 @@ pub fn recommend(points: &[SweepPoint], goal: Goal) -> Result<usize, String> {
                 let best = eligible
                     .iter()
                     .copied()
-                    .max_by(|&a, &b| points[a].publish_mb_per_s.total_cmp(&points[b].publish_mb_per_s))
+                    .max_by(|&a, &b| {
+                        points[a]
+                            .publish_mb_per_s
+                            .total_cmp(&points[b].publish_mb_per_s)
+                    })
                     .expect("non-empty");
                 return Err(format!(
                     "no point reaches {} MB/s; the most was {:.2} MB/s ({})",
@@ -302,7 +330,10 @@ pub fn recommendation_text(sweep: &Sweep, goal: Goal, pick: usize) -> String {
     if sweep.workload.partitions_per_topic != p.settings.partitions {
         let _ = writeln!(s, "Topic: {} partitions", p.settings.partitions);
     }
-    let _ = writeln!(s, "\n# librdkafka (C/C++, confluent-kafka-python, rdkafka-rust, kcat -X)");
+    let _ = writeln!(
+        s,
+        "\n# librdkafka (C/C++, confluent-kafka-python, rdkafka-rust, kcat -X)"
+    );
     for (k, v) in p.producer.librdkafka_properties() {
         let _ = writeln!(s, "{k}={v}");
     }
@@ -328,8 +359,16 @@ pub fn table(sweep: &Sweep, frontier: &[usize], pick: Option<usize>) -> String {
             s,
             "| {}{} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} |",
             p.label,
-            if Some(i) == pick { " **(recommended)**" } else { "" },
-            if p.max_rate { "max".to_string() } else { format_number(p.settings.rate) },
+            if Some(i) == pick {
+                " **(recommended)**"
+            } else {
+                ""
+            },
+            if p.max_rate {
+                "max".to_string()
+            } else {
+                format_number(p.settings.rate)
+            },
             p.publish_msgs_per_s,
             p.publish_mb_per_s,
             p.p50_us as f64 / 1000.0,
@@ -435,19 +474,37 @@ mod tests {
             pt("c", 30.0, 9.0, 0, Some(0.9)),  // missed its rate
             pt("d", 25.0, 7.0, 0, Some(1.0)),
         ];
-        assert_eq!(recommend(&pts, Goal::MaxThroughput { p99_ms_max: 5.0 }), Ok(2));
-        assert_eq!(recommend(&pts, Goal::MaxThroughput { p99_ms_max: 10.0 }), Ok(4));
+        assert_eq!(
+            recommend(&pts, Goal::MaxThroughput { p99_ms_max: 5.0 }),
+            Ok(2)
+        );
+        assert_eq!(
+            recommend(&pts, Goal::MaxThroughput { p99_ms_max: 10.0 }),
+            Ok(4)
+        );
         assert_eq!(recommend(&pts, Goal::MinP99 { mb_per_s_min: 15.0 }), Ok(2));
         let e = recommend(&pts, Goal::MaxThroughput { p99_ms_max: 1.0 }).unwrap_err();
         assert!(e.contains("lowest p99 was 2.00 ms (a)"), "{e}");
-        let e = recommend(&pts, Goal::MinP99 { mb_per_s_min: 100.0 }).unwrap_err();
+        let e = recommend(
+            &pts,
+            Goal::MinP99 {
+                mb_per_s_min: 100.0,
+            },
+        )
+        .unwrap_err();
         assert!(e.contains("25.00 MB/s (d)"), "{e}");
     }
 
     #[test]
     fn lists_and_sizes_parse() {
-        assert_eq!(parse_list::<u64>("batch", "16k, 128k,1M,100").unwrap(), vec![16384, 131072, 1 << 20, 100]);
-        assert_eq!(parse_list::<f64>("linger", "0,0.5,5").unwrap(), vec![0.0, 0.5, 5.0]);
+        assert_eq!(
+            parse_list::<u64>("batch", "16k, 128k,1M,100").unwrap(),
+            vec![16384, 131072, 1 << 20, 100]
+        );
+        assert_eq!(
+            parse_list::<f64>("linger", "0,0.5,5").unwrap(),
+            vec![0.0, 0.5, 5.0]
+        );
         assert!(parse_list::<u64>("batch", "x").is_err());
     }
 }
