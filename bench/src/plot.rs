@@ -4,6 +4,8 @@ use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
 pub const WIDTH: u32 = 1200;
+/// Right end of the percentile axis (a little past 99.999%); the max is drawn there.
+pub const CURVE_X_MAX: f64 = 3e5;
 pub const HEIGHT: u32 = 750;
 /// Fonts tried for PNG text, in order (Debian package fonts-dejavu-core).
 pub const FONT_PATHS: [&str; 2] = [
@@ -180,7 +182,7 @@ pub fn timeline_chart(
         let (tmin, tmax) = if tmin > tmax {
             (0.0, 1.0)
         } else {
-            (tmin.min(0.0), tmax.max(tmin + 1.0))
+            (tmin.min(0.0).floor(), tmax.ceil().max(tmin.floor() + 1.0))
         };
         let ymax = throughput
             .iter()
@@ -245,9 +247,9 @@ pub fn timeline_chart(
             );
             let mut chart = ChartBuilder::on(&bottom)
                 .margin(15)
+                .margin_right(if msg_bytes.is_some() { 105 } else { 25 })
                 .x_label_area_size(45)
                 .y_label_area_size(80)
-                .right_y_label_area_size(if msg_bytes.is_some() { 90 } else { 10 })
                 .build_cartesian_2d(tmin..tmax, (ylo..yhi).log_scale())
                 .map_err(e)?;
             chart
@@ -257,7 +259,7 @@ pub fn timeline_chart(
                 .y_label_formatter(&|y| ms_label(*y))
                 .axis_desc_style(("sans-serif", 18))
                 .label_style(("sans-serif", 15))
-                .light_line_style(RGBColor(235, 235, 235))
+                .light_line_style(WHITE)
                 .draw()
                 .map_err(e)?;
             for l in latency_us {
@@ -312,6 +314,8 @@ where
 pub fn format_count(v: f64) -> String {
     if v >= 1e6 {
         format!("{:.1}M", v / 1e6)
+    } else if v >= 1e3 && v < 1e4 && v % 1e3 != 0.0 {
+        format!("{:.1}k", v / 1e3)
     } else if v >= 1e3 {
         format!("{:.0}k", v / 1e3)
     } else {

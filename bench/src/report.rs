@@ -52,9 +52,10 @@ pub fn summary(r: &BenchResult) -> String {
     } else {
         let _ = writeln!(
             s,
-            "   rate: fixed {} msg/s, achieved {:.1}% of target (latency from the intended send time)",
+            "   rate: fixed {} msg/s; sent {:.1}%, acknowledged {:.1}% of target in the window (latency from the intended send time)",
             r.target_msgs_per_s,
-            r.rate_accuracy().unwrap_or(0.0) * 100.0
+            r.rate_accuracy().unwrap_or(0.0) * 100.0,
+            r.ack_rate_ratio().unwrap_or(0.0) * 100.0
         );
     }
     let _ = writeln!(
@@ -117,15 +118,20 @@ pub fn curves(r: &BenchResult, color_index: usize, prefix: &str) -> Result<Vec<C
     Ok(out)
 }
 
+/// Seconds of the run proper (warm-up included, the drain after the end left out),
+/// plotted at the middle of each second.
+fn plotted(r: &BenchResult) -> impl Iterator<Item = &crate::result::Interval> {
+    let end = r.workload.duration_s as i64;
+    r.series.iter().filter(move |i| i.t_s < end)
+}
+
 pub fn throughput_line(r: &BenchResult, color_index: usize, name: &str, consume: bool) -> TimeLine {
     TimeLine {
         name: name.to_string(),
-        points: r
-            .series
-            .iter()
+        points: plotted(r)
             .map(|i| {
                 (
-                    i.t_s as f64 + 1.0,
+                    i.t_s as f64 + 0.5,
                     if consume { i.consume_mb } else { i.publish_mb },
                 )
             })
@@ -138,12 +144,10 @@ pub fn throughput_line(r: &BenchResult, color_index: usize, name: &str, consume:
 pub fn p99_line(r: &BenchResult, color_index: usize, name: &str, e2e: bool) -> TimeLine {
     TimeLine {
         name: name.to_string(),
-        points: r
-            .series
-            .iter()
+        points: plotted(r)
             .filter_map(|i| {
                 let v = if e2e { i.e2e_p99_us } else { i.publish_p99_us }?;
-                Some((i.t_s as f64 + 1.0, v as f64))
+                Some((i.t_s as f64 + 0.5, v as f64))
             })
             .collect(),
         color: plot::color(color_index),

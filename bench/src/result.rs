@@ -28,6 +28,9 @@ pub struct Interval {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Throughput {
+    /// Messages handed to the client per second (by send time): what the scheduler achieved.
+    pub sent_msgs_per_s: f64,
+    /// Acknowledged messages per second (by acknowledgement time).
     pub publish_msgs_per_s: f64,
     pub publish_mb_per_s: f64,
     pub consume_msgs_per_s: f64,
@@ -117,6 +120,7 @@ pub fn throughput(stats: &Stats, undelivered: u64) -> Throughput {
     let secs = (stats.measure_end_ns - stats.measure_start_ns) as f64 / 1e9;
     assert!(secs > 0.0);
     Throughput {
+        sent_msgs_per_s: stats.sent as f64 / secs,
         publish_msgs_per_s: stats.acked as f64 / secs,
         publish_mb_per_s: stats.acked_bytes as f64 / MB / secs,
         consume_msgs_per_s: stats.received as f64 / secs,
@@ -160,8 +164,14 @@ impl BenchResult {
         self.rate_mode == "max"
     }
 
-    /// Fraction of the fixed target actually acknowledged (None at max rate).
+    /// Sent rate over the fixed target (None at max rate).
     pub fn rate_accuracy(&self) -> Option<f64> {
+        (!self.is_max_rate() && self.target_msgs_per_s > 0.0)
+            .then(|| self.throughput.sent_msgs_per_s / self.target_msgs_per_s)
+    }
+
+    /// Acknowledged rate over the fixed target (None at max rate).
+    pub fn ack_rate_ratio(&self) -> Option<f64> {
         (!self.is_max_rate() && self.target_msgs_per_s > 0.0)
             .then(|| self.throughput.publish_msgs_per_s / self.target_msgs_per_s)
     }

@@ -284,7 +284,7 @@ pub fn percentile_curve(h: &Histogram<u64>) -> Vec<(f64, u64)> {
         let q = 1.0 - 10f64.powf(-nines);
         out.push((10f64.powf(nines), h.value_at_quantile(q)));
     }
-    out.push((1e5 * 10.0, h.max()));
+    out.push((crate::plot::CURVE_X_MAX, h.max()));
     out
 }
 

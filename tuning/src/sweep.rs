@@ -136,6 +136,9 @@ pub struct SweepPoint {
     pub publish_msgs_per_s: f64,
     pub publish_mb_per_s: f64,
     pub rate_accuracy: Option<f64>,
+    /// Acknowledged / target (fixed rate only).
+    #[serde(default)]
+    pub ack_ratio: Option<f64>,
     pub errors: u64,
     pub p50_us: u64,
     pub p99_us: u64,
@@ -160,6 +163,7 @@ impl SweepPoint {
             publish_msgs_per_s: r.throughput.publish_msgs_per_s,
             publish_mb_per_s: r.throughput.publish_mb_per_s,
             rate_accuracy: r.rate_accuracy(),
+            ack_ratio: r.ack_rate_ratio(),
             errors: r.throughput.publish_errors,
             p50_us: h.percentile(50.0).unwrap_or(0),
             p99_us: h.percentile(99.0).unwrap_or(0),
@@ -426,6 +430,7 @@ mod tests {
             publish_msgs_per_s: mb * 1000.0,
             publish_mb_per_s: mb,
             rate_accuracy: acc,
+            ack_ratio: acc,
             errors,
             p50_us: 100,
             p99_us: (p99_ms * 1000.0) as u64,
