@@ -488,7 +488,9 @@ pub fn run(w: &Workload, opts: &RunOptions) -> Result<BenchResult, String> {
                 members.push(h.assigned.clone());
                 consumers.push(h);
             }
-            groups.push(members);
+            if !members.is_empty() {
+                groups.push(members);
+            }
         }
     }
     if !groups.is_empty() {

@@ -4,8 +4,8 @@ use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
 pub const WIDTH: u32 = 1200;
-/// Right end of the percentile axis (a little past 99.999%); the max is drawn there.
-pub const CURVE_X_MAX: f64 = 3e5;
+/// Right end of the percentile axis (one decade past 99.999%); the max is drawn there.
+pub const CURVE_X_MAX: f64 = 1e6;
 pub const HEIGHT: u32 = 750;
 /// Fonts tried for PNG text, in order (Debian package fonts-dejavu-core).
 pub const FONT_PATHS: [&str; 2] = [
@@ -54,7 +54,9 @@ fn e<E: std::fmt::Display>(err: E) -> String {
 pub fn percentile_label(x: f64) -> String {
     // x = 1/(1-p)
     let p = (1.0 - 1.0 / x) * 100.0;
-    if p <= 0.0 {
+    if x >= CURVE_X_MAX * 0.999 {
+        "max".into()
+    } else if p <= 0.0 {
         "0%".into()
     } else {
         let s = format!("{p:.5}");
@@ -114,7 +116,7 @@ pub fn percentile_chart(title: &str, curves: &[Curve]) -> PlotResult<String> {
             .map_err(e)?;
         chart
             .configure_mesh()
-            .x_desc("Percentile (log scale of 1/(1-p))")
+            .x_desc("Percentile (log scale of 1/(1-p); the last point is the max)")
             .y_desc("Latency (ms, log scale)")
             .x_label_formatter(&|x| percentile_label(*x))
             .y_label_formatter(&|y| ms_label(*y))
@@ -193,9 +195,10 @@ pub fn timeline_chart(
         {
             let chart = ChartBuilder::on(&top)
                 .margin(15)
+                .margin_right(35)
                 .x_label_area_size(45)
                 .y_label_area_size(80)
-                .right_y_label_area_size(if msg_bytes.is_some() { 90 } else { 10 })
+                .right_y_label_area_size(if msg_bytes.is_some() { 110 } else { 10 })
                 .build_cartesian_2d(tmin..tmax, 0.0..ymax)
                 .map_err(e)?;
             let per_msg = msg_bytes.unwrap_or(1).max(1) as f64 / 1e6;
@@ -206,7 +209,7 @@ pub fn timeline_chart(
                 .y_desc("Throughput (MB/s)")
                 .axis_desc_style(("sans-serif", 18))
                 .label_style(("sans-serif", 15))
-                .light_line_style(RGBColor(235, 235, 235))
+                .light_line_style(WHITE)
                 .draw()
                 .map_err(e)?;
             if msg_bytes.is_some() {
@@ -247,7 +250,7 @@ pub fn timeline_chart(
             );
             let mut chart = ChartBuilder::on(&bottom)
                 .margin(15)
-                .margin_right(if msg_bytes.is_some() { 105 } else { 25 })
+                .margin_right(if msg_bytes.is_some() { 145 } else { 35 })
                 .x_label_area_size(45)
                 .y_label_area_size(80)
                 .build_cartesian_2d(tmin..tmax, (ylo..yhi).log_scale())
@@ -506,6 +509,8 @@ mod tests {
         assert_eq!(percentile_label(10.0), "90%");
         assert_eq!(percentile_label(1000.0), "99.9%");
         assert_eq!(percentile_label(1e4), "99.99%");
+        assert_eq!(percentile_label(1e5), "99.999%");
+        assert_eq!(percentile_label(CURVE_X_MAX), "max");
         assert_eq!(ms_label(0.25), "0.25");
         assert_eq!(ms_label(10.0), "10");
         assert_eq!(format_count(12_500.0), "12k");

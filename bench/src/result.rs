@@ -29,6 +29,7 @@ pub struct Interval {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Throughput {
     /// Messages handed to the client per second (by send time): what the scheduler achieved.
+    #[serde(default)]
     pub sent_msgs_per_s: f64,
     /// Acknowledged messages per second (by acknowledgement time).
     pub publish_msgs_per_s: f64,
