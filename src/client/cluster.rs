@@ -238,8 +238,8 @@ pub struct Client {
     config: ClientConfig,
     /// The connection used for metadata (the first reachable bootstrap broker).
     bootstrap: Connection,
-    connections: HashMap<i32, Connection>,
-    brokers: BTreeMap<i32, BrokerInfo>,
+    pub(super) connections: HashMap<i32, Connection>,
+    pub(super) brokers: BTreeMap<i32, BrokerInfo>,
     controller_id: i32,
     topics: HashMap<String, TopicInfo>,
 }
@@ -398,7 +398,7 @@ impl Client {
         Ok(topic)
     }
 
-    fn connection(&mut self, node_id: i32) -> Result<&mut Connection> {
+    pub(super) fn connection(&mut self, node_id: i32) -> Result<&mut Connection> {
         if !self.connections.contains_key(&node_id) {
             let broker = self
                 .brokers
@@ -411,7 +411,7 @@ impl Client {
     }
 
     /// Sends to `node_id`; a failed socket is dropped so the next call reconnects.
-    fn send_to(
+    pub(super) fn send_to(
         &mut self,
         node_id: i32,
         request: &Request,

@@ -6,13 +6,19 @@
 //!   calls (topics, configs), ListOffsets, Produce, Fetch and group lookups.
 //! - [`Producer`]: batches records per partition (murmur2 for keys, sticky or round-robin for
 //!   null keys) with `linger` and `batch_bytes_max`, like Kafka's producer.
+//! - [`GroupConsumer`]: a classic-protocol consumer group member (range assignor, heartbeats,
+//!   rejoin on rebalance, offset commits), its state in [`Membership`].
 
 mod cluster;
 mod connection;
+mod consumer;
+mod group;
 mod producer;
 
 pub use cluster::*;
 pub use connection::*;
+pub use consumer::*;
+pub use group::*;
 pub use producer::*;
 
 use std::time::Duration;
