@@ -48,7 +48,10 @@ fn shoal(addr: &str, args: &[&str], stdin: Option<&str>) -> Output {
         if start.elapsed() > COMMAND_TIMEOUT {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("`shoal {}` did not finish within {COMMAND_TIMEOUT:?}", args.join(" "));
+            panic!(
+                "`shoal {}` did not finish within {COMMAND_TIMEOUT:?}",
+                args.join(" ")
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -139,7 +142,15 @@ fn group_consumes_resume_from_commits_then_seek_and_delete() {
         let out = shoal_ok(
             addr,
             &[
-                "consume", "t", "--group", "g", "--from-beginning", "-n", n, "-f", "%p %v\\n",
+                "consume",
+                "t",
+                "--group",
+                "g",
+                "--from-beginning",
+                "-n",
+                n,
+                "-f",
+                "%p %v\\n",
             ],
             None,
         );
@@ -152,23 +163,38 @@ fn group_consumes_resume_from_commits_then_seek_and_delete() {
     let all: Vec<&String> = first.iter().chain(&second).map(|(_, v)| v).collect();
     let distinct: BTreeSet<String> = all.iter().map(|v| v.to_string()).collect();
     assert_eq!(distinct.len(), 100, "no duplicates across the two runs");
-    assert_eq!(distinct, values(0..100), "together exactly the produced records");
+    assert_eq!(
+        distinct,
+        values(0..100),
+        "together exactly the produced records"
+    );
 
     // Both consumers left and committed everything they printed.
     let (out, rows, total) = describe(addr, "g", "t");
-    assert!(out.contains("State: Empty"), "stopped group is Empty:\n{out}");
+    assert!(
+        out.contains("State: Empty"),
+        "stopped group is Empty:\n{out}"
+    );
     assert_eq!(rows.len(), 4, "a row per partition:\n{out}");
     assert_eq!(total, 0, "lag 0 after consuming everything:\n{out}");
     let mut committed_sum = 0;
     for (p, (current, end, lag)) in &rows {
-        assert_eq!(*current, Some(*end), "partition {p} committed at its end:\n{out}");
+        assert_eq!(
+            *current,
+            Some(*end),
+            "partition {p} committed at its end:\n{out}"
+        );
         assert_eq!(*lag, 0);
         committed_sum += end;
     }
     assert_eq!(committed_sum, 100);
 
     // Seek back to the beginning: the whole topic is lag again.
-    let out = shoal_ok(addr, &["group", "seek", "g", "--topic", "t", "--to", "earliest"], None);
+    let out = shoal_ok(
+        addr,
+        &["group", "seek", "g", "--topic", "t", "--to", "earliest"],
+        None,
+    );
     let new_offsets: Vec<&str> = out.lines().skip(1).collect();
     assert_eq!(new_offsets.len(), 4, "one line per partition:\n{out}");
     assert!(new_offsets.iter().all(|l| l.ends_with(" 0")), "{out}");
@@ -178,24 +204,48 @@ fn group_consumes_resume_from_commits_then_seek_and_delete() {
 
     // An explicit offset is clamped to each partition's log; a timestamp in the future
     // means the end.
-    let out = shoal_ok(addr, &["group", "seek", "g", "--topic", "t", "--to", "3", "-p", "0"], None);
+    let out = shoal_ok(
+        addr,
+        &["group", "seek", "g", "--topic", "t", "--to", "3", "-p", "0"],
+        None,
+    );
     assert!(out.lines().nth(1).unwrap().ends_with(" 3"), "{out}");
     let far = "@99999999999999";
-    shoal_ok(addr, &["group", "seek", "g", "--topic", "t", "--to", far], None);
+    shoal_ok(
+        addr,
+        &["group", "seek", "g", "--topic", "t", "--to", far],
+        None,
+    );
     let (out, _, total) = describe(addr, "g", "t");
     assert_eq!(total, 0, "seek past the last timestamp: at the end:\n{out}");
 
     // A consumer of the reset group re-reads from the seeked offsets.
-    shoal_ok(addr, &["group", "seek", "g", "--topic", "t", "--to", "earliest"], None);
+    shoal_ok(
+        addr,
+        &["group", "seek", "g", "--topic", "t", "--to", "earliest"],
+        None,
+    );
     let again = consume("100");
     let distinct: BTreeSet<String> = again.into_iter().map(|(_, v)| v).collect();
-    assert_eq!(distinct, values(0..100), "re-read everything after seek to earliest");
+    assert_eq!(
+        distinct,
+        values(0..100),
+        "re-read everything after seek to earliest"
+    );
 
     // Bad input: clear errors.
-    let out = shoal(addr, &["group", "seek", "g", "--topic", "t", "--to", "soon"], None);
+    let out = shoal(
+        addr,
+        &["group", "seek", "g", "--topic", "t", "--to", "soon"],
+        None,
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected earliest, latest"));
-    let out = shoal(addr, &["group", "seek", "g", "--topic", "nope", "--to", "latest"], None);
+    let out = shoal(
+        addr,
+        &["group", "seek", "g", "--topic", "nope", "--to", "latest"],
+        None,
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown topic nope"));
 
@@ -209,7 +259,10 @@ fn group_consumes_resume_from_commits_then_seek_and_delete() {
     let out = shoal(addr, &["group", "delete", "g"], None);
     assert!(!out.status.success(), "deleting a deleted group fails");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("could not delete") && err.contains("g:"), "{err}");
+    assert!(
+        err.contains("could not delete") && err.contains("g:"),
+        "{err}"
+    );
     drop(broker);
 }
 
@@ -223,7 +276,12 @@ impl Member {
     fn spawn(addr: &str, topic: &str, group: &str) -> Member {
         let mut child = Command::new(env!("CARGO_BIN_EXE_shoal"))
             .args(["consume", topic, "--group", group, "--from-beginning"])
-            .args(["--session-timeout-ms", "6000", "--heartbeat-interval-ms", "300"])
+            .args([
+                "--session-timeout-ms",
+                "6000",
+                "--heartbeat-interval-ms",
+                "300",
+            ])
             .args(["--commit-interval-ms", "200", "-f", "%p %v\\n", "-b", addr])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -252,7 +310,10 @@ impl Member {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "consumer exited with {status} after SIGTERM");
+                assert!(
+                    status.success(),
+                    "consumer exited with {status} after SIGTERM"
+                );
                 return;
             }
             assert!(
@@ -298,31 +359,54 @@ fn concurrent_members_share_partitions_and_admin_refuses_active_group() {
     );
 
     // An active group can be neither reset nor deleted.
-    let out = shoal(addr, &["group", "seek", "g2", "--topic", "s", "--to", "earliest"], None);
+    let out = shoal(
+        addr,
+        &["group", "seek", "g2", "--topic", "s", "--to", "earliest"],
+        None,
+    );
     assert!(!out.status.success(), "seek of an active group must fail");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("Stable") && err.contains("stop its consumers"), "{err}");
+    assert!(
+        err.contains("Stable") && err.contains("stop its consumers"),
+        "{err}"
+    );
     let out = shoal(addr, &["group", "delete", "g2"], None);
     assert!(!out.status.success(), "delete of an active group must fail");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("NonEmptyGroup") || err.contains("68"), "{err}");
 
     produce(addr, "s", 0..100);
-    wait_until(Duration::from_secs(60), "the two members print all 100 records", || {
-        let all: BTreeSet<String> = a
-            .records()
-            .into_iter()
-            .chain(b.records())
-            .map(|(_, v)| v)
-            .collect();
-        all.len() == 100
-    });
+    wait_until(
+        Duration::from_secs(60),
+        "the two members print all 100 records",
+        || {
+            let all: BTreeSet<String> = a
+                .records()
+                .into_iter()
+                .chain(b.records())
+                .map(|(_, v)| v)
+                .collect();
+            all.len() == 100
+        },
+    );
     let (ra, rb) = (a.records(), b.records());
-    assert!(!ra.is_empty() && !rb.is_empty(), "each member gets some: {} / {}", ra.len(), rb.len());
-    assert_eq!(ra.len() + rb.len(), 100, "no record printed twice in a stable group");
+    assert!(
+        !ra.is_empty() && !rb.is_empty(),
+        "each member gets some: {} / {}",
+        ra.len(),
+        rb.len()
+    );
+    assert_eq!(
+        ra.len() + rb.len(),
+        100,
+        "no record printed twice in a stable group"
+    );
     let pa: BTreeSet<i32> = ra.iter().map(|(p, _)| *p).collect();
     let pb: BTreeSet<i32> = rb.iter().map(|(p, _)| *p).collect();
-    assert!(pa.is_disjoint(&pb), "members own disjoint partitions: {pa:?} {pb:?}");
+    assert!(
+        pa.is_disjoint(&pb),
+        "members own disjoint partitions: {pa:?} {pb:?}"
+    );
     let union: BTreeSet<String> = ra.into_iter().chain(rb).map(|(_, v)| v).collect();
     assert_eq!(union, values(0..100));
 

@@ -133,7 +133,9 @@ fn run_group(mut client: Client, args: &ConsumeArgs, group: &str) -> Result<(), 
     install_stop_handler();
     let result = consume_group(&mut consumer, args);
     // Commit what was printed and leave, also after an error.
-    let closed = consumer.close().map_err(|e| format!("leaving group {group}: {e}"));
+    let closed = consumer
+        .close()
+        .map_err(|e| format!("leaving group {group}: {e}"));
     result.and(closed)
 }
 

@@ -181,7 +181,9 @@ pub struct GroupConsumer {
 impl GroupConsumer {
     pub fn new(client: Client, config: GroupConfig) -> Result<GroupConsumer> {
         if config.group.is_empty() || config.topics.is_empty() {
-            return Err(ClientError::Invalid("a group and topics are required".into()));
+            return Err(ClientError::Invalid(
+                "a group and topics are required".into(),
+            ));
         }
         if config.heartbeat_interval_ms == 0
             || config.heartbeat_interval_ms >= config.session_timeout_ms.max(0) as u64
@@ -393,9 +395,7 @@ impl GroupConsumer {
         self.committed.clear();
         self.high_watermarks.clear();
         for (topic, partitions) in &assignment.partitions {
-            let committed = self
-                .client
-                .committed_offsets(&self.config.group, topic)?;
+            let committed = self.client.committed_offsets(&self.config.group, topic)?;
             let mut missing = Vec::new();
             for &p in partitions {
                 match committed.iter().find(|c| c.partition == p) {
@@ -411,7 +411,8 @@ impl GroupConsumer {
                     .client
                     .list_offsets(topic, &missing, self.config.reset)?
                 {
-                    self.positions.insert((topic.clone(), o.partition), o.offset);
+                    self.positions
+                        .insert((topic.clone(), o.partition), o.offset);
                 }
             }
         }
@@ -494,9 +495,9 @@ impl GroupConsumer {
                         out.push((topic.clone(), pf));
                     }
                     errors::OFFSET_OUT_OF_RANGE => {
-                        let o = self
-                            .client
-                            .list_offsets(&topic, &[pf.partition], self.config.reset)?;
+                        let o =
+                            self.client
+                                .list_offsets(&topic, &[pf.partition], self.config.reset)?;
                         log::warn!(
                             "{topic}-{}: offset {:?} out of range, reset to {}",
                             pf.partition,
@@ -534,11 +535,10 @@ impl GroupConsumer {
     /// Every assigned partition was read up to its high watermark (as of the last fetch).
     pub fn at_end(&self) -> bool {
         self.membership.state == MemberState::Stable
-            && self.positions.iter().all(|(k, pos)| {
-                self.high_watermarks
-                    .get(k)
-                    .is_some_and(|hw| *pos >= *hw)
-            })
+            && self
+                .positions
+                .iter()
+                .all(|(k, pos)| self.high_watermarks.get(k).is_some_and(|hw| *pos >= *hw))
     }
 
     /// Commits consumed positions that moved. A rebalance answer marks the member for

@@ -407,8 +407,8 @@ impl Client {
         let version = self.version_on(coordinator, ApiKey::LeaveGroup)?;
         let mut request = LeaveGroupRequest::default().with_group_id(GroupId(sb(group)));
         if version >= 3 {
-            request.members = vec![leave_group_request::MemberIdentity::default()
-                .with_member_id(sb(member_id))];
+            request.members =
+                vec![leave_group_request::MemberIdentity::default().with_member_id(sb(member_id))];
         } else {
             request.member_id = sb(member_id);
         }
@@ -529,7 +529,10 @@ mod tests {
         let s = sub(&["ab"]);
         let b = s.encode().unwrap();
         // version 0, 1 topic, "ab", null user data.
-        assert_eq!(&b[..], &[0, 0, 0, 0, 0, 1, 0, 2, b'a', b'b', 255, 255, 255, 255]);
+        assert_eq!(
+            &b[..],
+            &[0, 0, 0, 0, 0, 1, 0, 2, b'a', b'b', 255, 255, 255, 255]
+        );
         assert_eq!(Subscription::decode(b).unwrap(), s);
     }
 
