@@ -100,6 +100,9 @@ fn parse_records(out: &str) -> Vec<(i32, String)> {
         .collect()
 }
 
+/// (partition, value) as printed by `-f '%p %v\\n'`.
+type Records = Vec<(i32, String)>;
+
 /// partition -> (current offset or None, log end offset, lag).
 type Rows = BTreeMap<i32, (Option<i64>, i64, i64)>;
 
@@ -417,5 +420,128 @@ fn concurrent_members_share_partitions_and_admin_refuses_active_group() {
     assert!(out.contains("State: Empty"), "{out}");
     assert_eq!(total, 0, "{out}");
     shoal_ok(addr, &["group", "delete", "g2"], None);
+    drop(broker);
+}
+
+/// A librdkafka group member (range assignor) on a thread, recording (partition, value).
+struct RdMember {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    seen: Arc<Mutex<Vec<(i32, String)>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RdMember {
+    fn spawn(addr: &str, topic: &str, group: &str) -> RdMember {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        use rdkafka::message::Message;
+        let consumer: BaseConsumer = rdkafka::config::ClientConfig::new()
+            .set("bootstrap.servers", addr)
+            .set("group.id", group)
+            .set("partition.assignment.strategy", "range")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "300")
+            .create()
+            .expect("rdkafka consumer");
+        consumer.subscribe(&[topic]).expect("subscribe");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let thread = {
+            let (stop, seen) = (stop.clone(), seen.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    match consumer.poll(Duration::from_millis(100)) {
+                        Some(Ok(m)) => {
+                            let v = String::from_utf8_lossy(m.payload().unwrap_or_default());
+                            seen.lock().unwrap().push((m.partition(), v.to_string()));
+                        }
+                        Some(Err(e)) => eprintln!("rdkafka member: {e}"),
+                        None => {}
+                    }
+                }
+                // Dropping the consumer leaves the group.
+            })
+        };
+        RdMember {
+            stop,
+            seen,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for RdMember {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `shoal consume --group` and librdkafka in one group, each in turn the leader (the one that
+/// joins first): the consumer protocol bytes (subscription, range assignment) interoperate.
+#[test]
+fn shoal_and_librdkafka_members_share_a_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let addr = broker.addr.as_str();
+    for shoal_leads in [true, false] {
+        let (topic, group) = if shoal_leads {
+            ("i1", "mixed1")
+        } else {
+            ("i2", "mixed2")
+        };
+        shoal_ok(addr, &["topic", "create", topic, "-p", "4"], None);
+        let (shoal_member, rd_member);
+        if shoal_leads {
+            shoal_member = Member::spawn(addr, topic, group);
+            wait_until(Duration::from_secs(60), "shoal member joins", || {
+                stable_with_members(addr, group, 1)
+            });
+            rd_member = RdMember::spawn(addr, topic, group);
+        } else {
+            rd_member = RdMember::spawn(addr, topic, group);
+            wait_until(Duration::from_secs(60), "librdkafka member joins", || {
+                stable_with_members(addr, group, 1)
+            });
+            shoal_member = Member::spawn(addr, topic, group);
+        }
+        wait_until(
+            Duration::from_secs(60),
+            &format!("{group} stable with shoal and librdkafka"),
+            || stable_with_members(addr, group, 2),
+        );
+        produce(addr, topic, 0..100);
+        let both = || -> (Records, Records) {
+            (
+                shoal_member.records(),
+                rd_member.seen.lock().unwrap().clone(),
+            )
+        };
+        wait_until(
+            Duration::from_secs(60),
+            "the two members get all records",
+            || {
+                let (s, r) = both();
+                s.len() + r.len() >= 100
+            },
+        );
+        let (s, r) = both();
+        assert!(
+            !s.is_empty() && !r.is_empty(),
+            "shoal_leads={shoal_leads}: each gets some: shoal {} librdkafka {}",
+            s.len(),
+            r.len()
+        );
+        let ps: BTreeSet<i32> = s.iter().map(|(p, _)| *p).collect();
+        let pr: BTreeSet<i32> = r.iter().map(|(p, _)| *p).collect();
+        assert!(ps.is_disjoint(&pr), "disjoint partitions: {ps:?} {pr:?}");
+        assert_eq!(ps.len() + pr.len(), 4, "range: 2 + 2 of 4 partitions");
+        let union: BTreeSet<String> = s.into_iter().chain(r).map(|(_, v)| v).collect();
+        assert_eq!(union, values(0..100));
+        shoal_member.stop();
+        drop(rd_member);
+    }
     drop(broker);
 }
