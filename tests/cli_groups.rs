@@ -266,6 +266,26 @@ fn group_consumes_resume_from_commits_then_seek_and_delete() {
         err.contains("could not delete") && err.contains("g:"),
         "{err}"
     );
+
+    // -e: a new group member stops once its partitions are read to the end, and commits.
+    let out = shoal_ok(
+        addr,
+        &[
+            "consume",
+            "t",
+            "-g",
+            "g-end",
+            "--from-beginning",
+            "-e",
+            "-f",
+            "%p %v\\n",
+        ],
+        None,
+    );
+    let distinct: BTreeSet<String> = parse_records(&out).into_iter().map(|(_, v)| v).collect();
+    assert_eq!(distinct, values(0..100), "-e reads everything, then exits");
+    let (out, _, total) = describe(addr, "g-end", "t");
+    assert_eq!(total, 0, "{out}");
     drop(broker);
 }
 
