@@ -3,7 +3,7 @@
 //! ConsumerProtocolAssignment (v0 written, v0+ read), plus the range assignor.
 //!
 //! Membership calls return the broker's error code instead of failing on it: the member state
-//! machine ([`super::consumer::Membership`]) decides what a code means.
+//! machine ([`super::group_consumer::Membership`]) decides what a code means.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

@@ -11,13 +11,13 @@
 
 mod cluster;
 mod connection;
-mod consumer;
+mod group_consumer;
 mod group;
 mod producer;
 
 pub use cluster::*;
 pub use connection::*;
-pub use consumer::*;
+pub use group_consumer::*;
 pub use group::*;
 pub use producer::*;
 
