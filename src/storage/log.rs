@@ -439,6 +439,135 @@ impl LogInner {
         }
     }
 
+    /// Runs `work` as a detached task and waits for its result. If the caller's future is
+    /// dropped, the work still runs to completion: multi-step file operations (roll,
+    /// truncation, retention, close) are never left half done by a cancelled request.
+    async fn detached<T, Fut>(
+        self: &Rc<Self>,
+        work: impl FnOnce(Rc<LogInner>) -> Fut,
+    ) -> Result<T, StorageError>
+    where
+        T: 'static,
+        Fut: std::future::Future<Output = Result<T, StorageError>> + 'static,
+    {
+        let slot: Rc<RefCell<Option<Result<T, StorageError>>>> = Rc::new(RefCell::new(None));
+        let future = work(self.clone());
+        let (out, log) = (slot.clone(), self.clone());
+        glommio::spawn_local(async move {
+            let result = future.await;
+            *out.borrow_mut() = Some(result);
+            log.notify.notify_all();
+        })
+        .detach();
+        loop {
+            let seen = self.notify.generation();
+            if let Some(result) = slot.borrow_mut().take() {
+                return result;
+            }
+            self.notify.wait(seen).await;
+        }
+    }
+
+    fn size_bytes(&self) -> u64 {
+        self.segments.borrow().values().map(|s| s.size()).sum()
+    }
+
+    async fn truncate_locked(&self, offset: i64) -> Result<(), StorageError> {
+        let inner = self;
+        let dir = inner.dir.clone();
+        let new_end;
+        if offset <= inner.log_start_offset.get() {
+            let new_start = offset.max(0);
+            for segment in inner.segments_vec() {
+                if segment.base_offset() != new_start {
+                    segment.delete_files(&dir).await?;
+                }
+            }
+            // Recreates (empties) the file if a segment already starts at new_start.
+            let seg = Rc::new(LogSegment::create(&dir, new_start, &inner.config).await?);
+            {
+                let mut segments = inner.segments.borrow_mut();
+                segments.clear();
+                segments.insert(new_start, seg);
+            }
+            inner.log_start_offset.set(new_start);
+            new_end = new_start;
+        } else {
+            let doomed: Vec<_> = {
+                let mut segments = inner.segments.borrow_mut();
+                let keys: Vec<i64> = segments.range(offset..).map(|(&k, _)| k).collect();
+                keys.iter().filter_map(|k| segments.remove(k)).collect()
+            };
+            for segment in doomed {
+                segment.delete_files(&dir).await?;
+            }
+            let active = inner.active();
+            if let Some(batch) = active.find_batch(offset).await? {
+                let cut = batch.header.base_offset;
+                active
+                    .truncate_to(batch.position, cut, &inner.config)
+                    .await?;
+            }
+            new_end = active.next_offset();
+            active.write_indexes(&dir).await?;
+        }
+        fileio::sync_dir(&dir).await?;
+        assert!(
+            inner.write_queue.borrow().is_empty(),
+            "writes drained before truncation"
+        );
+        inner.log_end_offset.set(new_end);
+        inner.written_end.set(new_end);
+        inner.synced_end.set(new_end);
+        if inner.epochs.borrow_mut().truncate_from_end(new_end) {
+            inner.persist_epochs().await?;
+        }
+        inner.load_producer_state().await?;
+        inner.notify.notify_all();
+        Ok(())
+    }
+
+    async fn enforce_retention(&self, now_ms: i64) -> Result<usize, StorageError> {
+        let inner = self;
+        let permit = inner.lock().await?;
+        inner.check_usable()?;
+        let config = &inner.config;
+        let mut total: i64 = inner.size_bytes() as i64;
+        let mut doomed = Vec::new();
+        loop {
+            let (first, next_base) = {
+                let segments = inner.segments.borrow();
+                let mut it = segments.values();
+                match (it.next(), it.next()) {
+                    (Some(first), Some(next)) => (first.clone(), next.base_offset()),
+                    _ => break,
+                }
+            };
+            let by_time = config.retention_ms >= 0
+                && first.max_timestamp() >= 0
+                && now_ms.saturating_sub(first.max_timestamp()) > config.retention_ms;
+            let by_size = config.retention_bytes >= 0
+                && total - first.size() as i64 >= config.retention_bytes;
+            if !(by_time || by_size) || next_base > inner.high_watermark() {
+                break;
+            }
+            inner.segments.borrow_mut().remove(&first.base_offset());
+            inner.log_start_offset.set(next_base);
+            total -= first.size() as i64;
+            doomed.push(first);
+        }
+        let start = inner.log_start_offset.get();
+        if !doomed.is_empty() && inner.epochs.borrow_mut().truncate_from_start(start) {
+            inner.persist_epochs().await?;
+        }
+        drop(permit);
+        // Unlinking needs no lock: readers holding slices keep the files open.
+        for segment in &doomed {
+            segment.delete_files(&inner.dir).await?;
+        }
+        Ok(doomed.len())
+    }
+
     async fn lock(&self) -> Result<glommio::sync::Permit<'_>, StorageError> {
         self.lock
             .acquire_permit(1)
@@ -728,12 +857,7 @@ impl PartitionLog {
     }
     /// Total bytes of all segments.
     pub fn size_bytes(&self) -> u64 {
-        self.inner
-            .segments
-            .borrow()
-            .values()
-            .map(|s| s.size())
-            .sum()
+        self.inner.size_bytes()
     }
     pub fn is_failed(&self) -> bool {
         self.inner.failed.borrow().is_some()
@@ -769,42 +893,68 @@ impl PartitionLog {
             });
         }
 
-        let permit = inner.lock().await?;
-        inner.check_usable()?;
-        let check = inner.producers.borrow().check(&header);
-        if let ProducerCheck::Duplicate(original) = check? {
-            drop(permit);
-            inner.bump(|s| s.duplicates += 1);
-            if inner.config.flush == FlushPolicy::SyncBeforeAck {
-                inner.wait_synced(original.last_offset + 1).await?;
-            } else {
-                inner.wait_written(original.last_offset + 1).await?;
-            }
-            return Ok(AppendInfo {
-                base_offset: original.first_offset,
-                last_offset: original.last_offset,
-                log_append_time_ms: if inner.config.log_append_time {
-                    original.max_timestamp
+        let permit = loop {
+            let permit = inner.lock().await?;
+            inner.check_usable()?;
+            let check = inner.producers.borrow().check(&header);
+            if let ProducerCheck::Duplicate(original) = check? {
+                drop(permit);
+                inner.bump(|s| s.duplicates += 1);
+                if inner.config.flush == FlushPolicy::SyncBeforeAck {
+                    inner.wait_synced(original.last_offset + 1).await?;
                 } else {
-                    -1
-                },
-                log_start_offset: inner.log_start_offset.get(),
-            });
-        }
+                    inner.wait_written(original.last_offset + 1).await?;
+                }
+                return Ok(AppendInfo {
+                    base_offset: original.first_offset,
+                    last_offset: original.last_offset,
+                    log_append_time_ms: if inner.config.log_append_time {
+                        original.max_timestamp
+                    } else {
+                        -1
+                    },
+                    log_start_offset: inner.log_start_offset.get(),
+                });
+            }
+            let delta = i64::from(header.last_offset_delta);
+            let last_offset = inner.log_end_offset.get() + delta;
+            let needs_roll = inner.should_roll(&inner.active(), bytes as u64, last_offset, now_ms);
+            let needs_epoch = leader_epoch >= 0
+                && inner
+                    .epochs
+                    .borrow()
+                    .latest_epoch()
+                    .is_none_or(|latest| leader_epoch > latest);
+            if !needs_roll && !needs_epoch {
+                break permit;
+            }
+            drop(permit);
+            // Roll / epoch checkpoint: async file work, detached so a dropped append cannot
+            // leave it half done. Then re-check everything under the lock.
+            inner
+                .detached(move |log| async move {
+                    let _permit = log.lock().await?;
+                    log.check_usable()?;
+                    let end = log.log_end_offset.get();
+                    if log.should_roll(&log.active(), bytes as u64, end + delta, now_ms) {
+                        if let Err(e) = log.roll().await {
+                            log.fail(&e);
+                            return Err(e);
+                        }
+                    }
+                    let end = log.log_end_offset.get();
+                    if log.epochs.borrow_mut().assign(leader_epoch, end) {
+                        if let Err(e) = log.persist_epochs().await {
+                            log.fail(&e);
+                            return Err(e);
+                        }
+                    }
+                    Ok(())
+                })
+                .await?;
+        };
         let base_offset = inner.log_end_offset.get();
         let last_offset = base_offset + i64::from(header.last_offset_delta);
-        if inner.should_roll(&inner.active(), bytes as u64, last_offset, now_ms) {
-            if let Err(e) = inner.roll().await {
-                inner.fail(&e);
-                return Err(e.into());
-            }
-        }
-        if inner.epochs.borrow_mut().assign(leader_epoch, base_offset) {
-            if let Err(e) = inner.persist_epochs().await {
-                inner.fail(&e);
-                return Err(e.into());
-            }
-        }
         // Everything from here to the spawn is synchronous: offsets are assigned in order.
         assert_eq!(base_offset, inner.log_end_offset.get());
         batch::set_base_offset(&mut batch, base_offset);
@@ -982,116 +1132,31 @@ impl PartitionLog {
     /// Removes every batch at or after `offset` (a batch containing `offset` goes whole).
     /// `offset` <= log start empties the log and restarts it at `offset`.
     pub async fn truncate_to(&self, offset: i64) -> Result<(), StorageError> {
-        let inner = &self.inner;
-        inner.check_usable()?;
-        let _permit = inner.lock().await?;
-        let end = inner.log_end_offset.get();
-        inner.wait_synced(end).await?;
-        if offset >= end {
-            return Ok(());
-        }
-        let result = self.truncate_locked(offset).await;
-        if let Err(e) = &result {
-            inner.fail(e);
-        }
-        result
-    }
-
-    async fn truncate_locked(&self, offset: i64) -> Result<(), StorageError> {
-        let inner = &self.inner;
-        let dir = inner.dir.clone();
-        let new_end;
-        if offset <= inner.log_start_offset.get() {
-            let new_start = offset.max(0);
-            for segment in inner.segments_vec() {
-                if segment.base_offset() != new_start {
-                    segment.delete_files(&dir).await?;
+        self.inner.check_usable()?;
+        self.inner
+            .detached(move |log| async move {
+                let _permit = log.lock().await?;
+                log.check_usable()?;
+                let end = log.log_end_offset.get();
+                log.wait_synced(end).await?;
+                if offset >= end {
+                    return Ok(());
                 }
-            }
-            // Recreates (empties) the file if a segment already starts at new_start.
-            let seg = Rc::new(LogSegment::create(&dir, new_start, &inner.config).await?);
-            {
-                let mut segments = inner.segments.borrow_mut();
-                segments.clear();
-                segments.insert(new_start, seg);
-            }
-            inner.log_start_offset.set(new_start);
-            new_end = new_start;
-        } else {
-            let doomed: Vec<_> = {
-                let mut segments = inner.segments.borrow_mut();
-                let keys: Vec<i64> = segments.range(offset..).map(|(&k, _)| k).collect();
-                keys.iter().filter_map(|k| segments.remove(k)).collect()
-            };
-            for segment in doomed {
-                segment.delete_files(&dir).await?;
-            }
-            let active = inner.active();
-            if let Some(batch) = active.find_batch(offset).await? {
-                let cut = batch.header.base_offset;
-                active
-                    .truncate_to(batch.position, cut, &inner.config)
-                    .await?;
-            }
-            new_end = active.next_offset();
-            active.write_indexes(&dir).await?;
-        }
-        fileio::sync_dir(&dir).await?;
-        assert!(
-            inner.write_queue.borrow().is_empty(),
-            "writes drained before truncation"
-        );
-        inner.log_end_offset.set(new_end);
-        inner.written_end.set(new_end);
-        inner.synced_end.set(new_end);
-        if inner.epochs.borrow_mut().truncate_from_end(new_end) {
-            inner.persist_epochs().await?;
-        }
-        inner.load_producer_state().await?;
-        inner.notify.notify_all();
-        Ok(())
+                let result = log.truncate_locked(offset).await;
+                if let Err(e) = &result {
+                    log.fail(e);
+                }
+                result
+            })
+            .await
     }
 
     /// Deletes whole non-active segments by retention.ms / retention.bytes.
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<usize, StorageError> {
-        let inner = &self.inner;
-        inner.check_usable()?;
-        let permit = inner.lock().await?;
-        let config = &inner.config;
-        let mut total: i64 = self.size_bytes() as i64;
-        let mut doomed = Vec::new();
-        loop {
-            let (first, next_base) = {
-                let segments = inner.segments.borrow();
-                let mut it = segments.values();
-                match (it.next(), it.next()) {
-                    (Some(first), Some(next)) => (first.clone(), next.base_offset()),
-                    _ => break,
-                }
-            };
-            let by_time = config.retention_ms >= 0
-                && first.max_timestamp() >= 0
-                && now_ms.saturating_sub(first.max_timestamp()) > config.retention_ms;
-            let by_size = config.retention_bytes >= 0
-                && total - first.size() as i64 >= config.retention_bytes;
-            if !(by_time || by_size) || next_base > inner.high_watermark() {
-                break;
-            }
-            inner.segments.borrow_mut().remove(&first.base_offset());
-            inner.log_start_offset.set(next_base);
-            total -= first.size() as i64;
-            doomed.push(first);
-        }
-        let start = inner.log_start_offset.get();
-        if !doomed.is_empty() && inner.epochs.borrow_mut().truncate_from_start(start) {
-            inner.persist_epochs().await?;
-        }
-        drop(permit);
-        // Unlinking needs no lock: readers holding slices keep the files open.
-        for segment in &doomed {
-            segment.delete_files(&inner.dir).await?;
-        }
-        Ok(doomed.len())
+        self.inner.check_usable()?;
+        self.inner
+            .detached(move |log| async move { log.enforce_retention(now_ms).await })
+            .await
     }
 
     /// Makes everything appended so far durable (any policy) and waits for it.
@@ -1111,14 +1176,19 @@ impl PartitionLog {
             .is_some_and(|t| now_ms.saturating_sub(t) >= inner.config.segment_ms as i64)
             && !active.is_empty()
         {
-            let _permit = inner.lock().await?;
-            // Re-check: an append may have rolled meanwhile.
-            if Rc::ptr_eq(&active, &inner.active()) {
-                if let Err(e) = inner.roll().await {
-                    inner.fail(&e);
-                    return Err(e);
-                }
-            }
+            inner
+                .detached(move |log| async move {
+                    let _permit = log.lock().await?;
+                    // Re-check: an append may have rolled meanwhile.
+                    if Rc::ptr_eq(&active, &log.active()) && !active.is_empty() {
+                        if let Err(e) = log.roll().await {
+                            log.fail(&e);
+                            return Err(e);
+                        }
+                    }
+                    Ok(())
+                })
+                .await?;
         }
         if let FlushPolicy::Interval { flush_ms, .. } = inner.config.flush {
             let last = *inner.last_flush_ms.get().get_or_insert(now_ms);
@@ -1136,24 +1206,27 @@ impl PartitionLog {
     /// Syncs everything, writes the active segment's indexes, a producer snapshot and the
     /// clean-shutdown marker. Further appends fail with `Closed`.
     pub async fn close(&self) -> Result<(), StorageError> {
-        let inner = &self.inner;
-        if inner.closed.get() {
+        if self.inner.closed.get() {
             return Ok(());
         }
-        let _permit = inner.lock().await?;
-        inner.closed.set(true);
-        if inner.failed.borrow().is_some() {
-            // No marker: the next open recovers.
-            return inner.check_failed();
-        }
-        let end = inner.log_end_offset.get();
-        inner.wait_synced(end).await?;
-        let active = inner.active();
-        active.write_indexes(&inner.dir).await?;
-        inner.take_snapshot(end).await?;
-        inner.persist_epochs().await?;
-        fileio::write_file_atomic(&inner.dir.join(CLEAN_SHUTDOWN_FILE), Vec::new()).await?;
-        Ok(())
+        self.inner
+            .detached(|log| async move {
+                let _permit = log.lock().await?;
+                if log.closed.get() {
+                    return Ok(());
+                }
+                log.closed.set(true);
+                // A failed log gets no marker: the next open recovers.
+                log.check_failed()?;
+                let end = log.log_end_offset.get();
+                log.wait_synced(end).await?;
+                let active = log.active();
+                active.write_indexes(&log.dir).await?;
+                log.take_snapshot(end).await?;
+                log.persist_epochs().await?;
+                fileio::write_file_atomic(&log.dir.join(CLEAN_SHUTDOWN_FILE), Vec::new()).await
+            })
+            .await
     }
 
     /// Closes the log and removes its directory.
