@@ -134,6 +134,8 @@ struct QueuedWrite {
 
 /// Bytes the writer merges into one write (one io_uring op instead of one per batch).
 pub const WRITE_MERGE_BYTES_MAX: usize = 4 << 20;
+/// Bytes assigned but not yet in the page cache; appends wait (back-pressure) beyond it.
+pub const QUEUED_WRITE_BYTES_MAX: u64 = 64 << 20;
 
 struct LogInner {
     dir: PathBuf,
@@ -149,6 +151,8 @@ struct LogInner {
     /// Assigned batches not yet handed to the kernel, in offset order.
     write_queue: RefCell<std::collections::VecDeque<QueuedWrite>>,
     writer_running: Cell<bool>,
+    /// Bytes in `write_queue` plus the write in flight.
+    queued_write_bytes: Cell<u64>,
     flusher_running: Cell<bool>,
     unflushed_messages: Cell<u64>,
     last_flush_ms: Cell<Option<i64>>,
@@ -264,6 +268,8 @@ impl LogInner {
     }
 
     fn enqueue_write(self: &Rc<Self>, write: QueuedWrite) {
+        self.queued_write_bytes
+            .set(self.queued_write_bytes.get() + write.data.len() as u64);
         self.write_queue.borrow_mut().push_back(write);
         if !self.writer_running.get() {
             self.writer_running.set(true);
@@ -321,7 +327,11 @@ impl LogInner {
                 data
             };
             debug_assert_eq!(data.len() as u64, end_position - position);
+            let len = data.len() as u64;
             fileio::write_owned_at(&segment.file, segment.path(), data, position).await?;
+            assert!(self.queued_write_bytes.get() >= len);
+            self.queued_write_bytes
+                .set(self.queued_write_bytes.get() - len);
             self.on_write_done(base, next_offset, &segment, end_position);
         }
     }
@@ -806,6 +816,7 @@ impl PartitionLog {
             synced_end: Cell::new(log_end),
             write_queue: RefCell::new(std::collections::VecDeque::new()),
             writer_running: Cell::new(false),
+            queued_write_bytes: Cell::new(0),
             flusher_running: Cell::new(false),
             unflushed_messages: Cell::new(0),
             last_flush_ms: Cell::new(None),
@@ -893,6 +904,10 @@ impl PartitionLog {
             });
         }
 
+        // Back-pressure: wait while too much is assigned but not yet written.
+        inner
+            .wait_until(|l| l.queued_write_bytes.get() < QUEUED_WRITE_BYTES_MAX)
+            .await?;
         let permit = loop {
             let permit = inner.lock().await?;
             inner.check_usable()?;
