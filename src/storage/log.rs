@@ -488,7 +488,8 @@ impl LogInner {
         let new_end;
         if offset <= inner.log_start_offset.get() {
             let new_start = offset.max(0);
-            for segment in inner.segments_vec() {
+            // Newest first: a crash part-way leaves a shorter log, never one with a hole.
+            for segment in inner.segments_vec().into_iter().rev() {
                 if segment.base_offset() != new_start {
                     segment.delete_files(&dir).await?;
                 }
@@ -508,7 +509,7 @@ impl LogInner {
                 let keys: Vec<i64> = segments.range(offset..).map(|(&k, _)| k).collect();
                 keys.iter().filter_map(|k| segments.remove(k)).collect()
             };
-            for segment in doomed {
+            for segment in doomed.into_iter().rev() {
                 segment.delete_files(&dir).await?;
             }
             let active = inner.active();
