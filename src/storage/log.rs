@@ -779,6 +779,12 @@ impl PartitionLog {
                 report.truncated_bytes += cut.bytes;
             }
             if let Some(prev) = prev_next {
+                if base > prev {
+                    log::warn!(
+                        "{}: offsets {prev}..{base} missing before segment",
+                        dir.display()
+                    );
+                }
                 if base < prev {
                     return Err(StorageError::Corrupt {
                         path: seg.path().to_path_buf(),
