@@ -1,1 +1,125 @@
-fn main() {}
+//! `shoal`: the broker (`shoal serve`) and an rpk-style command line that speaks the Kafka
+//! protocol like any client.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use shoal::cli::consume::ConsumeArgs;
+use shoal::cli::group::GroupCommand;
+use shoal::cli::produce::ProduceArgs;
+use shoal::cli::topic::TopicCommand;
+use shoal::cli::ConnectArgs;
+use shoal::config::NodeConfig;
+
+#[derive(Parser)]
+#[command(
+    name = "shoal",
+    version,
+    about = "Kafka-compatible, thread-per-core message broker on io_uring"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a node (defaults: data in ./shoal-data, Kafka listener 127.0.0.1:9092, one shard per core).
+    Serve(ServeArgs),
+    /// Create, list, describe and delete topics.
+    Topic {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(subcommand)]
+        command: TopicCommand,
+    },
+    /// Produce stdin lines as records.
+    Produce {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(flatten)]
+        args: ProduceArgs,
+    },
+    /// Print records of a topic.
+    Consume {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(flatten)]
+        args: ConsumeArgs,
+    },
+    /// List and describe consumer groups (with lag).
+    Group {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(subcommand)]
+        command: GroupCommand,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML config file (every field optional; topic defaults use Kafka names).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Kafka listener HOST:PORT.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Address advertised to clients in Metadata (default: the listener).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Number of shards (pinned executors); default: all available cores.
+    #[arg(long)]
+    cores: Option<usize>,
+    /// Node id (broker.id).
+    #[arg(long)]
+    node_id: Option<i32>,
+}
+
+fn serve(args: ServeArgs) -> Result<(), String> {
+    let mut config = match &args.config {
+        Some(path) => NodeConfig::load(path)?,
+        None => NodeConfig::default(),
+    };
+    if let Some(d) = args.data_dir {
+        config.data_dir = d;
+    }
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    if let Some(a) = args.advertise {
+        config.advertise = Some(a);
+    }
+    if let Some(c) = args.cores {
+        config.cores = Some(c);
+    }
+    if let Some(n) = args.node_id {
+        config.node_id = n;
+    }
+    shoal::broker::node::run(config)
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Topic { connect, command } => shoal::cli::topic::run(&connect, command),
+        Command::Produce { connect, args } => shoal::cli::produce::run(&connect, args),
+        Command::Consume { connect, args } => shoal::cli::consume::run(&connect, args),
+        Command::Group { connect, command } => shoal::cli::group::run(&connect, command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shoal: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

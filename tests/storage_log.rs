@@ -810,3 +810,33 @@ fn concurrent_readers_see_only_whole_durable_batches() {
         assert!(reader.await > 0);
     });
 }
+
+#[test]
+fn concurrent_appends_keep_call_order_across_rolls_and_epoch_changes() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = PartitionLog::open(dir.path().join("t-0"), small_config(4096, 256))
+            .await
+            .unwrap();
+        // Spawned in order, so first polled (and queued for the log's lock) in order.
+        let tasks: Vec<_> = (0..60u64)
+            .map(|i| {
+                let log = log.clone();
+                glommio::spawn_local(async move {
+                    let epoch = (i / 20) as i32;
+                    log.append(make_batch(i, 2, 250, 0), epoch, 0)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut bases = Vec::new();
+        for t in tasks {
+            bases.push(t.await.base_offset);
+        }
+        let expected: Vec<i64> = (0..60).map(|i| i * 2).collect();
+        assert_eq!(bases, expected, "offsets follow call order");
+        assert!(log.segment_count() > 5, "rolls happened meanwhile");
+        assert_eq!(log.leader_epochs(), vec![(0, 0), (1, 40), (2, 80)]);
+    });
+}

@@ -159,7 +159,10 @@ struct LogInner {
     producers: RefCell<ProducerStateManager>,
     epochs: RefCell<LeaderEpochCache>,
     /// Serializes the async parts of append (roll, epoch checkpoint) and maintenance.
-    lock: glommio::sync::Semaphore,
+    /// Serializes appends and structural changes in call order (FIFO: appends keep their order).
+    lock: crate::sync::FifoLock,
+    /// A detached job (roll, truncation, ...) runs on behalf of the lock holder.
+    detached_running: Cell<bool>,
     failed: RefCell<Option<String>>,
     closed: Cell<bool>,
     notify: Notify,
@@ -449,23 +452,28 @@ impl LogInner {
         }
     }
 
-    /// Runs `work` as a detached task and waits for its result. If the caller's future is
-    /// dropped, the work still runs to completion: multi-step file operations (roll,
-    /// truncation, retention, close) are never left half done by a cancelled request.
+    /// Runs `work` as a detached task and waits for its result; the caller holds the lock.
+    /// If the caller's future is dropped, the work still runs to completion and the next lock
+    /// holder waits for it: multi-step file operations (roll, truncation, retention, close)
+    /// are never left half done by a cancelled request.
     async fn detached<T, Fut>(
         self: &Rc<Self>,
+        _held: &crate::sync::FifoGuard<'_>,
         work: impl FnOnce(Rc<LogInner>) -> Fut,
     ) -> Result<T, StorageError>
     where
         T: 'static,
         Fut: std::future::Future<Output = Result<T, StorageError>> + 'static,
     {
+        assert!(!self.detached_running.get(), "one detached job at a time");
+        self.detached_running.set(true);
         let slot: Rc<RefCell<Option<Result<T, StorageError>>>> = Rc::new(RefCell::new(None));
         let future = work(self.clone());
         let (out, log) = (slot.clone(), self.clone());
         glommio::spawn_local(async move {
             let result = future.await;
             *out.borrow_mut() = Some(result);
+            log.detached_running.set(false);
             log.notify.notify_all();
         })
         .detach();
@@ -538,10 +546,9 @@ impl LogInner {
         Ok(())
     }
 
+    /// Caller holds the lock (via `detached`).
     async fn enforce_retention(&self, now_ms: i64) -> Result<usize, StorageError> {
         let inner = self;
-        let permit = inner.lock().await?;
-        inner.check_usable()?;
         let config = &inner.config;
         let mut total: i64 = inner.size_bytes() as i64;
         let mut doomed = Vec::new();
@@ -571,21 +578,21 @@ impl LogInner {
         if !doomed.is_empty() && inner.epochs.borrow_mut().truncate_from_start(start) {
             inner.persist_epochs().await?;
         }
-        drop(permit);
-        // Unlinking needs no lock: readers holding slices keep the files open.
+        // Readers holding slices keep the unlinked files open.
         for segment in &doomed {
             segment.delete_files(&inner.dir).await?;
         }
         Ok(doomed.len())
     }
 
-    async fn lock(&self) -> Result<glommio::sync::Permit<'_>, StorageError> {
-        self.lock
-            .acquire_permit(1)
-            .await
-            .map_err(|_| StorageError::Closed {
-                path: self.dir.clone(),
-            })
+    /// The log's FIFO lock (appends keep call order). Also waits out detached work started
+    /// by a holder whose future was dropped.
+    async fn lock(&self) -> Result<crate::sync::FifoGuard<'_>, StorageError> {
+        let guard = self.lock.lock().await.map_err(|_| StorageError::Closed {
+            path: self.dir.clone(),
+        })?;
+        self.wait_until(|l| !l.detached_running.get()).await?;
+        Ok(guard)
     }
 
     async fn persist_epochs(&self) -> Result<(), StorageError> {
@@ -829,7 +836,8 @@ impl PartitionLog {
             last_flush_ms: Cell::new(None),
             producers: RefCell::new(ProducerStateManager::new()),
             epochs: RefCell::new(epochs),
-            lock: glommio::sync::Semaphore::new(1),
+            lock: crate::sync::FifoLock::new(),
+            detached_running: Cell::new(false),
             failed: RefCell::new(None),
             closed: Cell::new(false),
             notify: Notify::default(),
@@ -911,13 +919,14 @@ impl PartitionLog {
             });
         }
 
-        // Back-pressure: wait while too much is assigned but not yet written.
-        inner
-            .wait_until(|l| l.queued_write_bytes.get() < QUEUED_WRITE_BYTES_MAX)
-            .await?;
-        let permit = loop {
+        let permit = {
+            // The ticket for the FIFO lock is taken here, on the first poll: call order.
             let permit = inner.lock().await?;
             inner.check_usable()?;
+            // Back-pressure, in line: wait while too much is assigned but not yet written.
+            inner
+                .wait_until(|l| l.queued_write_bytes.get() < QUEUED_WRITE_BYTES_MAX)
+                .await?;
             let check = inner.producers.borrow().check(&header);
             if let ProducerCheck::Duplicate(original) = check? {
                 drop(permit);
@@ -947,33 +956,30 @@ impl PartitionLog {
                     .borrow()
                     .latest_epoch()
                     .is_none_or(|latest| leader_epoch > latest);
-            if !needs_roll && !needs_epoch {
-                break permit;
+            if needs_roll || needs_epoch {
+                // Roll / epoch checkpoint: async file work, detached so a dropped append cannot
+                // leave it half done; this append keeps its place (the lock) meanwhile.
+                inner
+                    .detached(&permit, move |log| async move {
+                        let end = log.log_end_offset.get();
+                        if log.should_roll(&log.active(), bytes as u64, end + delta, now_ms) {
+                            if let Err(e) = log.roll().await {
+                                log.fail(&e);
+                                return Err(e);
+                            }
+                        }
+                        let end = log.log_end_offset.get();
+                        if log.epochs.borrow_mut().assign(leader_epoch, end) {
+                            if let Err(e) = log.persist_epochs().await {
+                                log.fail(&e);
+                                return Err(e);
+                            }
+                        }
+                        Ok(())
+                    })
+                    .await?;
             }
-            drop(permit);
-            // Roll / epoch checkpoint: async file work, detached so a dropped append cannot
-            // leave it half done. Then re-check everything under the lock.
-            inner
-                .detached(move |log| async move {
-                    let _permit = log.lock().await?;
-                    log.check_usable()?;
-                    let end = log.log_end_offset.get();
-                    if log.should_roll(&log.active(), bytes as u64, end + delta, now_ms) {
-                        if let Err(e) = log.roll().await {
-                            log.fail(&e);
-                            return Err(e);
-                        }
-                    }
-                    let end = log.log_end_offset.get();
-                    if log.epochs.borrow_mut().assign(leader_epoch, end) {
-                        if let Err(e) = log.persist_epochs().await {
-                            log.fail(&e);
-                            return Err(e);
-                        }
-                    }
-                    Ok(())
-                })
-                .await?;
+            permit
         };
         let base_offset = inner.log_end_offset.get();
         let last_offset = base_offset + i64::from(header.last_offset_delta);
@@ -1154,11 +1160,12 @@ impl PartitionLog {
     /// Removes every batch at or after `offset` (a batch containing `offset` goes whole).
     /// `offset` <= log start empties the log and restarts it at `offset`.
     pub async fn truncate_to(&self, offset: i64) -> Result<(), StorageError> {
-        self.inner.check_usable()?;
-        self.inner
-            .detached(move |log| async move {
-                let _permit = log.lock().await?;
-                log.check_usable()?;
+        let inner = &self.inner;
+        inner.check_usable()?;
+        let permit = inner.lock().await?;
+        inner.check_usable()?;
+        inner
+            .detached(&permit, move |log| async move {
                 let end = log.log_end_offset.get();
                 log.wait_synced(end).await?;
                 if offset >= end {
@@ -1175,9 +1182,14 @@ impl PartitionLog {
 
     /// Deletes whole non-active segments by retention.ms / retention.bytes.
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<usize, StorageError> {
-        self.inner.check_usable()?;
-        self.inner
-            .detached(move |log| async move { log.enforce_retention(now_ms).await })
+        let inner = &self.inner;
+        inner.check_usable()?;
+        let permit = inner.lock().await?;
+        inner.check_usable()?;
+        inner
+            .detached(&permit, move |log| async move {
+                log.enforce_retention(now_ms).await
+            })
             .await
     }
 
@@ -1198,9 +1210,9 @@ impl PartitionLog {
             .is_some_and(|t| now_ms.saturating_sub(t) >= inner.config.segment_ms as i64)
             && !active.is_empty()
         {
+            let permit = inner.lock().await?;
             inner
-                .detached(move |log| async move {
-                    let _permit = log.lock().await?;
+                .detached(&permit, move |log| async move {
                     // Re-check: an append may have rolled meanwhile.
                     if Rc::ptr_eq(&active, &log.active()) && !active.is_empty() {
                         if let Err(e) = log.roll().await {
@@ -1231,9 +1243,10 @@ impl PartitionLog {
         if self.inner.closed.get() {
             return Ok(());
         }
-        self.inner
-            .detached(|log| async move {
-                let _permit = log.lock().await?;
+        let inner = &self.inner;
+        let permit = inner.lock().await?;
+        inner
+            .detached(&permit, |log| async move {
                 if log.closed.get() {
                     return Ok(());
                 }

@@ -1,0 +1,90 @@
+//! One client connection: frames are read and dispatched as they arrive (pipelining up to
+//! `connection_in_flight_max` requests), and responses are written strictly in request order.
+//! A malformed frame closes only this connection, with a log line.
+
+use std::rc::Rc;
+
+use bytes::{Buf, BytesMut};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::local_channel;
+use glommio::net::TcpStream;
+
+use crate::broker::handlers::{self, Reply};
+use crate::broker::shard::Shard;
+
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?".into());
+    let (mut reader, mut writer) = futures_lite::io::split(stream);
+    let in_flight_max = shard.node.config.connection_in_flight_max;
+    let (tx, rx) = local_channel::new_bounded::<handlers::Pending>(in_flight_max);
+    let writer_task = glommio::spawn_local(async move {
+        while let Some(pending) = rx.recv().await {
+            match pending.await {
+                Reply::Frame(response) => writer.write_all(&response).await?,
+                Reply::Nothing => {}
+                Reply::Close => break,
+            }
+        }
+        writer.close().await
+    });
+
+    let request_bytes_max = shard.node.config.request_bytes_max;
+    let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    'read: loop {
+        // Dispatch every complete frame in the buffer.
+        loop {
+            if buf.len() < 4 {
+                break;
+            }
+            let size = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+            if size < 0 || size as usize > request_bytes_max {
+                log::warn!(
+                    "{peer}: frame of {size} bytes outside 0..={request_bytes_max} (request_bytes_max): closing"
+                );
+                break 'read;
+            }
+            let size = size as usize;
+            if buf.len() < 4 + size {
+                buf.reserve(4 + size - buf.len());
+                break;
+            }
+            buf.advance(4);
+            let frame = buf.split_to(size).freeze();
+            match handlers::dispatch_from(&shard, frame, &peer) {
+                Ok(pending) => {
+                    if tx.send(pending).await.is_err() {
+                        break 'read;
+                    }
+                }
+                Err(why) => {
+                    log::warn!("{peer}: {why}: closing connection");
+                    break 'read;
+                }
+            }
+        }
+        let filled = buf.len();
+        let want = READ_CHUNK_BYTES.max(buf.capacity() - filled);
+        buf.resize(filled + want, 0);
+        match reader.read(&mut buf[filled..]).await {
+            Ok(0) => {
+                buf.truncate(filled);
+                break;
+            }
+            Ok(n) => buf.truncate(filled + n),
+            Err(e) => {
+                log::debug!("{peer}: read: {e}");
+                break;
+            }
+        }
+    }
+    drop(tx);
+    if let Err(e) = writer_task.await {
+        log::debug!("{peer}: write: {e}");
+    }
+}

@@ -1,0 +1,270 @@
+//! A node: one process, one shard per core. Starts the pinned executors, joins them into a
+//! channel mesh, opens the partitions each owns, serves Kafka connections, and shuts down cleanly
+//! on SIGINT/SIGTERM (in-flight appends finish, logs are synced and closed).
+
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::net::TcpListener;
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::broker::metadata::MetadataStore;
+use crate::broker::shard::{Job, Shard};
+use crate::broker::sync::LocalNotify;
+use crate::config::NodeConfig;
+
+/// How often a shard checks for shutdown and runs partition ticks.
+const TICK_INTERVAL_MS: u64 = 100;
+
+pub struct Node {
+    pub config: NodeConfig,
+    pub nr_shards: usize,
+    pub metadata: MetadataStore,
+    pub shutdown: AtomicBool,
+    pub connections: AtomicUsize,
+    pub advertised_host: String,
+    pub advertised_port: i32,
+}
+
+impl Node {
+    pub fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
+        self.config.data_dir.join(format!("{topic}-{partition}"))
+    }
+}
+
+fn split_host_port(addr: &str) -> Result<(String, i32), String> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("'{addr}' is not HOST:PORT"))?;
+    let port: u16 = port.parse().map_err(|_| format!("'{addr}': bad port"))?;
+    Ok((host.trim_matches(['[', ']']).to_string(), port as i32))
+}
+
+/// Blocks SIGINT/SIGTERM in this thread (and every thread it spawns later) and waits for them on a
+/// dedicated thread: the first sets `shutdown`, a second one exits at once.
+fn install_signal_thread(node: Arc<Node>) {
+    // SAFETY: plain libc signal-mask calls on a sigset we own.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        std::thread::Builder::new()
+            .name("shoal-signals".into())
+            .spawn(move || loop {
+                let mut sig: libc::c_int = 0;
+                if libc::sigwait(&set, &mut sig) != 0 {
+                    continue;
+                }
+                if node.shutdown.swap(true, Ordering::SeqCst) {
+                    eprintln!("shoal: second signal, exiting now");
+                    std::process::exit(130);
+                }
+                eprintln!("shoal: signal {sig}, shutting down (syncing logs)");
+            })
+            .expect("spawn signal thread");
+    }
+}
+
+pub fn run(config: NodeConfig) -> Result<(), String> {
+    config.validate()?;
+    let report = crate::io::probe::probe_host();
+    match report.check() {
+        Ok(warnings) => warnings.iter().for_each(|w| log::warn!("{w}")),
+        Err(e) => return Err(e.to_string()),
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("data dir {}: {e}", config.data_dir.display()))?;
+    let core_ids = core_affinity::get_core_ids().unwrap_or_default();
+    let available = core_ids.len().max(1);
+    let nr_shards = config.cores.unwrap_or(available).max(1);
+    let pin = nr_shards <= core_ids.len();
+    if !pin {
+        log::warn!("{nr_shards} shards on {available} cores: shards are not pinned");
+    }
+    let metadata = MetadataStore::open(&config.data_dir, nr_shards)
+        .map_err(|e| format!("metadata in {}: {e}", config.data_dir.display()))?;
+    let (advertised_host, advertised_port) = split_host_port(config.advertised())?;
+    let listen = config.listen.clone();
+    // Shards bind with SO_REUSEPORT, which would let a second node share the port unnoticed:
+    // refuse if something already accepts connections there. (Not a plain SO_REUSEADDR bind: it
+    // fails for ~60 s after a crash while the old server-side sockets sit in TIME_WAIT.)
+    let listen_addrs: Vec<std::net::SocketAddr> =
+        std::net::ToSocketAddrs::to_socket_addrs(listen.as_str())
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?
+            .collect();
+    for a in &listen_addrs {
+        if let Ok(s) = std::net::TcpStream::connect_timeout(a, Duration::from_millis(500)) {
+            // A connection to itself (same ephemeral port) is not a listener.
+            if s.local_addr().ok() != s.peer_addr().ok() {
+                return Err(format!("cannot listen on {listen}: address already in use"));
+            }
+        }
+    }
+    let node = Arc::new(Node {
+        config,
+        nr_shards,
+        metadata,
+        shutdown: AtomicBool::new(false),
+        connections: AtomicUsize::new(0),
+        advertised_host,
+        advertised_port,
+    });
+    install_signal_thread(node.clone());
+
+    let mesh: MeshBuilder<Job, _> = MeshBuilder::full(nr_shards, node.config.shard_queue_depth_max);
+    let (ready_tx, ready_rx) = crossbeam::channel::bounded::<Result<(), String>>(nr_shards);
+    let mut handles = Vec::with_capacity(nr_shards);
+    for id in 0..nr_shards {
+        let placement = if pin {
+            Placement::Fixed(core_ids.get(id).map_or(id, |c| c.id))
+        } else {
+            Placement::Unbound
+        };
+        let node = node.clone();
+        let mesh = mesh.clone();
+        let ready_tx = ready_tx.clone();
+        let handle = LocalExecutorBuilder::new(placement)
+            .name(&format!("shoal-shard-{id}"))
+            .spawn(move || async move { shard_main(id, node, mesh, ready_tx).await })
+            .map_err(|e| format!("starting shard {id}: {e}"))?;
+        handles.push(handle);
+    }
+    drop(ready_tx);
+    for _ in 0..nr_shards {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                node.shutdown.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+            Err(_) => return Err("a shard exited during start-up".into()),
+        }
+    }
+    eprintln!("shoal: listening on {listen}");
+    eprintln!(
+        "shoal: node {} with {nr_shards} shard(s), data in {}, advertised as {}:{}",
+        node.config.node_id,
+        node.config.data_dir.display(),
+        node.advertised_host,
+        node.advertised_port
+    );
+    let mut result = Ok(());
+    for h in handles {
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = Err(e),
+            Err(e) => result = Err(format!("shard failed: {e}")),
+        }
+    }
+    eprintln!("shoal: stopped");
+    result
+}
+
+async fn shard_main(
+    id: usize,
+    node: Arc<Node>,
+    mesh: MeshBuilder<Job, glommio::channels::channel_mesh::Full>,
+    ready: crossbeam::channel::Sender<Result<(), String>>,
+) -> Result<(), String> {
+    let shard = Shard::new(id, node.clone());
+    if node.nr_shards > 1 {
+        let (senders, receivers) = mesh
+            .join()
+            .await
+            .map_err(|_| format!("shard {id}: joining the shard mesh failed"))?;
+        shard.set_peers(senders);
+        let receivers = Rc::new(receivers);
+        for peer in 0..node.nr_shards {
+            if peer == id {
+                continue;
+            }
+            let receivers = receivers.clone();
+            let shard = shard.clone();
+            glommio::spawn_local(async move {
+                while let Ok(Some(job)) = receivers.recv_from(peer).await {
+                    glommio::spawn_local(job(shard.clone())).detach();
+                }
+            })
+            .detach();
+        }
+    } else {
+        drop(mesh);
+    }
+    shard.open_owned_partitions().await;
+    let listener = match TcpListener::bind(node.config.listen.as_str()) {
+        Ok(l) => l,
+        Err(e) => {
+            let msg = format!("cannot listen on {}: {e}", node.config.listen);
+            let _ = ready.send(Err(msg.clone()));
+            return Err(msg);
+        }
+    };
+    let _ = ready.send(Ok(()));
+    drop(ready);
+
+    let stop = Rc::new(LocalNotify::default());
+    let ticker = {
+        let shard = shard.clone();
+        let stop = stop.clone();
+        glommio::spawn_local(async move {
+            let retention_every =
+                Duration::from_millis(shard.node.config.retention_check_interval_ms);
+            let mut last_retention = Instant::now();
+            loop {
+                glommio::timer::sleep(Duration::from_millis(TICK_INTERVAL_MS)).await;
+                if shard.node.shutdown.load(Ordering::SeqCst) {
+                    stop.notify_all();
+                    return;
+                }
+                let retention_due = last_retention.elapsed() >= retention_every;
+                if retention_due {
+                    last_retention = Instant::now();
+                }
+                shard.tick(retention_due).await;
+            }
+        })
+    };
+
+    loop {
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            stop.notified().await;
+            None
+        })
+        .await;
+        let Some(accepted) = accepted else { break };
+        match accepted {
+            Ok(stream) => {
+                let open = node.connections.fetch_add(1, Ordering::SeqCst) + 1;
+                if open > node.config.connections_max {
+                    node.connections.fetch_sub(1, Ordering::SeqCst);
+                    log::warn!(
+                        "connections_max ({}) reached: closing new connection",
+                        node.config.connections_max
+                    );
+                    drop(stream);
+                    continue;
+                }
+                let shard = shard.clone();
+                glommio::spawn_local(async move {
+                    crate::broker::connection::serve(shard.clone(), stream).await;
+                    shard.node.connections.fetch_sub(1, Ordering::SeqCst);
+                })
+                .detach();
+            }
+            Err(e) => {
+                log::warn!("shard {id}: accept: {e}");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    drop(listener);
+    ticker.await;
+    shard.close_all().await;
+    Ok(())
+}

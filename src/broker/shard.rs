@@ -1,0 +1,493 @@
+//! A shard: one pinned executor's share of the node. It owns a set of partitions (their logs live
+//! only here), accepts its own connections, and runs work for other shards that arrives as
+//! messages (`Job`s) over a bounded channel mesh. Nothing here is shared with other threads except
+//! the immutable metadata snapshot and the node's atomics.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use glommio::channels::channel_mesh::Senders;
+use uuid::Uuid;
+
+use crate::broker::error_codes as ec;
+use crate::broker::metadata::{MetadataSnapshot, TopicMeta};
+use crate::broker::node::Node;
+use crate::broker::sync::{oneshot, Canceled, LocalNotify};
+use crate::storage::{PartitionLog, StorageError};
+use crate::sync::FifoLock;
+
+/// Work sent to another shard: runs there with that shard's state.
+pub type Job = Box<dyn FnOnce(Rc<Shard>) -> Pin<Box<dyn Future<Output = ()>>> + Send>;
+
+pub struct LocalPartition {
+    pub topic_id: Uuid,
+    pub log: Rc<PartitionLog>,
+    /// Notified whenever the high watermark may have moved (long-polling fetches wait here).
+    pub data_ready: LocalNotify,
+}
+
+/// A partition's place on its shard, created synchronously when the first request for it arrives.
+/// `gate` orders appends by arrival, including those that arrive while the log is still opening.
+struct PartitionSlot {
+    topic_id: Uuid,
+    gate: FifoLock,
+    open: RefCell<Option<Rc<LocalPartition>>>,
+}
+
+pub struct Shard {
+    pub id: usize,
+    pub node: Arc<Node>,
+    snapshot: RefCell<Arc<MetadataSnapshot>>,
+    partitions: RefCell<HashMap<String, HashMap<i32, Rc<PartitionSlot>>>>,
+    /// Keeps jobs sent to each peer in the order they were sent.
+    send_locks: Vec<crate::sync::FifoLock>,
+    peers: RefCell<Option<Rc<Senders<Job>>>>,
+    /// Group coordinators of the `__consumer_offsets` partitions this shard owns.
+    pub groups: crate::broker::group::ShardGroups,
+}
+
+impl AppendOutcome {
+    pub fn error(code: i16, message: impl Into<String>) -> Self {
+        AppendOutcome {
+            error_code: code,
+            error_message: Some(message.into()),
+            base_offset: -1,
+            log_append_time_ms: -1,
+            log_start_offset: -1,
+        }
+    }
+}
+
+/// Result of appending one partition's batch (owner side).
+#[derive(Debug, Clone)]
+pub struct AppendOutcome {
+    pub error_code: i16,
+    pub error_message: Option<String>,
+    pub base_offset: i64,
+    pub log_append_time_ms: i64,
+    pub log_start_offset: i64,
+}
+
+/// Result of reading one partition (owner side).
+#[derive(Debug, Clone, Default)]
+pub struct ReadOutcome {
+    pub error_code: i16,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub records: Option<Bytes>,
+}
+
+impl ReadOutcome {
+    pub fn error(code: i16) -> Self {
+        ReadOutcome {
+            error_code: code,
+            high_watermark: -1,
+            log_start_offset: -1,
+            records: None,
+        }
+    }
+    pub fn bytes(&self) -> usize {
+        self.records.as_ref().map_or(0, |r| r.len())
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn storage_error_code(e: &StorageError) -> i16 {
+    match e {
+        StorageError::OffsetOutOfRange { .. } => ec::OFFSET_OUT_OF_RANGE,
+        _ => ec::KAFKA_STORAGE_ERROR,
+    }
+}
+
+impl Shard {
+    pub fn new(id: usize, node: Arc<Node>) -> Rc<Shard> {
+        let snapshot = node.metadata.snapshot();
+        let send_locks = (0..node.nr_shards)
+            .map(|_| crate::sync::FifoLock::new())
+            .collect();
+        Rc::new(Shard {
+            id,
+            node,
+            snapshot: RefCell::new(snapshot),
+            partitions: RefCell::new(HashMap::new()),
+            send_locks,
+            peers: RefCell::new(None),
+            groups: Default::default(),
+        })
+    }
+
+    pub fn set_peers(&self, senders: Senders<Job>) {
+        *self.peers.borrow_mut() = Some(Rc::new(senders));
+    }
+
+    /// The current metadata; refreshed from the node only when its version moved.
+    pub fn metadata(&self) -> Arc<MetadataSnapshot> {
+        let version = self.node.metadata.version();
+        if self.snapshot.borrow().version != version {
+            *self.snapshot.borrow_mut() = self.node.metadata.snapshot();
+        }
+        self.snapshot.borrow().clone()
+    }
+
+    /// Runs `f` on shard `target` (directly when it is this shard) and returns its result.
+    pub async fn invoke_on<R, F, Fut>(self: &Rc<Self>, target: usize, f: F) -> Result<R, Canceled>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
+        if target == self.id {
+            return Ok(f(self.clone()).await);
+        }
+        let peers = self.peers.borrow().clone().ok_or(Canceled)?;
+        let (tx, rx) = oneshot();
+        let job: Job = Box::new(move |shard| {
+            Box::pin(async move {
+                tx.send(f(shard).await);
+            })
+        });
+        {
+            let _in_order = self.send_locks[target].lock().await.map_err(|_| Canceled)?;
+            peers.send_to(target, job).await.map_err(|_| Canceled)?;
+        }
+        rx.await
+    }
+
+    /// Runs `f` with the partition on its owning shard; errors are Kafka error codes.
+    pub async fn on_partition<R, F, Fut>(
+        self: &Rc<Self>,
+        topic: &str,
+        partition: i32,
+        f: F,
+    ) -> Result<R, i16>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Shard>, Rc<LocalPartition>) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
+        let owner = self.owner_of(topic, partition)?;
+        let topic = topic.to_string();
+        let result = self
+            .invoke_on(owner, move |shard| async move {
+                match shard.partition(&topic, partition).await {
+                    Ok(p) => Ok(f(shard, p).await),
+                    Err(code) => Err(code),
+                }
+            })
+            .await;
+        result.unwrap_or(Err(ec::NOT_LEADER_OR_FOLLOWER))
+    }
+
+    pub fn owner_of(&self, topic: &str, partition: i32) -> Result<usize, i16> {
+        let meta = self.metadata();
+        let t = meta.topic(topic).ok_or(ec::UNKNOWN_TOPIC_OR_PARTITION)?;
+        if partition < 0 || partition >= t.partitions() {
+            return Err(ec::UNKNOWN_TOPIC_OR_PARTITION);
+        }
+        Ok(t.partition_shards[partition as usize] as usize % self.node.nr_shards)
+    }
+
+    /// The slot of a partition this shard owns (created on first use, synchronously).
+    fn slot(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(Rc<PartitionSlot>, Arc<TopicMeta>), i16> {
+        let meta = self.metadata();
+        let t = meta
+            .topic(topic)
+            .ok_or(ec::UNKNOWN_TOPIC_OR_PARTITION)?
+            .clone();
+        if partition < 0 || partition >= t.partitions() {
+            return Err(ec::UNKNOWN_TOPIC_OR_PARTITION);
+        }
+        if t.partition_shards[partition as usize] as usize % self.node.nr_shards != self.id {
+            return Err(ec::NOT_LEADER_OR_FOLLOWER);
+        }
+        let mut map = self.partitions.borrow_mut();
+        let slots = map.entry(topic.to_string()).or_default();
+        match slots.get(&partition) {
+            Some(slot) if slot.topic_id == t.id => Ok((slot.clone(), t)),
+            _ => {
+                let slot = Rc::new(PartitionSlot {
+                    topic_id: t.id,
+                    gate: FifoLock::new(),
+                    open: RefCell::new(None),
+                });
+                slots.insert(partition, slot.clone());
+                Ok((slot, t))
+            }
+        }
+    }
+
+    /// The local partition, opening (and recovering) its log on first use.
+    pub async fn partition(&self, topic: &str, partition: i32) -> Result<Rc<LocalPartition>, i16> {
+        let (slot, t) = self.slot(topic, partition)?;
+        let existing = slot.open.borrow().clone();
+        if let Some(p) = existing {
+            return Ok(p);
+        }
+        let _gate = slot
+            .gate
+            .lock()
+            .await
+            .map_err(|_| ec::NOT_LEADER_OR_FOLLOWER)?;
+        self.open_slot(&slot, &t, topic, partition).await
+    }
+
+    /// Appends in arrival order: the gate is held until the log has queued this append.
+    pub async fn append_ordered(&self, topic: &str, partition: i32, batch: Bytes) -> AppendOutcome {
+        let (slot, t) = match self.slot(topic, partition) {
+            Ok(x) => x,
+            Err(code) => return AppendOutcome::error(code, "partition unavailable"),
+        };
+        let Ok(gate) = slot.gate.lock().await else {
+            return AppendOutcome::error(ec::NOT_LEADER_OR_FOLLOWER, "partition closed");
+        };
+        let existing = slot.open.borrow().clone();
+        let p = match existing {
+            Some(p) => p,
+            None => match self.open_slot(&slot, &t, topic, partition).await {
+                Ok(p) => p,
+                Err(code) => return AppendOutcome::error(code, "partition unavailable"),
+            },
+        };
+        // PartitionLog::append takes its place in the log's FIFO on its first poll.
+        let mut append = Box::pin(ops::append(p, batch));
+        let first = futures_lite::future::poll_once(&mut append).await;
+        drop(gate);
+        match first {
+            Some(outcome) => outcome,
+            None => append.await,
+        }
+    }
+
+    async fn open_slot(
+        &self,
+        slot: &PartitionSlot,
+        t: &TopicMeta,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Rc<LocalPartition>, i16> {
+        let existing = slot.open.borrow().clone();
+        if let Some(p) = existing {
+            return Ok(p);
+        }
+        let log_config =
+            crate::config::topic_log_config(&self.node.config.topic_defaults, &t.configs).map_err(
+                |e| {
+                    log::error!("topic {topic}: bad config: {e}");
+                    ec::INVALID_CONFIG
+                },
+            )?;
+        let dir = self.node.partition_dir(topic, partition);
+        let log = PartitionLog::open(dir.clone(), log_config)
+            .await
+            .map_err(|e| {
+                log::error!("shard {}: cannot open {}: {e}", self.id, dir.display());
+                ec::KAFKA_STORAGE_ERROR
+            })?;
+        let p = Rc::new(LocalPartition {
+            topic_id: t.id,
+            log,
+            data_ready: LocalNotify::default(),
+        });
+        *slot.open.borrow_mut() = Some(p.clone());
+        Ok(p)
+    }
+
+    /// Opens every partition this shard owns (at start, so recovery runs before serving).
+    pub async fn open_owned_partitions(&self) {
+        let meta = self.metadata();
+        for t in meta.topics.values() {
+            for (p, &s) in t.partition_shards.iter().enumerate() {
+                if s as usize % self.node.nr_shards == self.id {
+                    if let Err(code) = self.partition(&t.name, p as i32).await {
+                        log::error!(
+                            "shard {}: {}-{p} unavailable (error {code})",
+                            self.id,
+                            t.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes and deletes this shard's partitions of a deleted topic.
+    pub async fn drop_topic(&self, topic: &str, partitions: i32, topic_id: Uuid) {
+        let removed = self
+            .partitions
+            .borrow_mut()
+            .remove(topic)
+            .unwrap_or_default();
+        for (p, slot) in removed {
+            if slot.topic_id != topic_id {
+                continue;
+            }
+            slot.gate.close();
+            let Some(lp) = slot.open.borrow_mut().take() else {
+                continue;
+            };
+            lp.data_ready.notify_all();
+            let log = lp.log.clone();
+            drop(lp);
+            if let Err(e) = log.delete().await {
+                log::error!("shard {}: deleting {topic}-{p}: {e}", self.id);
+            }
+        }
+        if self.id == 0 {
+            // Directories of partitions never opened in this run.
+            for p in 0..partitions {
+                let dir = self.node.partition_dir(topic, p);
+                if dir.exists() {
+                    if let Err(e) = std::fs::remove_dir_all(&dir) {
+                        log::error!("deleting {}: {e}", dir.display());
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn local_partitions(&self) -> Vec<Rc<LocalPartition>> {
+        self.partitions
+            .borrow()
+            .values()
+            .flat_map(|m| m.values().filter_map(|s| s.open.borrow().clone()))
+            .collect()
+    }
+
+    /// Periodic work: segment.ms rolls, flush.ms flushes, retention.
+    pub async fn tick(&self, retention_due: bool) {
+        let now = now_ms();
+        for p in self.local_partitions() {
+            let hw_before = p.log.high_watermark();
+            if let Err(e) = p.log.tick(now).await {
+                log::error!("shard {}: tick: {e}", self.id);
+            }
+            if retention_due {
+                if let Err(e) = p.log.enforce_retention(now).await {
+                    log::error!("shard {}: retention: {e}", self.id);
+                }
+            }
+            // Interval-flushed logs move their watermark without an append completing.
+            if p.log.high_watermark() != hw_before {
+                p.data_ready.notify_all();
+            }
+        }
+    }
+
+    pub async fn close_all(&self) {
+        for p in self.local_partitions() {
+            if let Err(e) = p.log.close().await {
+                log::error!("shard {}: close: {e}", self.id);
+            }
+        }
+    }
+}
+
+/// Owner-side partition operations, run through `Shard::on_partition`.
+pub mod ops {
+    use super::*;
+
+    /// Must reach `PartitionLog::append` without awaiting first (see `Shard::append_ordered`).
+    pub async fn append(p: Rc<LocalPartition>, batch: Bytes) -> AppendOutcome {
+        let result = p.log.append(BytesMut::from(&batch[..]), 0, now_ms()).await;
+        match result {
+            Ok(info) => {
+                p.data_ready.notify_all();
+                AppendOutcome {
+                    error_code: ec::NONE,
+                    error_message: None,
+                    base_offset: info.base_offset,
+                    log_append_time_ms: info.log_append_time_ms,
+                    log_start_offset: info.log_start_offset,
+                }
+            }
+            Err(e) => AppendOutcome {
+                error_code: e.kafka_error_code(),
+                error_message: Some(e.to_string()),
+                base_offset: -1,
+                log_append_time_ms: -1,
+                log_start_offset: p.log.log_start_offset(),
+            },
+        }
+    }
+
+    /// Reads whole batches from `offset` below the high watermark.
+    pub async fn read(
+        p: Rc<LocalPartition>,
+        offset: i64,
+        max_bytes: u32,
+        min_one_batch: bool,
+    ) -> ReadOutcome {
+        let hw = p.log.high_watermark();
+        let log_start = p.log.log_start_offset();
+        let mut out = ReadOutcome {
+            error_code: ec::NONE,
+            high_watermark: hw,
+            log_start_offset: log_start,
+            records: None,
+        };
+        if offset == hw {
+            out.records = Some(Bytes::new());
+            return out;
+        }
+        if offset < log_start || offset > hw {
+            out.error_code = ec::OFFSET_OUT_OF_RANGE;
+            return out;
+        }
+        match p.log.read(offset, max_bytes, hw, min_one_batch).await {
+            Ok(result) if result.slices.len() == 1 => match result.slices[0].read().await {
+                Ok(b) => out.records = Some(b),
+                Err(e) => {
+                    log::error!("read: {e}");
+                    out.error_code = storage_error_code(&e);
+                }
+            },
+            Ok(result) => {
+                let mut buf = BytesMut::with_capacity(result.bytes);
+                for slice in &result.slices {
+                    match slice.read().await {
+                        Ok(b) => buf.extend_from_slice(&b),
+                        Err(e) => {
+                            log::error!("read: {e}");
+                            out.error_code = storage_error_code(&e);
+                            return out;
+                        }
+                    }
+                }
+                out.records = Some(buf.freeze());
+            }
+            Err(e) => out.error_code = storage_error_code(&e),
+        }
+        out
+    }
+
+    /// Waits until the partition has data at `offset` (or it changes state), bounded by `deadline`.
+    pub async fn wait_for_data(p: Rc<LocalPartition>, offset: i64, deadline: Instant) {
+        loop {
+            if p.log.high_watermark() > offset || p.log.log_start_offset() > offset {
+                return;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            let notified = p.data_ready.notified();
+            futures_lite::future::or(notified, glommio::timer::sleep(deadline - now)).await;
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Small async primitives for the shard model.
+//!
+//! `oneshot` carries a cross-shard reply (glommio wakers may be woken from another thread);
+//! `LocalNotify` wakes tasks on one shard (long-polling fetches waiting for data).
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+struct OneshotState<T> {
+    value: Option<T>,
+    waker: Option<Waker>,
+    sender_gone: bool,
+}
+
+pub struct OneshotSender<T>(Arc<Mutex<OneshotState<T>>>);
+pub struct OneshotReceiver<T>(Arc<Mutex<OneshotState<T>>>);
+
+/// The sender was dropped without sending (the other shard failed or shut down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Canceled;
+
+pub fn oneshot<T>() -> (OneshotSender<T>, OneshotReceiver<T>) {
+    let state = Arc::new(Mutex::new(OneshotState {
+        value: None,
+        waker: None,
+        sender_gone: false,
+    }));
+    (OneshotSender(state.clone()), OneshotReceiver(state))
+}
+
+impl<T> OneshotSender<T> {
+    pub fn send(self, value: T) {
+        let waker = {
+            let mut state = self.0.lock().expect("oneshot poisoned");
+            state.value = Some(value);
+            state.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl<T> Drop for OneshotSender<T> {
+    fn drop(&mut self) {
+        let waker = {
+            let mut state = self.0.lock().expect("oneshot poisoned");
+            state.sender_gone = true;
+            state.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl<T> Future for OneshotReceiver<T> {
+    type Output = Result<T, Canceled>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.0.lock().expect("oneshot poisoned");
+        if let Some(v) = state.value.take() {
+            return Poll::Ready(Ok(v));
+        }
+        if state.sender_gone {
+            return Poll::Ready(Err(Canceled));
+        }
+        state.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// Wakes every task waiting on it; a waiter created before a notification always sees it.
+#[derive(Default)]
+pub struct LocalNotify {
+    generation: Cell<u64>,
+    waiters: RefCell<Vec<Waker>>,
+}
+
+impl LocalNotify {
+    pub fn notify_all(&self) {
+        self.generation.set(self.generation.get() + 1);
+        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
+        for w in waiters {
+            w.wake();
+        }
+    }
+
+    pub fn notified(&self) -> Notified<'_> {
+        Notified {
+            notify: self,
+            generation: self.generation.get(),
+            registered: false,
+        }
+    }
+}
+
+pub struct Notified<'a> {
+    notify: &'a LocalNotify,
+    generation: u64,
+    registered: bool,
+}
+
+impl Future for Notified<'_> {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.notify.generation.get() != self.generation {
+            return Poll::Ready(());
+        }
+        if !self.registered {
+            self.notify.waiters.borrow_mut().push(cx.waker().clone());
+            self.registered = true;
+        }
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oneshot_across_threads() {
+        let (tx, rx) = oneshot::<u32>();
+        let t = std::thread::spawn(move || tx.send(7));
+        assert_eq!(futures_lite::future::block_on(rx), Ok(7));
+        t.join().unwrap();
+        let (tx, rx) = oneshot::<u32>();
+        drop(tx);
+        assert_eq!(futures_lite::future::block_on(rx), Err(Canceled));
+    }
+
+    #[test]
+    fn notify_wakes_waiter_created_before() {
+        let n = LocalNotify::default();
+        let mut fut = Box::pin(n.notified());
+        let waker = futures_lite::future::block_on(futures_lite::future::poll_fn(|cx| {
+            Poll::Ready(cx.waker().clone())
+        }));
+        let mut cx = Context::from_waker(&waker);
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        n.notify_all();
+        assert!(fut.as_mut().poll(&mut cx).is_ready());
+    }
+}

@@ -1,0 +1,643 @@
+//! The blocking client against a small in-process fake broker built from Shoal's own codecs
+//! (on 127.0.0.1, one thread per connection). The real broker is exercised separately.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use shoal::client::*;
+use shoal::partitioner::partition_for_key;
+use shoal::protocol::errors;
+use shoal::protocol::frame::{split_frame, FrameError};
+use shoal::protocol::records::{stamp_batch, validate_produce_batch, NewRecord, RecordHeader};
+use shoal::protocol::request::decode_request;
+use shoal::protocol::response::{encode_response, error_response, Response};
+use shoal::protocol::versions::api_versions_response;
+use shoal::protocol::Request;
+
+const REQUEST_BYTES_MAX: usize = 8 << 20;
+
+#[derive(Default)]
+struct State {
+    /// topic -> partitions -> (base offset, batch) list.
+    logs: BTreeMap<String, Vec<Vec<(i64, Bytes)>>>,
+    /// Requests seen, by api key.
+    seen: HashMap<i16, usize>,
+}
+
+impl State {
+    fn end_offset(&self, topic: &str, partition: usize) -> i64 {
+        self.logs[topic][partition].last().map_or(0, |(base, b)| {
+            base + shoal::protocol::records::BatchHeader::parse(b)
+                .unwrap()
+                .record_count as i64
+        })
+    }
+}
+
+struct FakeBroker {
+    port: u16,
+    state: Arc<Mutex<State>>,
+}
+
+fn sb(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+impl FakeBroker {
+    fn start() -> FakeBroker {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let state = shared.clone();
+                std::thread::spawn(move || serve(stream, port, state));
+            }
+        });
+        FakeBroker { port, state }
+    }
+
+    fn config(&self) -> ClientConfig {
+        ClientConfig {
+            brokers: vec![format!("127.0.0.1:{}", self.port)],
+            socket_timeout: Duration::from_secs(10),
+            retry_backoff: Duration::from_millis(1),
+            ..ClientConfig::default()
+        }
+    }
+}
+
+fn serve(mut stream: TcpStream, port: u16, state: Arc<Mutex<State>>) {
+    let mut buf = BytesMut::new();
+    let mut chunk = [0u8; 64 * 1024];
+    loop {
+        match split_frame(&mut buf, REQUEST_BYTES_MAX) {
+            Err(FrameError::Negative { .. } | FrameError::TooLarge { .. }) => return,
+            Ok(Some(frame)) => {
+                let reply = match decode_request(frame) {
+                    Ok(req) => {
+                        state
+                            .lock()
+                            .unwrap()
+                            .seen
+                            .entry(req.api_key as i16)
+                            .and_modify(|n| *n += 1)
+                            .or_insert(1);
+                        if !req.expects_response() {
+                            handle(&req.request, req.version(), port, &state);
+                            continue;
+                        }
+                        let response = handle(&req.request, req.version(), port, &state);
+                        let version = match &response {
+                            Response::ApiVersions(r) if r.error_code != 0 => 0,
+                            _ => req.version(),
+                        };
+                        encode_response(req.correlation_id(), version, &response).unwrap()
+                    }
+                    Err(e) => match e.reply() {
+                        Some(reply) => reply,
+                        None => return,
+                    },
+                };
+                if stream.write_all(&reply).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            },
+        }
+    }
+}
+
+fn handle(request: &Request, version: i16, port: u16, state: &Mutex<State>) -> Response {
+    let mut st = state.lock().unwrap();
+    match request {
+        Request::ApiVersions(_) => Response::ApiVersions(api_versions_response(version).1),
+        Request::Metadata(r) => {
+            let names: Vec<String> = match &r.topics {
+                None => st.logs.keys().cloned().collect(),
+                Some(ts) => ts
+                    .iter()
+                    .map(|t| t.name.as_ref().unwrap().0.to_string())
+                    .collect(),
+            };
+            let topics = names
+                .iter()
+                .map(|n| match st.logs.get(n) {
+                    None => metadata_response::MetadataResponseTopic::default()
+                        .with_name(Some(TopicName(sb(n))))
+                        .with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION),
+                    Some(parts) => metadata_response::MetadataResponseTopic::default()
+                        .with_name(Some(TopicName(sb(n))))
+                        .with_partitions(
+                            (0..parts.len() as i32)
+                                .map(|p| {
+                                    metadata_response::MetadataResponsePartition::default()
+                                        .with_partition_index(p)
+                                        .with_leader_id(BrokerId(1))
+                                        .with_replica_nodes(vec![BrokerId(1)])
+                                        .with_isr_nodes(vec![BrokerId(1)])
+                                })
+                                .collect(),
+                        ),
+                })
+                .collect();
+            Response::Metadata(
+                MetadataResponse::default()
+                    .with_brokers(vec![metadata_response::MetadataResponseBroker::default()
+                        .with_node_id(BrokerId(1))
+                        .with_host(sb("127.0.0.1"))
+                        .with_port(port as i32)])
+                    .with_cluster_id(Some(sb("fake")))
+                    .with_controller_id(BrokerId(1))
+                    .with_topics(topics),
+            )
+        }
+        Request::CreateTopics(r) => Response::CreateTopics(
+            CreateTopicsResponse::default().with_topics(
+                r.topics
+                    .iter()
+                    .map(|t| {
+                        let name = t.name.0.to_string();
+                        let exists = st.logs.contains_key(&name);
+                        let code = match (exists, t.num_partitions) {
+                            (true, _) => errors::TOPIC_ALREADY_EXISTS,
+                            (false, 0) => errors::INVALID_PARTITIONS,
+                            (false, n) => {
+                                if !r.validate_only {
+                                    st.logs.insert(name, vec![Vec::new(); n.max(1) as usize]);
+                                }
+                                errors::NONE
+                            }
+                        };
+                        create_topics_response::CreatableTopicResult::default()
+                            .with_name(t.name.clone())
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            ),
+        ),
+        Request::DeleteTopics(r) => Response::DeleteTopics(
+            DeleteTopicsResponse::default().with_responses(
+                r.topic_names
+                    .iter()
+                    .map(|n| {
+                        let code = if st.logs.remove(&n.0.to_string()).is_some() {
+                            errors::NONE
+                        } else {
+                            errors::UNKNOWN_TOPIC_OR_PARTITION
+                        };
+                        delete_topics_response::DeletableTopicResult::default()
+                            .with_name(Some(n.clone()))
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            ),
+        ),
+        Request::Produce(r) => {
+            let mut responses = Vec::new();
+            for t in &r.topic_data {
+                let name = t.name.0.to_string();
+                let mut parts = Vec::new();
+                for p in &t.partition_data {
+                    let mut out = produce_response::PartitionProduceResponse::default()
+                        .with_index(p.index)
+                        .with_log_append_time_ms(-1);
+                    let batch = p.records.clone().unwrap_or_default();
+                    match (st.logs.contains_key(&name), validate_produce_batch(&batch)) {
+                        (false, _) => out.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION,
+                        (true, Err(_)) => out.error_code = errors::CORRUPT_MESSAGE,
+                        (true, Ok(_)) => {
+                            let base = st.end_offset(&name, p.index as usize);
+                            let mut stamped = batch.to_vec();
+                            stamp_batch(&mut stamped, base, 0);
+                            st.logs.get_mut(&name).unwrap()[p.index as usize]
+                                .push((base, Bytes::from(stamped)));
+                            out.base_offset = base;
+                        }
+                    }
+                    parts.push(out);
+                }
+                responses.push(
+                    produce_response::TopicProduceResponse::default()
+                        .with_name(t.name.clone())
+                        .with_partition_responses(parts),
+                );
+            }
+            Response::Produce(ProduceResponse::default().with_responses(responses))
+        }
+        Request::Fetch(r) => {
+            let mut responses = Vec::new();
+            for t in &r.topics {
+                let name = t.topic.0.to_string();
+                let parts = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        let log = &st.logs[&name][p.partition as usize];
+                        let mut set = BytesMut::new();
+                        for (base, batch) in log {
+                            let count = shoal::protocol::records::BatchHeader::parse(batch)
+                                .unwrap()
+                                .record_count as i64;
+                            if base + count > p.fetch_offset {
+                                set.extend_from_slice(batch);
+                            }
+                        }
+                        fetch_response::PartitionData::default()
+                            .with_partition_index(p.partition)
+                            .with_high_watermark(st.end_offset(&name, p.partition as usize))
+                            .with_log_start_offset(0)
+                            .with_records(Some(set.freeze()))
+                    })
+                    .collect();
+                responses.push(
+                    fetch_response::FetchableTopicResponse::default()
+                        .with_topic(t.topic.clone())
+                        .with_partitions(parts),
+                );
+            }
+            Response::Fetch(FetchResponse::default().with_responses(responses))
+        }
+        Request::ListOffsets(r) => Response::ListOffsets(
+            ListOffsetsResponse::default().with_topics(
+                r.topics
+                    .iter()
+                    .map(|t| {
+                        list_offsets_response::ListOffsetsTopicResponse::default()
+                            .with_name(t.name.clone())
+                            .with_partitions(
+                                t.partitions
+                                    .iter()
+                                    .map(|p| {
+                                        let end = st.end_offset(&t.name.0, p.partition_index as usize);
+                                        list_offsets_response::ListOffsetsPartitionResponse::default()
+                                            .with_partition_index(p.partition_index)
+                                            .with_offset(if p.timestamp == -2 { 0 } else { end })
+                                            .with_timestamp(-1)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            ),
+        ),
+        other => error_response(other, version, errors::UNSUPPORTED_VERSION),
+    }
+}
+
+fn record(key: Option<&str>, value: &str) -> NewRecord {
+    NewRecord {
+        key: key.map(|k| Bytes::from(k.to_string())),
+        value: Some(Bytes::from(value.to_string())),
+        headers: vec![
+            RecordHeader {
+                key: Bytes::from_static(b"h"),
+                value: Some(Bytes::from_static(b"1")),
+            },
+            RecordHeader {
+                key: Bytes::from_static(b"h"),
+                value: None,
+            },
+        ],
+        timestamp_ms: 1_700_000_000_123,
+    }
+}
+
+#[test]
+fn admin_produce_fetch_and_offsets_round_trip() {
+    let broker = FakeBroker::start();
+    let mut client = Client::connect(broker.config()).unwrap();
+    assert_eq!(client.controller_id(), 1);
+
+    let outcomes = client
+        .create_topics(
+            &[NewTopic {
+                name: "chat".into(),
+                partitions: 4,
+                replication_factor: 1,
+                configs: vec![("retention.ms".into(), "1000".into())],
+            }],
+            false,
+        )
+        .unwrap();
+    assert_eq!(outcomes.len(), 1);
+    outcomes[0].result().unwrap();
+    let again = client
+        .create_topics(
+            &[NewTopic {
+                name: "chat".into(),
+                partitions: 4,
+                replication_factor: 1,
+                configs: vec![],
+            }],
+            false,
+        )
+        .unwrap();
+    assert_eq!(again[0].error_code, errors::TOPIC_ALREADY_EXISTS);
+    assert_eq!(
+        again[0].result().unwrap_err().code(),
+        Some(errors::TOPIC_ALREADY_EXISTS)
+    );
+
+    let topic = client.topic("chat").unwrap();
+    assert_eq!(topic.partitions.len(), 4);
+    assert!(matches!(
+        client.topic("nope"),
+        Err(ClientError::UnknownTopic(_))
+    ));
+
+    let batch = shoal::protocol::records::build_batch(
+        &[record(Some("k"), "one"), record(None, "two")],
+        Default::default(),
+    );
+    let ack = client
+        .produce("chat", 2, batch.clone(), Acks::All)
+        .unwrap()
+        .unwrap();
+    assert_eq!((ack.partition, ack.base_offset), (2, 0));
+    let ack = client
+        .produce("chat", 2, batch, Acks::Leader)
+        .unwrap()
+        .unwrap();
+    assert_eq!(ack.base_offset, 2);
+
+    let fetched = client
+        .fetch("chat", &[(2, 1), (0, 0)], FetchOptions::default())
+        .unwrap();
+    assert_eq!(fetched.len(), 2);
+    assert!(fetched[0].records.is_empty());
+    let p2 = &fetched[1];
+    assert_eq!(p2.high_watermark, 4);
+    let offsets: Vec<i64> = p2.records.iter().map(|r| r.offset).collect();
+    assert_eq!(
+        offsets,
+        vec![1, 2, 3],
+        "records before the fetch offset are dropped"
+    );
+    assert_eq!(p2.records[0].value.as_deref(), Some(&b"two"[..]));
+    assert_eq!(p2.records[1].key.as_deref(), Some(&b"k"[..]));
+    assert_eq!(p2.records[1].timestamp_ms, 1_700_000_000_123);
+    assert_eq!(p2.records[1].headers.len(), 2);
+
+    let latest = client
+        .list_offsets("chat", &[2, 3], OffsetSpec::Latest)
+        .unwrap();
+    assert_eq!(
+        latest.iter().map(|o| o.offset).collect::<Vec<_>>(),
+        vec![4, 0]
+    );
+    let earliest = client
+        .list_offsets("chat", &[2], OffsetSpec::Earliest)
+        .unwrap();
+    assert_eq!(earliest[0].offset, 0);
+
+    let deleted = client
+        .delete_topics(&["chat".into(), "ghost".into()])
+        .unwrap();
+    assert_eq!(deleted[0].error_code, errors::NONE);
+    assert_eq!(deleted[1].error_code, errors::UNKNOWN_TOPIC_OR_PARTITION);
+}
+
+#[test]
+fn producer_partitions_like_kafka_and_batches() {
+    let broker = FakeBroker::start();
+    let mut client = Client::connect(broker.config()).unwrap();
+    client
+        .create_topics(
+            &[NewTopic {
+                name: "keys".into(),
+                partitions: 8,
+                replication_factor: 1,
+                configs: vec![],
+            }],
+            false,
+        )
+        .unwrap()[0]
+        .result()
+        .unwrap();
+    let mut producer = Producer::new(
+        client,
+        ProducerConfig {
+            linger: Duration::from_secs(3600),
+            batch_bytes_max: 4096,
+            seed: Some(7),
+            ..ProducerConfig::default()
+        },
+    )
+    .unwrap();
+    let mut expected: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    for i in 0..1000 {
+        let key = format!("user-{}", i % 37);
+        let value = format!("v{i}");
+        let p = producer
+            .send("keys", None, record(Some(&key), &value))
+            .unwrap();
+        assert_eq!(p, partition_for_key(key.as_bytes(), 8));
+        expected.entry(p).or_default().push(value);
+    }
+    let report = producer.flush().unwrap();
+    assert_eq!(report.records, 1000);
+    assert!(
+        report.batches > 8,
+        "4 KiB batches: {} batches",
+        report.batches
+    );
+    assert_eq!(report.acks.len(), report.batches);
+
+    let mut client = producer.into_client();
+    for (p, values) in expected {
+        let mut got = Vec::new();
+        let mut offset = 0;
+        while got.len() < values.len() {
+            let f = client
+                .fetch("keys", &[(p, offset)], FetchOptions::default())
+                .unwrap();
+            assert_eq!(f[0].error_code, 0);
+            assert!(
+                !f[0].records.is_empty(),
+                "partition {p} ran dry at {offset}"
+            );
+            for r in &f[0].records {
+                got.push(String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap());
+                offset = r.offset + 1;
+            }
+        }
+        assert_eq!(got, values, "partition {p}: order per key preserved");
+    }
+}
+
+#[test]
+fn null_keys_stick_until_a_batch_is_sent_or_round_robin() {
+    let broker = FakeBroker::start();
+    let mut client = Client::connect(broker.config()).unwrap();
+    client
+        .create_topics(
+            &[NewTopic {
+                name: "nulls".into(),
+                partitions: 4,
+                replication_factor: 1,
+                configs: vec![],
+            }],
+            false,
+        )
+        .unwrap();
+    let config = ProducerConfig {
+        linger: Duration::from_secs(3600),
+        batch_bytes_max: 1024,
+        seed: Some(1),
+        ..ProducerConfig::default()
+    };
+    let mut producer = Producer::new(client, config.clone()).unwrap();
+    let mut runs = Vec::new();
+    for i in 0..200 {
+        let p = producer
+            .send("nulls", None, record(None, &format!("{i:040}")))
+            .unwrap();
+        if runs.last().map(|(q, _)| *q) != Some(p) {
+            runs.push((p, 0));
+        }
+        runs.last_mut().unwrap().1 += 1;
+    }
+    assert!(runs.len() > 3, "sticky partition moves on: {runs:?}");
+    assert!(
+        runs.iter().all(|(_, n)| *n > 1),
+        "sticks for a batch: {runs:?}"
+    );
+    for w in runs.windows(2) {
+        assert_ne!(w[0].0, w[1].0);
+    }
+    producer.flush().unwrap();
+
+    let mut producer = Producer::new(
+        producer.into_client(),
+        ProducerConfig {
+            null_keys: NullKeyPolicy::RoundRobin,
+            ..config
+        },
+    )
+    .unwrap();
+    let ps: Vec<i32> = (0..8)
+        .map(|i| {
+            producer
+                .send("nulls", None, record(None, &i.to_string()))
+                .unwrap()
+        })
+        .collect();
+    for w in ps.windows(2) {
+        assert_eq!(w[1], (w[0] + 1) % 4);
+    }
+}
+
+#[test]
+fn acks_zero_gets_no_response_and_the_connection_stays_in_sync() {
+    let broker = FakeBroker::start();
+    let mut client = Client::connect(broker.config()).unwrap();
+    client
+        .create_topics(
+            &[NewTopic {
+                name: "fire".into(),
+                partitions: 1,
+                replication_factor: 1,
+                configs: vec![],
+            }],
+            false,
+        )
+        .unwrap();
+    let batch = shoal::protocol::records::build_batch(&[record(None, "x")], Default::default());
+    for _ in 0..3 {
+        assert_eq!(
+            client
+                .produce("fire", 0, batch.clone(), Acks::None)
+                .unwrap(),
+            None
+        );
+    }
+    // The next request/response on the same connection still matches correlation ids.
+    let latest = client
+        .list_offsets("fire", &[0], OffsetSpec::Latest)
+        .unwrap();
+    assert_eq!(latest[0].offset, 3);
+    assert_eq!(
+        broker.state.lock().unwrap().seen[&(ApiKey::Produce as i16)],
+        3
+    );
+}
+
+#[test]
+fn connection_errors_are_typed() {
+    // Nothing listens on this port once the listener is dropped.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = Client::connect(ClientConfig {
+        brokers: vec![format!("127.0.0.1:{port}")],
+        socket_timeout: Duration::from_secs(2),
+        ..ClientConfig::default()
+    })
+    .unwrap_err();
+    assert!(matches!(err, ClientError::NoBroker { .. }), "{err}");
+
+    // A server that accepts and never answers: the read times out.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let hold = std::thread::spawn(move || {
+        let (s, _) = silent.accept().unwrap();
+        // Hold the socket open, silent, until the client has given up.
+        let _ = done_rx.recv();
+        drop(s);
+    });
+    let err = Connection::connect(
+        &addr.to_string(),
+        &ClientConfig {
+            socket_timeout: Duration::from_millis(200),
+            ..ClientConfig::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Timeout {
+                operation: "read",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    done_tx.send(()).unwrap();
+    hold.join().unwrap();
+
+    // A server that answers with an oversized frame.
+    let liar = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = liar.local_addr().unwrap();
+    let hold = std::thread::spawn(move || {
+        let (mut s, _) = liar.accept().unwrap();
+        let mut header = [0u8; 4];
+        s.read_exact(&mut header).unwrap();
+        s.write_all(&0x7fff_ffffi32.to_be_bytes()).unwrap();
+    });
+    let err = Connection::connect(
+        &addr.to_string(),
+        &ClientConfig {
+            response_bytes_max: 1 << 20,
+            ..ClientConfig::default()
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, ClientError::Frame { .. }), "{err}");
+    hold.join().unwrap();
+}
