@@ -840,3 +840,37 @@ fn concurrent_appends_keep_call_order_across_rolls_and_epoch_changes() {
         assert_eq!(log.leader_epochs(), vec![(0, 0), (1, 40), (2, 80)]);
     });
 }
+
+#[test]
+fn compressed_payloads_stay_opaque() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = PartitionLog::open(dir.path().join("t-0"), LogConfig::default())
+            .await
+            .unwrap();
+        // A "zstd" batch whose payload is not even valid zstd: the log never decompresses.
+        let mut b = make_batch(1, 4, 100, 5_000);
+        b[batch::ATTRIBUTES_AT + 1] |= 4;
+        let crc = batch::compute_crc(&b);
+        b[batch::CRC_AT..batch::CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        log.append(make_batch(0, 1, 10, 1_000), 0, 0).await.unwrap();
+        let info = log.append(b.clone(), 0, 0).await.unwrap();
+        assert_eq!((info.base_offset, info.last_offset), (1, 4));
+        let stored = dump(&log).await;
+        assert!(stored[1].1 == stamped(&b, 1, 0), "stored byte-identical");
+        // Timestamp lookup inside a compressed batch answers with the batch (base, max ts).
+        assert_eq!(
+            log.offset_for_timestamp(5_002).await.unwrap(),
+            Some((1, 5_003))
+        );
+        // An unknown codec is corrupt.
+        let mut bad = make_batch(2, 1, 10, 0);
+        bad[batch::ATTRIBUTES_AT + 1] |= 7;
+        let crc = batch::compute_crc(&bad);
+        bad[batch::CRC_AT..batch::CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(
+            log.append(bad, 0, 0).await.unwrap_err().kafka_error_code(),
+            2
+        );
+    });
+}
