@@ -5,7 +5,7 @@
 //! task per log fdatasyncs everything whose write completed, then wakes every append it covers;
 //! appends completing while a sync is in flight are covered by the next one.
 
-use std::cell::{Cell, Ref, RefCell};
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::os::unix::io::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -888,8 +888,9 @@ impl PartitionLog {
     pub fn is_failed(&self) -> bool {
         self.inner.failed.borrow().is_some()
     }
-    pub fn producer_state(&self) -> Ref<'_, ProducerStateManager> {
-        self.inner.producers.borrow()
+    /// Producer ids with idempotence state.
+    pub fn producer_count(&self) -> usize {
+        self.inner.producers.borrow().len()
     }
     pub fn leader_epochs(&self) -> Vec<(i32, i64)> {
         self.inner.epochs.borrow().entries().to_vec()
