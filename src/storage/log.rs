@@ -523,9 +523,7 @@ impl LogInner {
             let active = inner.active();
             if let Some(batch) = active.find_batch(offset).await? {
                 let cut = batch.header.base_offset;
-                active
-                    .truncate_to(batch.position, cut, &inner.config)
-                    .await?;
+                active.truncate_to(batch.position, cut).await?;
             }
             new_end = active.next_offset();
             active.write_indexes(&dir).await?;
