@@ -212,20 +212,21 @@ impl Connection {
                 got: header.correlation_id,
             });
         }
-        // An ApiVersions error response is always v0 (KIP-511).
-        let decode_version = if api_key == ApiKey::ApiVersions && frame.len() >= 2 && {
-            let code = i16::from_be_bytes([frame[0], frame[1]]);
-            code == errors::UNSUPPORTED_VERSION
-        } {
-            0
-        } else {
-            version
-        };
-        Ok(Some(Response::decode_body(
-            api_key,
-            &mut frame,
-            decode_version,
-        )?))
+        if api_key == ApiKey::ApiVersions
+            && frame.len() >= 2
+            && i16::from_be_bytes([frame[0], frame[1]]) == errors::UNSUPPORTED_VERSION
+        {
+            // KIP-511 says v0 encoding; some brokers (librdkafka's mock) answer a flexible
+            // request in a flexible layout. Only the error code matters: the caller retries.
+            let parsed = Response::decode_body(api_key, &mut frame.clone(), 0);
+            return Ok(Some(parsed.unwrap_or_else(|_| {
+                Response::ApiVersions(
+                    kafka_protocol::messages::ApiVersionsResponse::default()
+                        .with_error_code(errors::UNSUPPORTED_VERSION),
+                )
+            })));
+        }
+        Ok(Some(Response::decode_body(api_key, &mut frame, version)?))
     }
 
     fn io_error(&self, source: std::io::Error, operation: &'static str) -> ClientError {
