@@ -190,7 +190,16 @@ fn librdkafka_produces_every_codec_and_consumes_through_our_codecs() {
         }
     }
     let st = broker.state.lock().unwrap();
+    eprintln!("versions librdkafka used: {:?}", st.versions);
     assert!(st.seen.contains_key(&(ApiKey::Fetch as i16)));
+    // Metadata carries topic ids, so librdkafka fetches by id (v13+).
+    assert!(
+        st.versions[&(ApiKey::Fetch as i16)]
+            .iter()
+            .any(|&v| v >= 13),
+        "fetch versions {:?}",
+        st.versions[&(ApiKey::Fetch as i16)]
+    );
     assert!(
         st.seen.contains_key(&(ApiKey::InitProducerId as i16)),
         "idempotent producers"

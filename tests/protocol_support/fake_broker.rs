@@ -27,6 +27,8 @@ pub struct State {
     pub logs: BTreeMap<String, Vec<Vec<(i64, Bytes)>>>,
     /// Requests seen, by api key.
     pub seen: HashMap<i16, usize>,
+    /// Versions seen, by api key.
+    pub versions: HashMap<i16, std::collections::BTreeSet<i16>>,
 }
 
 impl State {
@@ -40,6 +42,16 @@ impl State {
 pub struct FakeBroker {
     pub port: u16,
     pub state: Arc<Mutex<State>>,
+}
+
+/// A stable, non-nil topic id derived from the name (FNV-1a, 128-bit).
+pub fn topic_id(name: &str) -> uuid::Uuid {
+    let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
+    for b in name.bytes() {
+        h ^= b as u128;
+        h = h.wrapping_mul(0x0000000001000000000000000000013B);
+    }
+    uuid::Uuid::from_u128(h | 1)
 }
 
 fn sb(s: &str) -> StrBytes {
@@ -100,13 +112,14 @@ fn serve(mut stream: TcpStream, port: u16, state: Arc<Mutex<State>>) {
             Ok(Some(frame)) => {
                 let reply = match decode_request(frame) {
                     Ok(req) => {
-                        state
-                            .lock()
-                            .unwrap()
-                            .seen
-                            .entry(req.api_key as i16)
-                            .and_modify(|n| *n += 1)
-                            .or_insert(1);
+                        {
+                            let mut st = state.lock().unwrap();
+                            *st.seen.entry(req.api_key as i16).or_insert(0) += 1;
+                            st.versions
+                                .entry(req.api_key as i16)
+                                .or_default()
+                                .insert(req.version());
+                        }
                         if !req.expects_response() {
                             handle(&req.request, req.version(), port, &state);
                             continue;
@@ -155,6 +168,7 @@ fn handle(request: &Request, version: i16, port: u16, state: &Mutex<State>) -> R
                         .with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION),
                     Some(parts) => metadata_response::MetadataResponseTopic::default()
                         .with_name(Some(TopicName(sb(n))))
+                        .with_topic_id(topic_id(n))
                         .with_partitions(
                             (0..parts.len() as i32)
                                 .map(|p| {
@@ -255,7 +269,31 @@ fn handle(request: &Request, version: i16, port: u16, state: &Mutex<State>) -> R
         Request::Fetch(r) => {
             let mut responses = Vec::new();
             for t in &r.topics {
-                let name = t.topic.0.to_string();
+                // Fetch v13+ names topics by id only.
+                let name = if t.topic.0.is_empty() {
+                    match st.logs.keys().find(|n| topic_id(n) == t.topic_id) {
+                        Some(n) => n.clone(),
+                        None => {
+                            responses.push(
+                                fetch_response::FetchableTopicResponse::default()
+                                    .with_topic_id(t.topic_id)
+                                    .with_partitions(
+                                        t.partitions
+                                            .iter()
+                                            .map(|p| {
+                                                fetch_response::PartitionData::default()
+                                                    .with_partition_index(p.partition)
+                                                    .with_error_code(errors::UNKNOWN_TOPIC_ID)
+                                            })
+                                            .collect(),
+                                    ),
+                            );
+                            continue;
+                        }
+                    }
+                } else {
+                    t.topic.0.to_string()
+                };
                 let parts = t
                     .partitions
                     .iter()
@@ -280,6 +318,7 @@ fn handle(request: &Request, version: i16, port: u16, state: &Mutex<State>) -> R
                 responses.push(
                     fetch_response::FetchableTopicResponse::default()
                         .with_topic(t.topic.clone())
+                        .with_topic_id(t.topic_id)
                         .with_partitions(parts),
                 );
             }
