@@ -35,6 +35,7 @@ macro_rules! with_apis {
 }
 
 pub mod errors;
+pub mod fetch;
 pub mod frame;
 pub mod records;
 pub mod request;
