@@ -361,3 +361,82 @@ fn connection_errors_are_typed() {
     assert!(matches!(err, ClientError::Frame { .. }), "{err}");
     hold.join().unwrap();
 }
+
+#[test]
+fn consumer_reads_from_start_positions_until_caught_up() {
+    let broker = FakeBroker::start();
+    broker.create_topic("log", 3);
+    let mut client = Client::connect(broker.config()).unwrap();
+    for p in 0..3 {
+        for b in 0..2 {
+            let batch = shoal::protocol::records::build_batch(
+                &[
+                    record(None, &format!("p{p}-b{b}-0")),
+                    record(None, &format!("p{p}-b{b}-1")),
+                ],
+                Default::default(),
+            );
+            client.produce("log", p, batch, Acks::All).unwrap();
+        }
+    }
+    let mut consumer = Consumer::new(
+        client,
+        "log",
+        None,
+        StartOffset::Earliest,
+        FetchOptions::default(),
+    )
+    .unwrap();
+    assert!(!consumer.caught_up());
+    let mut got: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for _ in 0..10 {
+        if consumer.caught_up() {
+            break;
+        }
+        for r in consumer.poll().unwrap() {
+            got.entry(r.partition).or_default().push(r.record.offset);
+        }
+    }
+    assert!(consumer.caught_up());
+    for p in 0..3 {
+        assert_eq!(got[&p], vec![0, 1, 2, 3], "partition {p}");
+    }
+
+    let client = consumer.into_client();
+    let mut consumer = Consumer::new(
+        client,
+        "log",
+        Some(&[1]),
+        StartOffset::Offset(3),
+        FetchOptions::default(),
+    )
+    .unwrap();
+    let records = consumer.poll().unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].record.value.as_deref(), Some(&b"p1-b1-1"[..]));
+
+    let client = consumer.into_client();
+    let mut consumer = Consumer::new(
+        client,
+        "log",
+        Some(&[2]),
+        StartOffset::Latest,
+        FetchOptions::default(),
+    )
+    .unwrap();
+    assert!(consumer.caught_up());
+    assert!(consumer.poll().unwrap().is_empty());
+    assert_eq!(consumer.positions()[&2], 4);
+    let err = Consumer::new(
+        consumer.into_client(),
+        "log",
+        Some(&[9]),
+        StartOffset::Earliest,
+        FetchOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, ClientError::UnknownPartition { partition: 9, .. }),
+        "{err}"
+    );
+}

@@ -345,3 +345,20 @@ fn samples_encode_at_every_version() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+#[test]
+fn malformed_api_versions_body_gets_invalid_request_in_v0() {
+    // v3 body: client_software_name claims 9 bytes, 2 follow.
+    let err = decode_request(raw_frame(ApiKey::ApiVersions, 3, b"\x0aab")).unwrap_err();
+    assert!(matches!(err, RequestError::Body { .. }), "{err}");
+    let reply = err.reply().expect("reply");
+    let (correlation_id, response) = oracle_decode(&reply, ApiKey::ApiVersions, 0);
+    assert_eq!(correlation_id, 7);
+    let Response::ApiVersions(r) = response else {
+        panic!()
+    };
+    assert_eq!(r.error_code, errors::INVALID_REQUEST);
+    // Other malformed bodies get no reply: the connection closes.
+    let err = decode_request(raw_frame(ApiKey::Metadata, 1, b"\x00")).unwrap_err();
+    assert!(err.reply().is_none());
+}

@@ -152,6 +152,21 @@ impl RequestError {
                     crate::protocol::errors::UNSUPPORTED_VERSION,
                 ))
             }
+            // KIP-511: an ApiVersions body that does not parse gets INVALID_REQUEST, in v0.
+            RequestError::Body {
+                header,
+                api_key: ApiKey::ApiVersions,
+                ..
+            } => {
+                let (_, mut body) = versions::api_versions_response(0);
+                body.error_code = crate::protocol::errors::INVALID_REQUEST;
+                response::encode_response(
+                    header.correlation_id,
+                    0,
+                    &response::Response::ApiVersions(body),
+                )
+                .ok()
+            }
             _ => None,
         }
     }
