@@ -34,9 +34,61 @@ fn record(key: Option<&str>, value: &str) -> NewRecord {
     }
 }
 
+use shoal::protocol::versions::ApiRange;
+
+const fn r(api_key: ApiKey, min: i16, max: i16) -> ApiRange {
+    ApiRange { api_key, min, max }
+}
+
+/// Every API the client uses at the lowest version both sides speak; ApiVersions v0 only,
+/// so the client's v3 ApiVersions goes through the KIP-511 fallback.
+static LOWEST: &[ApiRange] = &[
+    r(ApiKey::Produce, 3, 3),
+    r(ApiKey::Fetch, 4, 4),
+    r(ApiKey::ListOffsets, 1, 1),
+    r(ApiKey::Metadata, 1, 1),
+    r(ApiKey::OffsetFetch, 1, 1),
+    r(ApiKey::FindCoordinator, 0, 0),
+    r(ApiKey::DescribeGroups, 0, 0),
+    r(ApiKey::ListGroups, 0, 0),
+    r(ApiKey::ApiVersions, 0, 0),
+    r(ApiKey::CreateTopics, 2, 2),
+    r(ApiKey::DeleteTopics, 1, 1),
+    r(ApiKey::DescribeConfigs, 1, 1),
+];
+
+/// The last non-flexible version of each API.
+static LAST_RIGID: &[ApiRange] = &[
+    r(ApiKey::Produce, 0, 8),
+    r(ApiKey::Fetch, 4, 11),
+    r(ApiKey::ListOffsets, 1, 5),
+    r(ApiKey::Metadata, 0, 8),
+    r(ApiKey::OffsetFetch, 1, 5),
+    r(ApiKey::FindCoordinator, 0, 2),
+    r(ApiKey::DescribeGroups, 0, 4),
+    r(ApiKey::ListGroups, 0, 2),
+    r(ApiKey::ApiVersions, 0, 2),
+    r(ApiKey::CreateTopics, 2, 4),
+    r(ApiKey::DeleteTopics, 1, 3),
+    r(ApiKey::DescribeConfigs, 1, 3),
+];
+
 #[test]
 fn admin_produce_fetch_and_offsets_round_trip() {
-    let broker = FakeBroker::start();
+    round_trip(FakeBroker::start());
+}
+
+#[test]
+fn admin_produce_fetch_and_offsets_at_the_lowest_versions() {
+    round_trip(FakeBroker::start_with(LOWEST));
+}
+
+#[test]
+fn admin_produce_fetch_and_offsets_at_the_last_non_flexible_versions() {
+    round_trip(FakeBroker::start_with(LAST_RIGID));
+}
+
+fn round_trip(broker: FakeBroker) {
     let mut client = Client::connect(broker.config()).unwrap();
     assert_eq!(client.controller_id(), 1);
 

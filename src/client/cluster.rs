@@ -410,6 +410,19 @@ impl Client {
         Ok(self.connections.get_mut(&node_id).expect("inserted above"))
     }
 
+    /// Sends to the controller, or to the bootstrap broker when no controller is known.
+    fn send_to_controller(
+        &mut self,
+        request: &Request,
+        server_wait: Duration,
+    ) -> Result<(i16, Response)> {
+        if self.brokers.contains_key(&self.controller_id) {
+            let controller = self.controller_id;
+            return self.send_to(controller, request, server_wait);
+        }
+        self.bootstrap.send(request, server_wait)
+    }
+
     /// Sends to `node_id`; a failed socket is dropped so the next call reconnects.
     fn send_to(
         &mut self,
@@ -503,8 +516,7 @@ impl Client {
                 ),
         );
         let wait = Duration::from_millis(self.config.request_timeout_ms.max(0) as u64);
-        let controller = self.controller_id;
-        let (_, response) = self.send_to(controller, &request, wait)?;
+        let (_, response) = self.send_to_controller(&request, wait)?;
         let Response::CreateTopics(r) = response else {
             unreachable!()
         };
@@ -529,8 +541,7 @@ impl Client {
                 .with_topic_names(names.iter().map(|n| TopicName(sb(n))).collect()),
         );
         let wait = Duration::from_millis(self.config.request_timeout_ms.max(0) as u64);
-        let controller = self.controller_id;
-        let (_, response) = self.send_to(controller, &request, wait)?;
+        let (_, response) = self.send_to_controller(&request, wait)?;
         let Response::DeleteTopics(r) = response else {
             unreachable!()
         };
@@ -554,8 +565,8 @@ impl Client {
         keys: &[String],
     ) -> Result<Vec<ConfigEntry>> {
         let (resource_type, name, node) = match resource {
-            ConfigResource::Topic(t) => (2i8, t.clone(), self.controller_id),
-            ConfigResource::Broker(id) => (4i8, id.to_string(), *id),
+            ConfigResource::Topic(t) => (2i8, t.clone(), None),
+            ConfigResource::Broker(id) => (4i8, id.to_string(), Some(*id)),
         };
         let request =
             Request::DescribeConfigs(DescribeConfigsRequest::default().with_resources(vec![
@@ -568,7 +579,11 @@ impl Client {
                         Some(keys.iter().map(|k| sb(k)).collect())
                     }),
             ]));
-        let (version, response) = self.send_to(node, &request, Duration::ZERO)?;
+        // Topic configs can be read from any broker; broker configs only from that broker.
+        let (version, response) = match node {
+            Some(node) => self.send_to(node, &request, Duration::ZERO)?,
+            None => self.bootstrap.send(&request, Duration::ZERO)?,
+        };
         let Response::DescribeConfigs(r) = response else {
             unreachable!()
         };

@@ -16,6 +16,9 @@ use crate::protocol::frame::FrameError;
 use crate::protocol::request::Request;
 use crate::protocol::response::{response_header_version, Response};
 
+/// Initial capacity of a response buffer.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
 /// The versions this client speaks, per API: `(min, max)`. Maxima stay at versions that name
 /// topics (Produce/Fetch v13+ use topic ids only).
 pub const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
@@ -278,10 +281,17 @@ impl Connection {
                 },
             });
         }
-        let mut body = vec![0u8; size];
-        self.stream
-            .read_exact(&mut body)
+        // Grow with the bytes that actually arrive, not with what the prefix claims.
+        let mut body = Vec::with_capacity(size.min(READ_CHUNK_BYTES));
+        (&mut self.stream)
+            .take(size as u64)
+            .read_to_end(&mut body)
             .map_err(|e| self.io_error(e, "read"))?;
+        if body.len() < size {
+            return Err(ClientError::Closed {
+                broker: self.addr.clone(),
+            });
+        }
         Ok(Bytes::from(body))
     }
 }

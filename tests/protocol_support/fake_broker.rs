@@ -14,9 +14,9 @@ use shoal::client::ClientConfig;
 use shoal::protocol::errors;
 use shoal::protocol::frame::{split_frame, FrameError};
 use shoal::protocol::records::{stamp_batch, validate_produce_batch, BatchHeader};
-use shoal::protocol::request::decode_request;
+use shoal::protocol::request::decode_request_in;
 use shoal::protocol::response::{encode_response, error_response, Response};
-use shoal::protocol::versions::api_versions_response;
+use shoal::protocol::versions::{api_versions_response_with, ApiRange, ADVERTISED};
 use shoal::protocol::Request;
 
 const REQUEST_BYTES_MAX: usize = 8 << 20;
@@ -60,6 +60,11 @@ fn sb(s: &str) -> StrBytes {
 
 impl FakeBroker {
     pub fn start() -> FakeBroker {
+        FakeBroker::start_with(ADVERTISED)
+    }
+
+    /// A broker that advertises and serves only `table`.
+    pub fn start_with(table: &'static [ApiRange]) -> FakeBroker {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(State::default()));
@@ -68,7 +73,7 @@ impl FakeBroker {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
                 let state = shared.clone();
-                std::thread::spawn(move || serve(stream, port, state));
+                std::thread::spawn(move || serve(stream, port, table, state));
             }
         });
         FakeBroker { port, state }
@@ -103,14 +108,14 @@ impl FakeBroker {
     }
 }
 
-fn serve(mut stream: TcpStream, port: u16, state: Arc<Mutex<State>>) {
+fn serve(mut stream: TcpStream, port: u16, table: &'static [ApiRange], state: Arc<Mutex<State>>) {
     let mut buf = BytesMut::new();
     let mut chunk = [0u8; 64 * 1024];
     loop {
         match split_frame(&mut buf, REQUEST_BYTES_MAX) {
             Err(FrameError::Negative { .. } | FrameError::TooLarge { .. }) => return,
             Ok(Some(frame)) => {
-                let reply = match decode_request(frame) {
+                let reply = match decode_request_in(table, frame) {
                     Ok(req) => {
                         {
                             let mut st = state.lock().unwrap();
@@ -121,19 +126,22 @@ fn serve(mut stream: TcpStream, port: u16, state: Arc<Mutex<State>>) {
                                 .insert(req.version());
                         }
                         if !req.expects_response() {
-                            handle(&req.request, req.version(), port, &state);
+                            handle(&req.request, req.version(), port, table, &state);
                             continue;
                         }
-                        let response = handle(&req.request, req.version(), port, &state);
+                        let response = handle(&req.request, req.version(), port, table, &state);
                         let version = match &response {
                             Response::ApiVersions(r) if r.error_code != 0 => 0,
                             _ => req.version(),
                         };
                         encode_response(req.correlation_id(), version, &response).unwrap()
                     }
-                    Err(e) => match e.reply() {
+                    Err(e) => match e.reply_in(table) {
                         Some(reply) => reply,
-                        None => return,
+                        None => {
+                            eprintln!("fake broker: closing after {e}");
+                            return;
+                        }
                     },
                 };
                 if stream.write_all(&reply).is_err() {
@@ -148,10 +156,16 @@ fn serve(mut stream: TcpStream, port: u16, state: Arc<Mutex<State>>) {
     }
 }
 
-fn handle(request: &Request, version: i16, port: u16, state: &Mutex<State>) -> Response {
+fn handle(
+    request: &Request,
+    version: i16,
+    port: u16,
+    table: &'static [ApiRange],
+    state: &Mutex<State>,
+) -> Response {
     let mut st = state.lock().unwrap();
     match request {
-        Request::ApiVersions(_) => Response::ApiVersions(api_versions_response(version).1),
+        Request::ApiVersions(_) => Response::ApiVersions(api_versions_response_with(table, version).1),
         Request::Metadata(r) => {
             let names: Vec<String> = match &r.topics {
                 None => st.logs.keys().cloned().collect(),
@@ -343,6 +357,28 @@ fn handle(request: &Request, version: i16, port: u16, state: &Mutex<State>) -> R
                                     })
                                     .collect(),
                             )
+                    })
+                    .collect(),
+            ),
+        ),
+        Request::DescribeConfigs(r) => Response::DescribeConfigs(
+            DescribeConfigsResponse::default().with_results(
+                r.resources
+                    .iter()
+                    .map(|res| {
+                        let known = res.resource_type != 2 || st.logs.contains_key(res.resource_name.as_str());
+                        describe_configs_response::DescribeConfigsResult::default()
+                            .with_resource_type(res.resource_type)
+                            .with_resource_name(res.resource_name.clone())
+                            .with_error_code(if known { 0 } else { errors::UNKNOWN_TOPIC_OR_PARTITION })
+                            .with_configs(if known {
+                                vec![describe_configs_response::DescribeConfigsResourceResult::default()
+                                    .with_name(sb("retention.ms"))
+                                    .with_value(Some(sb("604800000")))
+                                    .with_config_source(5)]
+                            } else {
+                                vec![]
+                            })
                     })
                     .collect(),
             ),
