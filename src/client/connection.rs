@@ -14,7 +14,8 @@ use super::{ClientConfig, ClientError, Result};
 use crate::protocol::errors;
 use crate::protocol::frame::FrameError;
 use crate::protocol::request::Request;
-use crate::protocol::response::{response_header_version, Response};
+use crate::protocol::response::{response_header_version, DecodeError, Response};
+use crate::protocol::shape;
 
 /// Initial capacity of a response buffer.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
@@ -221,14 +222,22 @@ impl Connection {
         {
             // KIP-511 says v0 encoding; some brokers (librdkafka's mock) answer a flexible
             // request in a flexible layout. Only the error code matters: the caller retries.
-            let parsed = Response::decode_body(api_key, &mut frame.clone(), 0);
-            return Ok(Some(parsed.unwrap_or_else(|_| {
+            let parsed = shape::check_response(api_key, 0, &frame)
+                .ok()
+                .and_then(|_| Response::decode_body(api_key, &mut frame.clone(), 0).ok());
+            return Ok(Some(parsed.unwrap_or_else(|| {
                 Response::ApiVersions(
                     kafka_protocol::messages::ApiVersionsResponse::default()
                         .with_error_code(errors::UNSUPPORTED_VERSION),
                 )
             })));
         }
+        // Array counts are checked before kafka-protocol preallocates from them.
+        shape::check_response(api_key, version, &frame).map_err(|e| DecodeError {
+            api_key,
+            version,
+            reason: e.to_string(),
+        })?;
         Ok(Some(Response::decode_body(api_key, &mut frame, version)?))
     }
 
