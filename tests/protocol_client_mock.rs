@@ -111,3 +111,59 @@ fn client_works_against_librdkafka_mock_cluster() {
         Err(ClientError::UnknownTopic(_) | ClientError::Kafka { .. })
     ));
 }
+
+#[test]
+fn retriable_errors_are_retried_and_a_dead_bootstrap_broker_is_replaced() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let mock = MockCluster::new(3).unwrap();
+    mock.create_topic("retry", 1, 1).unwrap();
+    let mut client = Client::connect(ClientConfig {
+        retry_backoff: Duration::from_millis(1),
+        ..config(mock.bootstrap_servers())
+    })
+    .unwrap();
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+        ],
+    );
+    let batch = shoal::protocol::records::build_batch(
+        &[NewRecord {
+            value: Some(Bytes::from_static(b"x")),
+            ..NewRecord::default()
+        }],
+        Default::default(),
+    );
+    let ack = client
+        .produce("retry", 0, batch.clone(), Acks::All)
+        .unwrap()
+        .unwrap();
+    assert_eq!(ack.base_offset, 0, "two retriable errors, then success");
+
+    // A non-retriable error is returned at once.
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_REQUIRED_ACKS],
+    );
+    let err = client.produce("retry", 0, batch, Acks::All).unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(shoal::protocol::errors::INVALID_REQUIRED_ACKS)
+    );
+
+    // The bootstrap broker goes down: metadata moves to another broker.
+    let bootstrap = client.bootstrap_addr().to_string();
+    let down = client
+        .brokers()
+        .find(|b| b.addr() == bootstrap)
+        .map(|b| b.node_id)
+        .expect("bootstrap broker is in the metadata");
+    mock.broker_down(down).unwrap();
+    let metadata = client
+        .metadata(Some(&["retry".to_string()]), false)
+        .unwrap();
+    assert_eq!(metadata.topics[0].partitions.len(), 1);
+    assert_ne!(client.bootstrap_addr(), bootstrap);
+}
