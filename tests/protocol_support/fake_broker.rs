@@ -258,7 +258,7 @@ fn handle(
                         .with_index(p.index)
                         .with_log_append_time_ms(-1);
                     let batch = p.records.clone().unwrap_or_default();
-                    match (st.logs.contains_key(&name), validate_produce_batch(&batch)) {
+                    match (st.logs.contains_key(&name), validate_produce_batch(&batch, 1 << 20)) {
                         (false, _) => out.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION,
                         (true, Err(_)) => out.error_code = errors::CORRUPT_MESSAGE,
                         (true, Ok(_)) => {
