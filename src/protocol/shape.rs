@@ -545,9 +545,21 @@ pub enum ShapeError {
     TaggedSize { tag: u32, size: usize },
     #[error("array nesting deeper than {depth_max}")]
     TooDeep { depth_max: usize },
+    #[error("more than {elements_max} struct/string array elements in one message")]
+    TooManyElements { elements_max: u64 },
     #[error("no schema for {0:?}")]
     NoSchema(ApiKey),
 }
+
+/// Struct and string array elements allowed in one message. Each decodes into a Rust value
+/// many times its smallest encoding (a 2-byte topic name becomes an ~80-byte struct), so this
+/// bounds the memory one request can make the decoder use (~50 MiB), whatever the frame size.
+/// Far above real use: a Fetch of every partition of a 100k-partition cluster is 100k.
+pub const ARRAY_ELEMENTS_MAX: u64 = 1 << 18;
+
+/// The same bound for responses the client reads (metadata of a large cluster lists every
+/// partition and its replicas).
+pub const RESPONSE_ARRAY_ELEMENTS_MAX: u64 = 1 << 22;
 
 /// Nesting depth limit; the deepest supported schema nests 4 levels.
 const DEPTH_MAX: usize = 8;
@@ -557,6 +569,9 @@ struct Walker<'a> {
     at: usize,
     version: i16,
     flexible: bool,
+    /// Struct and string array elements seen so far, and the limit.
+    elements: u64,
+    elements_max: u64,
 }
 
 impl Walker<'_> {
@@ -624,6 +639,18 @@ impl Walker<'_> {
         self.take(n)
     }
 
+    /// An array count of elements that decode into heap values (structs, strings).
+    fn counted_array(&mut self, element_bytes_min: usize) -> Result<u64, ShapeError> {
+        let count = self.array_count(element_bytes_min)?;
+        self.elements += count;
+        if self.elements > self.elements_max {
+            return Err(ShapeError::TooManyElements {
+                elements_max: self.elements_max,
+            });
+        }
+        Ok(count)
+    }
+
     fn array_count(&mut self, element_bytes_min: usize) -> Result<u64, ShapeError> {
         let at = self.at;
         let count = self.length(true)?.unwrap_or(0);
@@ -654,7 +681,7 @@ impl Walker<'_> {
                 self.skip(count * width as u64)
             }
             Ty::ArrayStr => {
-                let count = self.array_count(if self.flexible { 1 } else { 2 })?;
+                let count = self.counted_array(if self.flexible { 1 } else { 2 })?;
                 for _ in 0..count {
                     self.walk(Ty::Str, depth)?;
                 }
@@ -674,7 +701,7 @@ impl Walker<'_> {
                         depth_max: DEPTH_MAX,
                     });
                 }
-                let count = self.array_count(self.bytes_min(element))?;
+                let count = self.counted_array(self.bytes_min(element))?;
                 for _ in 0..count {
                     self.walk_struct(element, depth + 1)?;
                 }
@@ -755,13 +782,13 @@ impl Walker<'_> {
 /// request at `version` whose arrays all fit. Returns the bytes the request occupies.
 pub fn check(api_key: ApiKey, version: i16, body: &[u8]) -> Result<usize, ShapeError> {
     let s = schema(api_key).ok_or(ShapeError::NoSchema(api_key))?;
-    walk(s, api_key, version, body)
+    walk(s, api_key, version, body, ARRAY_ELEMENTS_MAX)
 }
 
 /// [`check`] for a response body (after the response header), for the APIs the client uses.
 pub fn check_response(api_key: ApiKey, version: i16, body: &[u8]) -> Result<usize, ShapeError> {
     let s = response_schema(api_key).ok_or(ShapeError::NoSchema(api_key))?;
-    walk(s, api_key, version, body)
+    walk(s, api_key, version, body, RESPONSE_ARRAY_ELEMENTS_MAX)
 }
 
 fn walk(
@@ -769,6 +796,7 @@ fn walk(
     api_key: ApiKey,
     version: i16,
     body: &[u8],
+    elements_max: u64,
 ) -> Result<usize, ShapeError> {
     // Request and response bodies are flexible from the same version (request header v2),
     // even for ApiVersions, whose response header stays v0.
@@ -777,6 +805,8 @@ fn walk(
         at: 0,
         version,
         flexible: api_key.request_header_version(version) >= 2,
+        elements: 0,
+        elements_max,
     };
     walker.walk_struct(s, 0)?;
     Ok(walker.at)
