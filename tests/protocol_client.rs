@@ -122,6 +122,23 @@ fn round_trip(broker: FakeBroker) {
         Some(errors::TOPIC_ALREADY_EXISTS)
     );
 
+    let validated = client
+        .create_topics(
+            &[NewTopic {
+                name: "dry-run".into(),
+                partitions: 2,
+                replication_factor: 1,
+                configs: vec![],
+            }],
+            true,
+        )
+        .unwrap();
+    validated[0].result().unwrap();
+    assert!(
+        matches!(client.topic("dry-run"), Err(ClientError::UnknownTopic(_))),
+        "validate-only creates nothing"
+    );
+
     let topic = client.topic("chat").unwrap();
     assert_eq!(topic.partitions.len(), 4);
     assert!(matches!(

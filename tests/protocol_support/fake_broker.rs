@@ -13,7 +13,7 @@ use kafka_protocol::protocol::StrBytes;
 use shoal::client::ClientConfig;
 use shoal::protocol::errors;
 use shoal::protocol::frame::{split_frame, FrameError};
-use shoal::protocol::records::{stamp_batch, validate_produce_batch, BatchHeader};
+use shoal::protocol::records::{decode_batch, stamp_batch, validate_produce_batch, BatchHeader};
 use shoal::protocol::request::decode_request_in;
 use shoal::protocol::response::{encode_response, error_response, Response};
 use shoal::protocol::versions::{api_versions_response_with, ApiRange, ADVERTISED};
@@ -350,10 +350,19 @@ fn handle(
                                     .iter()
                                     .map(|p| {
                                         let end = st.end_offset(&t.name.0, p.partition_index as usize);
+                                        let (offset, timestamp) = match p.timestamp {
+                                            -2 => (0, -1),
+                                            -1 => (end, -1),
+                                            ts => st.logs[t.name.0.as_str()][p.partition_index as usize]
+                                                .iter()
+                                                .flat_map(|(_, b)| decode_batch(b).unwrap().1)
+                                                .find(|r| r.timestamp_ms >= ts)
+                                                .map_or((-1, -1), |r| (r.offset, r.timestamp_ms)),
+                                        };
                                         list_offsets_response::ListOffsetsPartitionResponse::default()
                                             .with_partition_index(p.partition_index)
-                                            .with_offset(if p.timestamp == -2 { 0 } else { end })
-                                            .with_timestamp(-1)
+                                            .with_offset(offset)
+                                            .with_timestamp(timestamp)
                                     })
                                     .collect(),
                             )
