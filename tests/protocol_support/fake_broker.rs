@@ -71,6 +71,7 @@ fn encode_fetch_chunked(correlation_id: i32, version: i16, f: &FetchResponse) ->
                         aborted_transactions: None,
                         preferred_read_replica: -1,
                         records_bytes: p.records.as_ref().map(Bytes::len),
+                        ..FetchPartitionHead::default()
                     })
                     .collect(),
             })
