@@ -28,6 +28,8 @@ fn head(version: i16) -> FetchResponseHead {
         aborted_transactions: (p == 1).then(|| vec![(7, 8), (9, 10)]),
         preferred_read_replica: if version >= 11 { 2 } else { -1 },
         records_bytes: records.then(|| records_of(topic, p).len()),
+        diverging_epoch: (version >= 12 && p == 1).then_some((4, 77)),
+        current_leader: (version >= 12 && p != 0).then_some((3, 9)),
     };
     FetchResponseHead {
         throttle_time_ms: 5,
@@ -82,6 +84,22 @@ fn oracle(version: i16, head: &FetchResponseHead) -> FetchResponse {
                                     ))
                                     .with_preferred_read_replica(BrokerId(p.preferred_read_replica))
                                     .with_records(p.records_bytes.map(|_| records_of(ti, pi)))
+                                    .with_diverging_epoch(p.diverging_epoch.map_or_else(
+                                        Default::default,
+                                        |(epoch, end_offset)| {
+                                            fetch_response::EpochEndOffset::default()
+                                                .with_epoch(epoch)
+                                                .with_end_offset(end_offset)
+                                        },
+                                    ))
+                                    .with_current_leader(p.current_leader.map_or_else(
+                                        Default::default,
+                                        |(id, epoch)| {
+                                            fetch_response::LeaderIdAndEpoch::default()
+                                                .with_leader_id(BrokerId(id))
+                                                .with_leader_epoch(epoch)
+                                        },
+                                    ))
                             })
                             .collect(),
                     );
@@ -131,6 +149,14 @@ fn chunked_fetch_responses_match_kafka_protocol_at_every_version() {
             .unwrap();
         let expected = FetchResponse::decode(&mut reference.freeze(), version).unwrap();
         assert_eq!(ours, expected, "v{version}");
+        if version >= 12 {
+            let p1 = &ours.responses[0].partitions[1];
+            assert_eq!(
+                (p1.diverging_epoch.epoch, p1.diverging_epoch.end_offset),
+                (4, 77)
+            );
+            assert_eq!(p1.current_leader.leader_id, BrokerId(3));
+        }
         // The record bytes arrive intact and decode.
         let records = ours.responses[1].partitions[2].records.clone().unwrap();
         assert_eq!(decode_record_set(records).unwrap().len(), 4);
@@ -170,4 +196,8 @@ fn empty_and_null_record_sets_need_no_gap() {
         ..FetchResponseHead::default()
     };
     assert!(encode_fetch_response(1, 6, &with_session).is_err());
+    let mut tagged_too_early = head.clone();
+    tagged_too_early.topics[0].partitions[0].current_leader = Some((1, 1));
+    assert!(encode_fetch_response(1, 11, &tagged_too_early).is_err());
+    assert!(encode_fetch_response(1, 12, &tagged_too_early).is_ok());
 }

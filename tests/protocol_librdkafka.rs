@@ -205,3 +205,88 @@ fn librdkafka_produces_every_codec_and_consumes_through_our_codecs() {
         "idempotent producers"
     );
 }
+
+#[test]
+fn librdkafka_consumes_what_our_producer_compressed() {
+    use shoal::client::{Client, Producer, ProducerConfig};
+    use shoal::protocol::records::NewRecord;
+    let broker = FakeBroker::start();
+    let codecs = ["none", "gzip", "snappy", "lz4", "zstd"];
+    for codec in codecs {
+        broker.create_topic(&format!("ours-{codec}"), 2);
+    }
+    let mut producer = Producer::new(
+        Client::connect(broker.config()).unwrap(),
+        ProducerConfig {
+            linger: Duration::from_secs(3600),
+            ..ProducerConfig::default()
+        },
+    )
+    .unwrap();
+    for codec in codecs {
+        producer = Producer::new(
+            producer.into_client(),
+            ProducerConfig {
+                linger: Duration::from_secs(3600),
+                compression: Compression::parse(codec).unwrap(),
+                ..ProducerConfig::default()
+            },
+        )
+        .unwrap();
+        for i in 0..100 {
+            producer
+                .send(
+                    &format!("ours-{codec}"),
+                    None,
+                    NewRecord {
+                        key: Some(format!("k{i}").into_bytes().into()),
+                        value: Some(format!("{codec} value {i}").into_bytes().into()),
+                        headers: vec![],
+                        timestamp_ms: 1_700_000_000_000,
+                    },
+                )
+                .unwrap();
+        }
+        producer.flush().unwrap();
+        for batches in broker.batches(&format!("ours-{codec}")) {
+            for b in batches {
+                let header = BatchHeader::parse(&b).unwrap();
+                assert_eq!(header.compression(), Compression::parse(codec));
+            }
+        }
+    }
+    let consumer: BaseConsumer = RdConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "shoal-test")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    for codec in codecs {
+        for p in 0..2 {
+            assignment
+                .add_partition_offset(&format!("ours-{codec}"), p, Offset::Beginning)
+                .unwrap();
+        }
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut per_topic: BTreeMap<String, usize> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while per_topic.values().sum::<usize>() < 100 * codecs.len() {
+        assert!(
+            Instant::now() < deadline,
+            "consumed only {per_topic:?} within 60 s"
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(e)) => panic!("consumer error: {e}"),
+            Some(Ok(m)) => {
+                let value = std::str::from_utf8(m.payload().unwrap()).unwrap();
+                let codec = m.topic().strip_prefix("ours-").unwrap();
+                assert!(value.starts_with(codec), "{value} in {}", m.topic());
+                *per_topic.entry(m.topic().to_string()).or_default() += 1;
+            }
+        }
+    }
+    assert!(per_topic.values().all(|&n| n == 100), "{per_topic:?}");
+}

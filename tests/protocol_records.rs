@@ -300,3 +300,52 @@ fn builder_size_accounting_is_exact() {
     }
     assert_eq!(builder.finish().len(), expected);
 }
+
+#[test]
+fn compressed_batches_we_build_decode_with_both_codecs() {
+    let records: Vec<NewRecord> = (0..200)
+        .map(|i| NewRecord {
+            key: Some(Bytes::from(format!("key-{}", i % 10))),
+            value: Some(Bytes::from(format!(
+                "{i:08} the same words again and again"
+            ))),
+            headers: vec![RecordHeader {
+                key: Bytes::from_static(b"h"),
+                value: Some(Bytes::from_static(b"v")),
+            }],
+            timestamp_ms: 1_700_000_000_000 + i,
+        })
+        .collect();
+    let plain = build_batch(&records, BatchOptions::default());
+    for name in ["gzip", "snappy", "lz4", "zstd"] {
+        let codec = Compression::parse(name).unwrap();
+        let batch = build_batch(
+            &records,
+            BatchOptions {
+                compression: codec,
+                ..BatchOptions::default()
+            },
+        );
+        let header = validate_produce_batch(&batch, 1 << 20).unwrap();
+        assert_eq!(header.compression(), Some(codec));
+        assert!(
+            batch.len() < plain.len() / 2,
+            "{name}: {} vs {}",
+            batch.len(),
+            plain.len()
+        );
+        let ours = decode_record_set(batch.clone()).unwrap();
+        assert_eq!(ours.len(), 200);
+        for (r, e) in ours.iter().zip(&records) {
+            assert_eq!(
+                (&r.key, &r.value, &r.headers),
+                (&e.key, &e.value, &e.headers)
+            );
+            assert_eq!(r.timestamp_ms, e.timestamp_ms);
+        }
+        let theirs = RecordBatchDecoder::decode(&mut batch.clone()).unwrap();
+        assert_eq!(theirs.records.len(), 200, "{name}");
+        assert_eq!(theirs.records[199].value, records[199].value);
+    }
+    assert_eq!(Compression::parse("brotli"), None);
+}

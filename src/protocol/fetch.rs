@@ -3,8 +3,8 @@
 //! parts from memory and the records straight from segment files (splice/sendfile), or copy
 //! them in with [`FetchFrame::assemble`].
 //!
-//! Tagged fields of partitions (diverging epoch, current leader, snapshot id) and the v16+
-//! node endpoints are not written (they are optional).
+//! Of the tagged fields, partitions can carry the diverging epoch (KIP-320) and the current
+//! leader (KIP-951) from v12; snapshot ids and the v16+ node endpoints are not written.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
@@ -29,6 +29,10 @@ pub struct FetchPartitionHead {
     pub preferred_read_replica: i32,
     /// Length of this partition's record bytes; `None` writes null records.
     pub records_bytes: Option<usize>,
+    /// (epoch, end offset) where the fetcher's log diverges (v12+, tagged 0).
+    pub diverging_epoch: Option<(i32, i64)>,
+    /// (leader id, leader epoch) for NOT_LEADER_OR_FOLLOWER answers (v12+, tagged 1).
+    pub current_leader: Option<(i32, i32)>,
 }
 
 impl Default for FetchPartitionHead {
@@ -42,6 +46,8 @@ impl Default for FetchPartitionHead {
             aborted_transactions: None,
             preferred_read_replica: -1,
             records_bytes: None,
+            diverging_epoch: None,
+            current_leader: None,
         }
     }
 }
@@ -256,7 +262,29 @@ fn encode(
                     }
                 }
             }
-            w.tagged_none();
+            if w.flexible {
+                let tags = usize::from(p.diverging_epoch.is_some())
+                    + usize::from(p.current_leader.is_some());
+                w.buf.put_u8(tags as u8);
+                if let Some((epoch, end_offset)) = p.diverging_epoch {
+                    // tag 0, size 13: epoch i32, end offset i64, no tagged fields.
+                    w.buf.put_u8(0);
+                    w.buf.put_u8(13);
+                    w.buf.put_i32(epoch);
+                    w.buf.put_i64(end_offset);
+                    w.buf.put_u8(0);
+                }
+                if let Some((leader_id, leader_epoch)) = p.current_leader {
+                    // tag 1, size 9: leader id i32, leader epoch i32, no tagged fields.
+                    w.buf.put_u8(1);
+                    w.buf.put_u8(9);
+                    w.buf.put_i32(leader_id);
+                    w.buf.put_i32(leader_epoch);
+                    w.buf.put_u8(0);
+                }
+            } else if p.diverging_epoch.is_some() || p.current_leader.is_some() {
+                return Err("diverging_epoch/current_leader need v12+".into());
+            }
         }
         w.tagged_none();
     }

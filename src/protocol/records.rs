@@ -37,16 +37,29 @@ pub const ATTR_CONTROL: i16 = 0x20;
 /// value length, header count — one byte each.
 pub const RECORD_BYTES_MIN: usize = 7;
 
+/// Codec of a batch's records section (attribute bits 0-2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
-    None,
-    Gzip,
-    Snappy,
-    Lz4,
-    Zstd,
+    None = 0,
+    Gzip = 1,
+    Snappy = 2,
+    Lz4 = 3,
+    Zstd = 4,
 }
 
 impl Compression {
+    /// Kafka's `compression.type` names.
+    pub fn parse(name: &str) -> Option<Compression> {
+        Some(match name {
+            "none" => Compression::None,
+            "gzip" => Compression::Gzip,
+            "snappy" => Compression::Snappy,
+            "lz4" => Compression::Lz4,
+            "zstd" => Compression::Zstd,
+            _ => return None,
+        })
+    }
+
     pub fn from_attributes(attributes: i16) -> Option<Compression> {
         Some(match attributes & ATTR_COMPRESSION_MASK {
             0 => Compression::None,
@@ -305,6 +318,8 @@ pub struct BatchOptions {
     pub producer_epoch: i16,
     pub base_sequence: i32,
     pub transactional: bool,
+    /// Codec for the records section (written uncompressed if the codec fails).
+    pub compression: Compression,
 }
 
 impl Default for BatchOptions {
@@ -316,6 +331,7 @@ impl Default for BatchOptions {
             producer_epoch: -1,
             base_sequence: -1,
             transactional: false,
+            compression: Compression::None,
         }
     }
 }
@@ -353,7 +369,7 @@ fn opt_len(b: &Option<Bytes>) -> i64 {
     b.as_ref().map_or(-1, |b| b.len() as i64)
 }
 
-/// Builds one uncompressed batch record by record.
+/// Builds one batch record by record (compressed at `finish` if the options say so).
 #[derive(Debug)]
 pub struct BatchBuilder {
     options: BatchOptions,
@@ -382,7 +398,7 @@ impl BatchBuilder {
         self.count == 0
     }
 
-    /// Bytes of the batch if finished now.
+    /// Bytes of the batch if finished now without compression (what batch-size limits use).
     pub fn batch_bytes(&self) -> usize {
         BATCH_HEADER_BYTES + self.records.len()
     }
@@ -454,19 +470,29 @@ impl BatchBuilder {
     pub fn finish(self) -> Bytes {
         assert!(self.count > 0, "empty record batch");
         let o = self.options;
-        let total = BATCH_HEADER_BYTES + self.records.len();
+        let (codec, payload) = match compress(o.compression, &self.records) {
+            Ok(compressed) => (o.compression, compressed),
+            Err(e) => {
+                log::warn!(
+                    "{:?} compression failed ({e}); sending the batch uncompressed",
+                    o.compression
+                );
+                (Compression::None, self.records.freeze())
+            }
+        };
+        let total = BATCH_HEADER_BYTES + payload.len();
         assert!(total - BATCH_LOG_OVERHEAD_BYTES <= i32::MAX as usize);
+        let mut attributes = codec as i16;
+        if o.transactional {
+            attributes |= ATTR_TRANSACTIONAL;
+        }
         let mut buf = BytesMut::with_capacity(total);
         buf.put_i64(o.base_offset);
         buf.put_i32((total - BATCH_LOG_OVERHEAD_BYTES) as i32);
         buf.put_i32(o.partition_leader_epoch);
         buf.put_i8(MAGIC_V2);
         buf.put_u32(0); // CRC, below
-        buf.put_i16(if o.transactional {
-            ATTR_TRANSACTIONAL
-        } else {
-            0
-        });
+        buf.put_i16(attributes);
         buf.put_i32(self.count - 1);
         buf.put_i64(self.base_timestamp);
         buf.put_i64(self.max_timestamp);
@@ -474,7 +500,7 @@ impl BatchBuilder {
         buf.put_i16(o.producer_epoch);
         buf.put_i32(o.base_sequence);
         buf.put_i32(self.count);
-        buf.put_slice(&self.records);
+        buf.put_slice(&payload);
         assert_eq!(buf.len(), total);
         let crc = compute_crc(&buf);
         buf[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
@@ -482,7 +508,26 @@ impl BatchBuilder {
     }
 }
 
-/// Builds one uncompressed batch from `records` (at least one).
+/// The records section compressed with `codec` (Kafka's framing: xerial snappy, lz4 frame).
+fn compress(codec: Compression, records: &BytesMut) -> Result<Bytes, String> {
+    use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
+    let mut out = BytesMut::with_capacity(records.len() / 2 + 64);
+    let fill = |tmp: &mut BytesMut| {
+        tmp.extend_from_slice(records);
+        Ok(())
+    };
+    let result = match codec {
+        Compression::None => return Ok(records.clone().freeze()),
+        Compression::Gzip => Gzip::compress(&mut out, fill),
+        Compression::Snappy => Snappy::compress(&mut out, fill),
+        Compression::Lz4 => Lz4::compress(&mut out, fill),
+        Compression::Zstd => Zstd::compress(&mut out, fill),
+    };
+    result.map_err(|e| format!("{e:#}"))?;
+    Ok(out.freeze())
+}
+
+/// Builds one batch from `records` (at least one).
 pub fn build_batch(records: &[NewRecord], options: BatchOptions) -> Bytes {
     let mut builder = BatchBuilder::new(options);
     for r in records {

@@ -12,6 +12,9 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use shoal::client::ClientConfig;
 use shoal::protocol::errors;
+use shoal::protocol::fetch::{
+    encode_fetch_response, FetchPartitionHead, FetchResponseHead, FetchTopicHead,
+};
 use shoal::protocol::frame::{split_frame, FrameError};
 use shoal::protocol::records::{decode_batch, stamp_batch, validate_produce_batch, BatchHeader};
 use shoal::protocol::request::decode_request_in;
@@ -42,6 +45,45 @@ impl State {
 pub struct FakeBroker {
     pub port: u16,
     pub state: Arc<Mutex<State>>,
+}
+
+/// Encodes `f` with [`encode_fetch_response`], record bytes copied into the gaps.
+fn encode_fetch_chunked(correlation_id: i32, version: i16, f: &FetchResponse) -> BytesMut {
+    let head = FetchResponseHead {
+        throttle_time_ms: f.throttle_time_ms,
+        error_code: f.error_code,
+        session_id: f.session_id,
+        topics: f
+            .responses
+            .iter()
+            .map(|t| FetchTopicHead {
+                name: t.topic.0.clone(),
+                topic_id: t.topic_id,
+                partitions: t
+                    .partitions
+                    .iter()
+                    .map(|p| FetchPartitionHead {
+                        partition_index: p.partition_index,
+                        error_code: p.error_code,
+                        high_watermark: p.high_watermark,
+                        last_stable_offset: p.last_stable_offset,
+                        log_start_offset: p.log_start_offset,
+                        aborted_transactions: None,
+                        preferred_read_replica: -1,
+                        records_bytes: p.records.as_ref().map(Bytes::len),
+                        ..FetchPartitionHead::default()
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    let frame = encode_fetch_response(correlation_id, version, &head).unwrap();
+    frame.assemble(|ti, pi| {
+        f.responses[ti].partitions[pi]
+            .records
+            .as_deref()
+            .expect("gap only for records")
+    })
 }
 
 /// A stable, non-nil topic id derived from the name (FNV-1a, 128-bit).
@@ -134,7 +176,13 @@ fn serve(mut stream: TcpStream, port: u16, table: &'static [ApiRange], state: Ar
                             Response::ApiVersions(r) if r.error_code != 0 => 0,
                             _ => req.version(),
                         };
-                        encode_response(req.correlation_id(), version, &response).unwrap()
+                        match &response {
+                            // Fetch goes through the chunked (zero-copy path) encoder.
+                            Response::Fetch(f) => {
+                                encode_fetch_chunked(req.correlation_id(), version, f)
+                            }
+                            _ => encode_response(req.correlation_id(), version, &response).unwrap(),
+                        }
                     }
                     Err(e) => match e.reply_in(table) {
                         Some(reply) => reply,
