@@ -43,6 +43,25 @@ pub struct NodeConfig {
     pub retention_check_interval_ms: u64,
     /// Topic config defaults, Kafka names (e.g. `"retention.ms" = "86400000"`).
     pub topic_defaults: BTreeMap<String, String>,
+    /// Partitions of `__consumer_offsets` when it is created (Kafka's `offsets.topic.num.partitions`).
+    pub offsets_topic_num_partitions: i32,
+    /// Kafka's `group.initial.rebalance.delay.ms` (Kafka: 3000; smaller here so groups form fast).
+    pub group_initial_rebalance_delay_ms: i64,
+    /// Kafka's `group.min.session.timeout.ms` / `group.max.session.timeout.ms`.
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    /// Kafka's `group.max.size`.
+    pub group_members_max: usize,
+    /// Kafka's `offsets.retention.minutes`: offsets of an empty group expire after this.
+    pub offsets_retention_minutes: i64,
+    /// Kafka's `offsets.retention.check.interval.ms`.
+    pub offsets_retention_check_interval_ms: i64,
+    /// Kafka's `offset.metadata.max.bytes`.
+    pub offset_metadata_bytes_max: usize,
+    /// Group records waiting to be appended per coordinator partition; more are refused.
+    pub group_writes_queued_max: usize,
+    /// How often group timers (sessions, rebalances) are checked.
+    pub group_tick_interval_ms: u64,
 }
 
 impl Default for NodeConfig {
@@ -64,6 +83,16 @@ impl Default for NodeConfig {
             num_partitions: 1,
             retention_check_interval_ms: 300_000,
             topic_defaults: BTreeMap::new(),
+            offsets_topic_num_partitions: 50,
+            group_initial_rebalance_delay_ms: 100,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_members_max: 1_000,
+            offsets_retention_minutes: 7 * 24 * 60,
+            offsets_retention_check_interval_ms: 600_000,
+            offset_metadata_bytes_max: 4_096,
+            group_writes_queued_max: 4_096,
+            group_tick_interval_ms: 50,
         }
     }
 }
@@ -86,6 +115,22 @@ impl NodeConfig {
         }
         if self.num_partitions < 1 || self.num_partitions > self.topic_partitions_max {
             return Err("num_partitions must be in 1..=topic_partitions_max".into());
+        }
+        if self.offsets_topic_num_partitions < 1
+            || self.offsets_topic_num_partitions > self.topic_partitions_max
+        {
+            return Err("offsets_topic_num_partitions must be in 1..=topic_partitions_max".into());
+        }
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms
+            || self.group_members_max == 0
+        {
+            return Err("group_min_session_timeout_ms must be <= group_max_session_timeout_ms, group_members_max > 0".into());
+        }
+        if self.group_initial_rebalance_delay_ms < 0 || self.offsets_retention_minutes < 1 {
+            return Err(
+                "group_initial_rebalance_delay_ms must be >= 0, offsets_retention_minutes >= 1"
+                    .into(),
+            );
         }
         topic_log_config(&self.topic_defaults, &BTreeMap::new()).map(|_| ())
     }

@@ -56,7 +56,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             }
             buf.advance(4);
             let frame = buf.split_to(size).freeze();
-            match handlers::dispatch(&shard, frame) {
+            match handlers::dispatch_from(&shard, frame, &peer) {
                 Ok(pending) => {
                     if tx.send(pending).await.is_err() {
                         break 'read;

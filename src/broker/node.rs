@@ -92,8 +92,20 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
     let (advertised_host, advertised_port) = split_host_port(config.advertised())?;
     let listen = config.listen.clone();
     // Shards bind with SO_REUSEPORT, which would let a second node share the port unnoticed:
-    // a plain bind first makes "address in use" an error.
-    std::net::TcpListener::bind(&listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    // refuse if something already accepts connections there. (Not a plain SO_REUSEADDR bind: it
+    // fails for ~60 s after a crash while the old server-side sockets sit in TIME_WAIT.)
+    let listen_addrs: Vec<std::net::SocketAddr> =
+        std::net::ToSocketAddrs::to_socket_addrs(listen.as_str())
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?
+            .collect();
+    for a in &listen_addrs {
+        if let Ok(s) = std::net::TcpStream::connect_timeout(a, Duration::from_millis(500)) {
+            // A connection to itself (same ephemeral port) is not a listener.
+            if s.local_addr().ok() != s.peer_addr().ok() {
+                return Err(format!("cannot listen on {listen}: address already in use"));
+            }
+        }
+    }
     let node = Arc::new(Node {
         config,
         nr_shards,

@@ -48,6 +48,8 @@ pub struct Shard {
     /// Keeps jobs sent to each peer in the order they were sent.
     send_locks: Vec<crate::sync::FifoLock>,
     peers: RefCell<Option<Rc<Senders<Job>>>>,
+    /// Group coordinators of the `__consumer_offsets` partitions this shard owns.
+    pub groups: crate::broker::group::ShardGroups,
 }
 
 impl AppendOutcome {
@@ -122,6 +124,7 @@ impl Shard {
             partitions: RefCell::new(HashMap::new()),
             send_locks,
             peers: RefCell::new(None),
+            groups: Default::default(),
         })
     }
 

@@ -4,15 +4,18 @@
 //! - [`Connection`]: one broker socket, ApiVersions negotiation, request/response.
 //! - [`Client`]: bootstrap, metadata, routing to partition leaders and the controller, admin
 //!   calls (topics, configs), ListOffsets, Produce, Fetch and group lookups.
+//! - [`Consumer`]: reads chosen partitions from a start position (no group).
 //! - [`Producer`]: batches records per partition (murmur2 for keys, sticky or round-robin for
 //!   null keys) with `linger` and `batch_bytes_max`, like Kafka's producer.
 
 mod cluster;
 mod connection;
+mod consumer;
 mod producer;
 
 pub use cluster::*;
 pub use connection::*;
+pub use consumer::*;
 pub use producer::*;
 
 use std::time::Duration;

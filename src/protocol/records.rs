@@ -80,6 +80,29 @@ pub enum RecordError {
     Record(String),
     #[error("decompression failed: {0}")]
     Decompress(String),
+    #[error("batch of {size} bytes exceeds {size_max} (max.message.bytes)")]
+    TooLarge { size: usize, size_max: usize },
+    #[error("invalid batch: {0}")]
+    Invalid(&'static str),
+}
+
+impl RecordError {
+    /// The Kafka error code a Produce partition gets for this (as Kafka's LogValidator).
+    pub fn error_code(&self) -> i16 {
+        use crate::protocol::errors;
+        match self {
+            RecordError::Truncated { .. }
+            | RecordError::Length(_)
+            | RecordError::Crc { .. }
+            | RecordError::Record(_)
+            | RecordError::Decompress(_) => errors::CORRUPT_MESSAGE,
+            RecordError::Magic(_) | RecordError::Count { .. } | RecordError::Invalid(_) => {
+                errors::INVALID_RECORD
+            }
+            RecordError::Codec(_) => errors::UNSUPPORTED_COMPRESSION_TYPE,
+            RecordError::TooLarge { .. } => errors::MESSAGE_TOO_LARGE,
+        }
+    }
 }
 
 /// The fixed 61-byte header of a batch.
@@ -624,8 +647,20 @@ pub fn decode_record_set(record_set: Bytes) -> Result<Vec<Record>, RecordError> 
     Ok(out)
 }
 
-/// What Kafka checks on a producer batch before appending it (one batch per partition).
-pub fn validate_produce_batch(batch: &[u8]) -> Result<BatchHeader, RecordError> {
+/// What Kafka checks on a producer batch before appending it (one batch per partition):
+/// size within `batch_bytes_max` (the topic's max.message.bytes), magic 2, exact length,
+/// known codec, RecordCount = LastOffsetDelta + 1 > 0, BaseOffset 0, not a control batch,
+/// BaseSequence >= 0 when a producer id is set, and the CRC. Records are not decompressed.
+pub fn validate_produce_batch(
+    batch: &[u8],
+    batch_bytes_max: usize,
+) -> Result<BatchHeader, RecordError> {
+    if batch.len() > batch_bytes_max {
+        return Err(RecordError::TooLarge {
+            size: batch.len(),
+            size_max: batch_bytes_max,
+        });
+    }
     let header = BatchHeader::parse(batch)?;
     if batch.len() != header.batch_bytes() {
         return Err(RecordError::Length(header.length));
@@ -642,6 +677,21 @@ pub fn validate_produce_batch(batch: &[u8]) -> Result<BatchHeader, RecordError> 
             record_count: header.record_count,
             last_offset_delta: header.last_offset_delta,
         });
+    }
+    if header.base_offset != 0 {
+        return Err(RecordError::Invalid(
+            "producer batches must have base offset 0",
+        ));
+    }
+    if header.is_control() {
+        return Err(RecordError::Invalid(
+            "clients may not produce control batches",
+        ));
+    }
+    if header.producer_id >= 0 && header.base_sequence < 0 {
+        return Err(RecordError::Invalid(
+            "idempotent batch without a base sequence",
+        ));
     }
     verify_crc(batch)?;
     Ok(header)

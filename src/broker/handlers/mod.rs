@@ -13,6 +13,18 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+// Consumer groups (issue 4).
+pub mod delete_groups;
+pub mod describe_groups;
+pub mod find_coordinator;
+pub mod heartbeat;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
+pub mod sync_group;
 
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
@@ -21,8 +33,7 @@ use futures_lite::FutureExt;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::broker::error_codes as ec;
-use crate::protocol::{decode_request, encode_response, error_response, Request, Response};
+use crate::protocol::{decode_request, encode_response, Request, Response};
 
 use crate::broker::shard::Shard;
 
@@ -37,7 +48,20 @@ pub enum Reply {
 
 pub type Pending = glommio::Task<Reply>;
 
+/// Who sent a request (group members are described with their client id and host).
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    pub client_id: String,
+    /// Kafka's form: `/IP`.
+    pub client_host: String,
+}
+
 pub fn dispatch(shard: &Rc<Shard>, frame: Bytes) -> Result<Pending, String> {
+    dispatch_from(shard, frame, "")
+}
+
+/// `peer` is the client's `IP:PORT` (may be empty).
+pub fn dispatch_from(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Result<Pending, String> {
     let decoded = match decode_request(frame) {
         Ok(decoded) => decoded,
         // KIP-511 ApiVersions fallback and refused Produce v0-2 get an answer; the rest closes.
@@ -46,9 +70,17 @@ pub fn dispatch(shard: &Rc<Shard>, frame: Bytes) -> Result<Pending, String> {
     let version = decoded.version();
     let correlation_id = decoded.correlation_id();
     let api_key = decoded.api_key;
+    let host = peer
+        .rsplit_once(':')
+        .map_or(peer, |(h, _)| h)
+        .trim_matches(['[', ']']);
+    let ctx = RequestContext {
+        client_id: decoded.client_id().unwrap_or_default().to_string(),
+        client_host: format!("/{host}"),
+    };
     let shard = shard.clone();
     let handled = async move {
-        let Some(response) = handle(&shard, version, decoded.request).await else {
+        let Some(response) = handle(&shard, version, decoded.request, &ctx).await else {
             return Reply::Nothing;
         };
         match encode_response(correlation_id, version, &response) {
@@ -75,7 +107,12 @@ fn ready(response: BytesMut) -> Pending {
     glommio::spawn_local(async move { Reply::Frame(response) })
 }
 
-async fn handle(shard: &Rc<Shard>, version: i16, request: Request) -> Option<Response> {
+async fn handle(
+    shard: &Rc<Shard>,
+    version: i16,
+    request: Request,
+    ctx: &RequestContext,
+) -> Option<Response> {
     Some(match request {
         Request::ApiVersions(r) => Response::ApiVersions(api_versions::handle(version, r)),
         Request::Produce(r) => Response::Produce(produce::handle(shard, version, r).await?),
@@ -83,9 +120,7 @@ async fn handle(shard: &Rc<Shard>, version: i16, request: Request) -> Option<Res
         Request::ListOffsets(r) => {
             Response::ListOffsets(list_offsets::handle(shard, version, r).await)
         }
-        Request::Metadata(r) => {
-            Response::Metadata(metadata::handle(shard, version, r).await)
-        }
+        Request::Metadata(r) => Response::Metadata(metadata::handle(shard, version, r).await),
         Request::InitProducerId(r) => {
             Response::InitProducerId(init_producer_id::handle(shard, version, r))
         }
@@ -101,12 +136,37 @@ async fn handle(shard: &Rc<Shard>, version: i16, request: Request) -> Option<Res
         Request::DescribeCluster(r) => {
             Response::DescribeCluster(describe_cluster::handle(shard, version, r))
         }
-        Request::OffsetForLeaderEpoch(r) => Response::OffsetForLeaderEpoch(
-            offset_for_leader_epoch::handle(shard, version, r).await,
-        ),
-        other => {
-            log::warn!("no handler for {:?}", other.api_key());
-            error_response(&other, version, ec::UNSUPPORTED_VERSION)
+        Request::OffsetForLeaderEpoch(r) => {
+            Response::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(shard, version, r).await)
+        }
+        Request::FindCoordinator(r) => {
+            Response::FindCoordinator(find_coordinator::handle(shard, version, r))
+        }
+        Request::JoinGroup(r) => {
+            Response::JoinGroup(join_group::handle(shard, version, r, ctx).await)
+        }
+        Request::SyncGroup(r) => Response::SyncGroup(sync_group::handle(shard, version, r).await),
+        Request::Heartbeat(r) => Response::Heartbeat(heartbeat::handle(shard, version, r).await),
+        Request::LeaveGroup(r) => {
+            Response::LeaveGroup(leave_group::handle(shard, version, r).await)
+        }
+        Request::OffsetCommit(r) => {
+            Response::OffsetCommit(offset_commit::handle(shard, version, r).await)
+        }
+        Request::OffsetFetch(r) => {
+            Response::OffsetFetch(offset_fetch::handle(shard, version, r).await)
+        }
+        Request::ListGroups(r) => {
+            Response::ListGroups(list_groups::handle(shard, version, r).await)
+        }
+        Request::DescribeGroups(r) => {
+            Response::DescribeGroups(describe_groups::handle(shard, version, r).await)
+        }
+        Request::DeleteGroups(r) => {
+            Response::DeleteGroups(delete_groups::handle(shard, version, r).await)
+        }
+        Request::OffsetDelete(r) => {
+            Response::OffsetDelete(offset_delete::handle(shard, version, r).await)
         }
     })
 }
