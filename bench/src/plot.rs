@@ -218,10 +218,8 @@ pub fn timeline_chart(
             if msg_bytes.is_some() {
                 chart
                     .configure_secondary_axes()
-                    .y_desc("Throughput (msgs/s)")
-                    .axis_desc_style(("sans-serif", 18))
                     .label_style(("sans-serif", 15))
-                    .y_label_formatter(&|v| format_count(*v))
+                    .y_label_formatter(&|v| format!("{} msg/s", format_count(*v)))
                     .draw()
                     .map_err(e)?;
             }
