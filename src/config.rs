@@ -43,6 +43,25 @@ pub struct NodeConfig {
     pub retention_check_interval_ms: u64,
     /// Topic config defaults, Kafka names (e.g. `"retention.ms" = "86400000"`).
     pub topic_defaults: BTreeMap<String, String>,
+    /// Partitions of `__consumer_offsets` when it is created (Kafka's `offsets.topic.num.partitions`).
+    pub offsets_topic_num_partitions: i32,
+    /// Kafka's `group.initial.rebalance.delay.ms` (Kafka: 3000; smaller here so groups form fast).
+    pub group_initial_rebalance_delay_ms: i64,
+    /// Kafka's `group.min.session.timeout.ms` / `group.max.session.timeout.ms`.
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    /// Kafka's `group.max.size`.
+    pub group_members_max: usize,
+    /// Kafka's `offsets.retention.minutes`: offsets of an empty group expire after this.
+    pub offsets_retention_minutes: i64,
+    /// Kafka's `offsets.retention.check.interval.ms`.
+    pub offsets_retention_check_interval_ms: i64,
+    /// Kafka's `offset.metadata.max.bytes`.
+    pub offset_metadata_bytes_max: usize,
+    /// Group records waiting to be appended per coordinator partition; more are refused.
+    pub group_writes_queued_max: usize,
+    /// How often group timers (sessions, rebalances) are checked.
+    pub group_tick_interval_ms: u64,
 }
 
 impl Default for NodeConfig {
@@ -64,14 +83,23 @@ impl Default for NodeConfig {
             num_partitions: 1,
             retention_check_interval_ms: 300_000,
             topic_defaults: BTreeMap::new(),
+            offsets_topic_num_partitions: 50,
+            group_initial_rebalance_delay_ms: 100,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_members_max: 1_000,
+            offsets_retention_minutes: 7 * 24 * 60,
+            offsets_retention_check_interval_ms: 600_000,
+            offset_metadata_bytes_max: 4_096,
+            group_writes_queued_max: 4_096,
+            group_tick_interval_ms: 50,
         }
     }
 }
 
 impl NodeConfig {
     pub fn load(path: &std::path::Path) -> Result<NodeConfig, String> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let config: NodeConfig =
             toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         config.validate()?;
@@ -87,6 +115,22 @@ impl NodeConfig {
         }
         if self.num_partitions < 1 || self.num_partitions > self.topic_partitions_max {
             return Err("num_partitions must be in 1..=topic_partitions_max".into());
+        }
+        if self.offsets_topic_num_partitions < 1
+            || self.offsets_topic_num_partitions > self.topic_partitions_max
+        {
+            return Err("offsets_topic_num_partitions must be in 1..=topic_partitions_max".into());
+        }
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms
+            || self.group_members_max == 0
+        {
+            return Err("group_min_session_timeout_ms must be <= group_max_session_timeout_ms, group_members_max > 0".into());
+        }
+        if self.group_initial_rebalance_delay_ms < 0 || self.offsets_retention_minutes < 1 {
+            return Err(
+                "group_initial_rebalance_delay_ms must be >= 0, offsets_retention_minutes >= 1"
+                    .into(),
+            );
         }
         topic_log_config(&self.topic_defaults, &BTreeMap::new()).map(|_| ())
     }
@@ -154,7 +198,9 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
         },
         "message.timestamp.type" => match value {
             "CreateTime" | "LogAppendTime" => Ok(()),
-            _ => Err(format!("{key}={value}: expected CreateTime or LogAppendTime")),
+            _ => Err(format!(
+                "{key}={value}: expected CreateTime or LogAppendTime"
+            )),
         },
         "retention.ms" | "retention.bytes" => int(-1),
         "segment.bytes" => int(14),
@@ -179,8 +225,7 @@ pub fn topic_log_config(
         let (v, _) = topic_config_value(key, node_defaults, topic).expect("known key");
         v.parse::<i64>().expect("validated")
     };
-    let explicit =
-        |key: &str| topic.contains_key(key) || node_defaults.contains_key(key);
+    let explicit = |key: &str| topic.contains_key(key) || node_defaults.contains_key(key);
     let flush = if explicit("flush.ms") || explicit("flush.messages") {
         FlushPolicy::Interval {
             flush_ms: get("flush.ms") as u64,
@@ -219,18 +264,26 @@ mod tests {
 
     #[test]
     fn topic_overrides_node_and_flush_ms_selects_interval() {
-        let node: BTreeMap<String, String> = [("retention.ms".to_string(), "1000".to_string())].into();
+        let node: BTreeMap<String, String> =
+            [("retention.ms".to_string(), "1000".to_string())].into();
         let topic: BTreeMap<String, String> = [("flush.ms".to_string(), "50".to_string())].into();
         let cfg = topic_log_config(&node, &topic).unwrap();
         assert_eq!(cfg.retention_ms, 1000);
-        assert!(matches!(cfg.flush, FlushPolicy::Interval { flush_ms: 50, .. }));
+        assert!(matches!(
+            cfg.flush,
+            FlushPolicy::Interval { flush_ms: 50, .. }
+        ));
     }
 
     #[test]
     fn bad_configs_are_named() {
-        assert!(validate_topic_config("retention.ms", "soon").unwrap_err().contains("retention.ms"));
+        assert!(validate_topic_config("retention.ms", "soon")
+            .unwrap_err()
+            .contains("retention.ms"));
         assert!(validate_topic_config("cleanup.policy", "compact").is_err());
-        assert!(validate_topic_config("no.such.key", "1").unwrap_err().contains("unknown"));
+        assert!(validate_topic_config("no.such.key", "1")
+            .unwrap_err()
+            .contains("unknown"));
     }
 
     #[test]

@@ -6,10 +6,19 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use shoal::cli::consume::ConsumeArgs;
+use shoal::cli::group::GroupCommand;
+use shoal::cli::produce::ProduceArgs;
+use shoal::cli::topic::TopicCommand;
+use shoal::cli::ConnectArgs;
 use shoal::config::NodeConfig;
 
 #[derive(Parser)]
-#[command(name = "shoal", version, about = "Kafka-compatible, thread-per-core message broker on io_uring")]
+#[command(
+    name = "shoal",
+    version,
+    about = "Kafka-compatible, thread-per-core message broker on io_uring"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -19,6 +28,34 @@ struct Cli {
 enum Command {
     /// Start a node (defaults: data in ./shoal-data, Kafka listener 127.0.0.1:9092, one shard per core).
     Serve(ServeArgs),
+    /// Create, list, describe and delete topics.
+    Topic {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(subcommand)]
+        command: TopicCommand,
+    },
+    /// Produce stdin lines as records.
+    Produce {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(flatten)]
+        args: ProduceArgs,
+    },
+    /// Print records of a topic.
+    Consume {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(flatten)]
+        args: ConsumeArgs,
+    },
+    /// List and describe consumer groups (with lag).
+    Group {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(subcommand)]
+        command: GroupCommand,
+    },
 }
 
 #[derive(Args)]
@@ -73,6 +110,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Topic { connect, command } => shoal::cli::topic::run(&connect, command),
+        Command::Produce { connect, args } => shoal::cli::produce::run(&connect, args),
+        Command::Consume { connect, args } => shoal::cli::consume::run(&connect, args),
+        Command::Group { connect, command } => shoal::cli::group::run(&connect, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -318,7 +318,7 @@ where
 pub fn format_count(v: f64) -> String {
     if v >= 1e6 {
         format!("{:.1}M", v / 1e6)
-    } else if v >= 1e3 && v < 1e4 && v % 1e3 != 0.0 {
+    } else if (1e3..1e4).contains(&v) && v % 1e3 != 0.0 {
         format!("{:.1}k", v / 1e3)
     } else if v >= 1e3 {
         format!("{:.0}k", v / 1e3)

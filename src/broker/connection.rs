@@ -9,7 +9,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel;
 use glommio::net::TcpStream;
 
-use crate::broker::handlers;
+use crate::broker::handlers::{self, Reply};
 use crate::broker::shard::Shard;
 
 const READ_CHUNK_BYTES: usize = 64 * 1024;
@@ -25,9 +25,10 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let (tx, rx) = local_channel::new_bounded::<handlers::Pending>(in_flight_max);
     let writer_task = glommio::spawn_local(async move {
         while let Some(pending) = rx.recv().await {
-            let Some(response) = pending.await else { continue };
-            if let Err(e) = writer.write_all(&response).await {
-                return Err(e);
+            match pending.await {
+                Reply::Frame(response) => writer.write_all(&response).await?,
+                Reply::Nothing => {}
+                Reply::Close => break,
             }
         }
         writer.close().await
@@ -55,7 +56,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             }
             buf.advance(4);
             let frame = buf.split_to(size).freeze();
-            match handlers::dispatch(&shard, frame) {
+            match handlers::dispatch_from(&shard, frame, &peer) {
                 Ok(pending) => {
                     if tx.send(pending).await.is_err() {
                         break 'read;

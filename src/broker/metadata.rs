@@ -51,7 +51,9 @@ impl MetadataSnapshot {
         self.topics.get(name)
     }
     pub fn topic_by_id(&self, id: &Uuid) -> Option<&Arc<TopicMeta>> {
-        self.topic_names_by_id.get(id).and_then(|n| self.topics.get(n))
+        self.topic_names_by_id
+            .get(id)
+            .and_then(|n| self.topics.get(n))
     }
 }
 
@@ -165,7 +167,11 @@ impl MetadataStore {
     }
 
     pub fn snapshot(&self) -> Arc<MetadataSnapshot> {
-        self.state.lock().expect("metadata poisoned").snapshot.clone()
+        self.state
+            .lock()
+            .expect("metadata poisoned")
+            .snapshot
+            .clone()
     }
 
     pub fn create_topic(
@@ -267,7 +273,8 @@ impl MetadataStore {
             state.snapshot = previous;
             return Err(e);
         }
-        self.version.store(state.snapshot.version, Ordering::Release);
+        self.version
+            .store(state.snapshot.version, Ordering::Release);
         Ok(())
     }
 
@@ -337,10 +344,15 @@ mod tests {
             .create_topic("orders", 5, BTreeMap::new(), false, false)
             .unwrap();
         assert_eq!(t.partition_shards, vec![0, 1, 0, 1, 0]);
-        let u = store.create_topic("audit", 1, BTreeMap::new(), false, false).unwrap();
+        let u = store
+            .create_topic("audit", 1, BTreeMap::new(), false, false)
+            .unwrap();
         assert_eq!(u.partition_shards, vec![1], "least-loaded shard first");
         assert_eq!(
-            store.create_topic("orders", 1, BTreeMap::new(), false, false).unwrap_err().code,
+            store
+                .create_topic("orders", 1, BTreeMap::new(), false, false)
+                .unwrap_err()
+                .code,
             ec::TOPIC_ALREADY_EXISTS
         );
         let pid = store.allocate_producer_id().unwrap();
@@ -350,7 +362,10 @@ mod tests {
         let snap = store.snapshot();
         assert_eq!(snap.cluster_id, cluster);
         assert_eq!(snap.topic("orders").unwrap().id, t.id);
-        assert!(store.allocate_producer_id().unwrap() > pid, "producer ids never reused");
+        assert!(
+            store.allocate_producer_id().unwrap() > pid,
+            "producer ids never reused"
+        );
         store.delete_topic("orders").unwrap();
         assert!(store.snapshot().topic("orders").is_none());
     }
@@ -358,7 +373,10 @@ mod tests {
     #[test]
     fn topic_names_are_validated() {
         for bad in ["", ".", "..", "a/b", "with space", &"x".repeat(250)] {
-            assert_eq!(validate_topic_name(bad).unwrap_err().code, ec::INVALID_TOPIC_EXCEPTION);
+            assert_eq!(
+                validate_topic_name(bad).unwrap_err().code,
+                ec::INVALID_TOPIC_EXCEPTION
+            );
         }
         validate_topic_name("chat.v1_a-b").unwrap();
     }
@@ -367,7 +385,9 @@ mod tests {
     fn validate_only_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = MetadataStore::open(dir.path(), 1).unwrap();
-        store.create_topic("t", 3, BTreeMap::new(), false, true).unwrap();
+        store
+            .create_topic("t", 3, BTreeMap::new(), false, true)
+            .unwrap();
         assert!(store.snapshot().topic("t").is_none());
     }
 }

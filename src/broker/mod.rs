@@ -2,6 +2,7 @@
 
 pub mod connection;
 pub mod error_codes;
+pub mod group;
 pub mod handlers;
 pub mod metadata;
 pub mod node;

@@ -91,6 +91,21 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
         .map_err(|e| format!("metadata in {}: {e}", config.data_dir.display()))?;
     let (advertised_host, advertised_port) = split_host_port(config.advertised())?;
     let listen = config.listen.clone();
+    // Shards bind with SO_REUSEPORT, which would let a second node share the port unnoticed:
+    // refuse if something already accepts connections there. (Not a plain SO_REUSEADDR bind: it
+    // fails for ~60 s after a crash while the old server-side sockets sit in TIME_WAIT.)
+    let listen_addrs: Vec<std::net::SocketAddr> =
+        std::net::ToSocketAddrs::to_socket_addrs(listen.as_str())
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?
+            .collect();
+    for a in &listen_addrs {
+        if let Ok(s) = std::net::TcpStream::connect_timeout(a, Duration::from_millis(500)) {
+            // A connection to itself (same ephemeral port) is not a listener.
+            if s.local_addr().ok() != s.peer_addr().ok() {
+                return Err(format!("cannot listen on {listen}: address already in use"));
+            }
+        }
+    }
     let node = Arc::new(Node {
         config,
         nr_shards,
@@ -107,7 +122,7 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
     let mut handles = Vec::with_capacity(nr_shards);
     for id in 0..nr_shards {
         let placement = if pin {
-            Placement::Fixed(core_ids[id].id)
+            Placement::Fixed(core_ids.get(id).map_or(id, |c| c.id))
         } else {
             Placement::Unbound
         };
@@ -198,7 +213,8 @@ async fn shard_main(
         let shard = shard.clone();
         let stop = stop.clone();
         glommio::spawn_local(async move {
-            let retention_every = Duration::from_millis(shard.node.config.retention_check_interval_ms);
+            let retention_every =
+                Duration::from_millis(shard.node.config.retention_check_interval_ms);
             let mut last_retention = Instant::now();
             loop {
                 glommio::timer::sleep(Duration::from_millis(TICK_INTERVAL_MS)).await;

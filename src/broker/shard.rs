@@ -16,10 +16,11 @@ use glommio::channels::channel_mesh::Senders;
 use uuid::Uuid;
 
 use crate::broker::error_codes as ec;
-use crate::broker::metadata::MetadataSnapshot;
+use crate::broker::metadata::{MetadataSnapshot, TopicMeta};
 use crate::broker::node::Node;
 use crate::broker::sync::{oneshot, Canceled, LocalNotify};
 use crate::storage::{PartitionLog, StorageError};
+use crate::sync::FifoLock;
 
 /// Work sent to another shard: runs there with that shard's state.
 pub type Job = Box<dyn FnOnce(Rc<Shard>) -> Pin<Box<dyn Future<Output = ()>>> + Send>;
@@ -31,13 +32,36 @@ pub struct LocalPartition {
     pub data_ready: LocalNotify,
 }
 
+/// A partition's place on its shard, created synchronously when the first request for it arrives.
+/// `gate` orders appends by arrival, including those that arrive while the log is still opening.
+struct PartitionSlot {
+    topic_id: Uuid,
+    gate: FifoLock,
+    open: RefCell<Option<Rc<LocalPartition>>>,
+}
+
 pub struct Shard {
     pub id: usize,
     pub node: Arc<Node>,
     snapshot: RefCell<Arc<MetadataSnapshot>>,
-    partitions: RefCell<HashMap<String, HashMap<i32, Rc<LocalPartition>>>>,
-    open_lock: glommio::sync::Semaphore,
+    partitions: RefCell<HashMap<String, HashMap<i32, Rc<PartitionSlot>>>>,
+    /// Keeps jobs sent to each peer in the order they were sent.
+    send_locks: Vec<crate::sync::FifoLock>,
     peers: RefCell<Option<Rc<Senders<Job>>>>,
+    /// Group coordinators of the `__consumer_offsets` partitions this shard owns.
+    pub groups: crate::broker::group::ShardGroups,
+}
+
+impl AppendOutcome {
+    pub fn error(code: i16, message: impl Into<String>) -> Self {
+        AppendOutcome {
+            error_code: code,
+            error_message: Some(message.into()),
+            base_offset: -1,
+            log_append_time_ms: -1,
+            log_start_offset: -1,
+        }
+    }
 }
 
 /// Result of appending one partition's batch (owner side).
@@ -90,13 +114,17 @@ fn storage_error_code(e: &StorageError) -> i16 {
 impl Shard {
     pub fn new(id: usize, node: Arc<Node>) -> Rc<Shard> {
         let snapshot = node.metadata.snapshot();
+        let send_locks = (0..node.nr_shards)
+            .map(|_| crate::sync::FifoLock::new())
+            .collect();
         Rc::new(Shard {
             id,
             node,
             snapshot: RefCell::new(snapshot),
             partitions: RefCell::new(HashMap::new()),
-            open_lock: glommio::sync::Semaphore::new(1),
+            send_locks,
             peers: RefCell::new(None),
+            groups: Default::default(),
         })
     }
 
@@ -130,12 +158,20 @@ impl Shard {
                 tx.send(f(shard).await);
             })
         });
-        peers.send_to(target, job).await.map_err(|_| Canceled)?;
+        {
+            let _in_order = self.send_locks[target].lock().await.map_err(|_| Canceled)?;
+            peers.send_to(target, job).await.map_err(|_| Canceled)?;
+        }
         rx.await
     }
 
     /// Runs `f` with the partition on its owning shard; errors are Kafka error codes.
-    pub async fn on_partition<R, F, Fut>(self: &Rc<Self>, topic: &str, partition: i32, f: F) -> Result<R, i16>
+    pub async fn on_partition<R, F, Fut>(
+        self: &Rc<Self>,
+        topic: &str,
+        partition: i32,
+        f: F,
+    ) -> Result<R, i16>
     where
         R: Send + 'static,
         F: FnOnce(Rc<Shard>, Rc<LocalPartition>) -> Fut + Send + 'static,
@@ -163,56 +199,113 @@ impl Shard {
         Ok(t.partition_shards[partition as usize] as usize % self.node.nr_shards)
     }
 
-    /// The local partition, opening (and recovering) its log on first use.
-    pub async fn partition(&self, topic: &str, partition: i32) -> Result<Rc<LocalPartition>, i16> {
+    /// The slot of a partition this shard owns (created on first use, synchronously).
+    fn slot(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(Rc<PartitionSlot>, Arc<TopicMeta>), i16> {
         let meta = self.metadata();
-        let t = meta.topic(topic).ok_or(ec::UNKNOWN_TOPIC_OR_PARTITION)?.clone();
+        let t = meta
+            .topic(topic)
+            .ok_or(ec::UNKNOWN_TOPIC_OR_PARTITION)?
+            .clone();
         if partition < 0 || partition >= t.partitions() {
             return Err(ec::UNKNOWN_TOPIC_OR_PARTITION);
         }
         if t.partition_shards[partition as usize] as usize % self.node.nr_shards != self.id {
             return Err(ec::NOT_LEADER_OR_FOLLOWER);
         }
-        if let Some(p) = self.lookup(topic, partition, t.id) {
+        let mut map = self.partitions.borrow_mut();
+        let slots = map.entry(topic.to_string()).or_default();
+        match slots.get(&partition) {
+            Some(slot) if slot.topic_id == t.id => Ok((slot.clone(), t)),
+            _ => {
+                let slot = Rc::new(PartitionSlot {
+                    topic_id: t.id,
+                    gate: FifoLock::new(),
+                    open: RefCell::new(None),
+                });
+                slots.insert(partition, slot.clone());
+                Ok((slot, t))
+            }
+        }
+    }
+
+    /// The local partition, opening (and recovering) its log on first use.
+    pub async fn partition(&self, topic: &str, partition: i32) -> Result<Rc<LocalPartition>, i16> {
+        let (slot, t) = self.slot(topic, partition)?;
+        let existing = slot.open.borrow().clone();
+        if let Some(p) = existing {
             return Ok(p);
         }
-        let _guard = self
-            .open_lock
-            .acquire_permit(1)
+        let _gate = slot
+            .gate
+            .lock()
             .await
-            .map_err(|_| ec::KAFKA_STORAGE_ERROR)?;
-        if let Some(p) = self.lookup(topic, partition, t.id) {
+            .map_err(|_| ec::NOT_LEADER_OR_FOLLOWER)?;
+        self.open_slot(&slot, &t, topic, partition).await
+    }
+
+    /// Appends in arrival order: the gate is held until the log has queued this append.
+    pub async fn append_ordered(&self, topic: &str, partition: i32, batch: Bytes) -> AppendOutcome {
+        let (slot, t) = match self.slot(topic, partition) {
+            Ok(x) => x,
+            Err(code) => return AppendOutcome::error(code, "partition unavailable"),
+        };
+        let Ok(gate) = slot.gate.lock().await else {
+            return AppendOutcome::error(ec::NOT_LEADER_OR_FOLLOWER, "partition closed");
+        };
+        let existing = slot.open.borrow().clone();
+        let p = match existing {
+            Some(p) => p,
+            None => match self.open_slot(&slot, &t, topic, partition).await {
+                Ok(p) => p,
+                Err(code) => return AppendOutcome::error(code, "partition unavailable"),
+            },
+        };
+        // PartitionLog::append takes its place in the log's FIFO on its first poll.
+        let mut append = Box::pin(ops::append(p, batch));
+        let first = futures_lite::future::poll_once(&mut append).await;
+        drop(gate);
+        match first {
+            Some(outcome) => outcome,
+            None => append.await,
+        }
+    }
+
+    async fn open_slot(
+        &self,
+        slot: &PartitionSlot,
+        t: &TopicMeta,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Rc<LocalPartition>, i16> {
+        let existing = slot.open.borrow().clone();
+        if let Some(p) = existing {
             return Ok(p);
         }
-        let log_config = crate::config::topic_log_config(&self.node.config.topic_defaults, &t.configs)
-            .map_err(|e| {
-                log::error!("topic {topic}: bad config: {e}");
-                ec::INVALID_CONFIG
-            })?;
+        let log_config =
+            crate::config::topic_log_config(&self.node.config.topic_defaults, &t.configs).map_err(
+                |e| {
+                    log::error!("topic {topic}: bad config: {e}");
+                    ec::INVALID_CONFIG
+                },
+            )?;
         let dir = self.node.partition_dir(topic, partition);
-        let log = PartitionLog::open(dir.clone(), log_config).await.map_err(|e| {
-            log::error!("shard {}: cannot open {}: {e}", self.id, dir.display());
-            ec::KAFKA_STORAGE_ERROR
-        })?;
+        let log = PartitionLog::open(dir.clone(), log_config)
+            .await
+            .map_err(|e| {
+                log::error!("shard {}: cannot open {}: {e}", self.id, dir.display());
+                ec::KAFKA_STORAGE_ERROR
+            })?;
         let p = Rc::new(LocalPartition {
             topic_id: t.id,
             log,
             data_ready: LocalNotify::default(),
         });
-        self.partitions
-            .borrow_mut()
-            .entry(topic.to_string())
-            .or_default()
-            .insert(partition, p.clone());
+        *slot.open.borrow_mut() = Some(p.clone());
         Ok(p)
-    }
-
-    fn lookup(&self, topic: &str, partition: i32, topic_id: Uuid) -> Option<Rc<LocalPartition>> {
-        let map = self.partitions.borrow();
-        map.get(topic)
-            .and_then(|ps| ps.get(&partition))
-            .filter(|p| p.topic_id == topic_id)
-            .cloned()
     }
 
     /// Opens every partition this shard owns (at start, so recovery runs before serving).
@@ -222,7 +315,11 @@ impl Shard {
             for (p, &s) in t.partition_shards.iter().enumerate() {
                 if s as usize % self.node.nr_shards == self.id {
                     if let Err(code) = self.partition(&t.name, p as i32).await {
-                        log::error!("shard {}: {}-{p} unavailable (error {code})", self.id, t.name);
+                        log::error!(
+                            "shard {}: {}-{p} unavailable (error {code})",
+                            self.id,
+                            t.name
+                        );
                     }
                 }
             }
@@ -231,11 +328,19 @@ impl Shard {
 
     /// Closes and deletes this shard's partitions of a deleted topic.
     pub async fn drop_topic(&self, topic: &str, partitions: i32, topic_id: Uuid) {
-        let removed = self.partitions.borrow_mut().remove(topic).unwrap_or_default();
-        for (p, lp) in removed {
-            if lp.topic_id != topic_id {
+        let removed = self
+            .partitions
+            .borrow_mut()
+            .remove(topic)
+            .unwrap_or_default();
+        for (p, slot) in removed {
+            if slot.topic_id != topic_id {
                 continue;
             }
+            slot.gate.close();
+            let Some(lp) = slot.open.borrow_mut().take() else {
+                continue;
+            };
             lp.data_ready.notify_all();
             let log = lp.log.clone();
             drop(lp);
@@ -260,7 +365,7 @@ impl Shard {
         self.partitions
             .borrow()
             .values()
-            .flat_map(|m| m.values().cloned())
+            .flat_map(|m| m.values().filter_map(|s| s.open.borrow().clone()))
             .collect()
     }
 
@@ -268,6 +373,7 @@ impl Shard {
     pub async fn tick(&self, retention_due: bool) {
         let now = now_ms();
         for p in self.local_partitions() {
+            let hw_before = p.log.high_watermark();
             if let Err(e) = p.log.tick(now).await {
                 log::error!("shard {}: tick: {e}", self.id);
             }
@@ -277,7 +383,9 @@ impl Shard {
                 }
             }
             // Interval-flushed logs move their watermark without an append completing.
-            p.data_ready.notify_all();
+            if p.log.high_watermark() != hw_before {
+                p.data_ready.notify_all();
+            }
         }
     }
 
@@ -294,6 +402,7 @@ impl Shard {
 pub mod ops {
     use super::*;
 
+    /// Must reach `PartitionLog::append` without awaiting first (see `Shard::append_ordered`).
     pub async fn append(p: Rc<LocalPartition>, batch: Bytes) -> AppendOutcome {
         let result = p.log.append(BytesMut::from(&batch[..]), 0, now_ms()).await;
         match result {
@@ -318,7 +427,12 @@ pub mod ops {
     }
 
     /// Reads whole batches from `offset` below the high watermark.
-    pub async fn read(p: Rc<LocalPartition>, offset: i64, max_bytes: u32, min_one_batch: bool) -> ReadOutcome {
+    pub async fn read(
+        p: Rc<LocalPartition>,
+        offset: i64,
+        max_bytes: u32,
+        min_one_batch: bool,
+    ) -> ReadOutcome {
         let hw = p.log.high_watermark();
         let log_start = p.log.log_start_offset();
         let mut out = ReadOutcome {
@@ -336,6 +450,13 @@ pub mod ops {
             return out;
         }
         match p.log.read(offset, max_bytes, hw, min_one_batch).await {
+            Ok(result) if result.slices.len() == 1 => match result.slices[0].read().await {
+                Ok(b) => out.records = Some(b),
+                Err(e) => {
+                    log::error!("read: {e}");
+                    out.error_code = storage_error_code(&e);
+                }
+            },
             Ok(result) => {
                 let mut buf = BytesMut::with_capacity(result.bytes);
                 for slice in &result.slices {

@@ -142,6 +142,8 @@ mod tests {
     #[test]
     fn this_host_has_io_uring() {
         // The machines Shoal is developed and tested on run io_uring; failing here is a real finding.
-        probe_host().check().expect("io_uring and memlock usable on this host");
+        probe_host()
+            .check()
+            .expect("io_uring and memlock usable on this host");
     }
 }

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use crate::broker::error_codes as ec;
@@ -12,7 +14,11 @@ use crate::broker::handlers::str_bytes;
 use crate::broker::shard::Shard;
 use crate::config::{topic_config_value, ConfigSource, TOPIC_CONFIG_DEFAULTS};
 
-pub async fn handle(shard: &Rc<Shard>, version: i16, request: CreateTopicsRequest) -> CreateTopicsResponse {
+pub async fn handle(
+    shard: &Rc<Shard>,
+    version: i16,
+    request: CreateTopicsRequest,
+) -> CreateTopicsResponse {
     let node = &shard.node;
     let mut results = Vec::with_capacity(request.topics.len());
     for t in &request.topics {
@@ -37,7 +43,10 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: CreateTopicsReques
         if partitions > node.config.topic_partitions_max {
             results.push(fail(
                 ec::INVALID_PARTITIONS,
-                format!("{partitions} partitions exceed topic_partitions_max {}", node.config.topic_partitions_max),
+                format!(
+                    "{partitions} partitions exceed topic_partitions_max {}",
+                    node.config.topic_partitions_max
+                ),
             ));
             continue;
         }
@@ -51,8 +60,14 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: CreateTopicsReques
             ));
             continue;
         }
-        if t.assignments.iter().any(|a| a.broker_ids.iter().any(|b| b.0 != node.config.node_id)) {
-            results.push(fail(ec::INVALID_REPLICA_ASSIGNMENT, "assignment names an unknown broker".into()));
+        if t.assignments
+            .iter()
+            .any(|a| a.broker_ids.iter().any(|b| b.0 != node.config.node_id))
+        {
+            results.push(fail(
+                ec::INVALID_REPLICA_ASSIGNMENT,
+                "assignment names an unknown broker".into(),
+            ));
             continue;
         }
         let mut configs = BTreeMap::new();
@@ -61,7 +76,10 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: CreateTopicsReques
                 configs.insert(c.name.to_string(), v.to_string());
             }
         }
-        match node.metadata.create_topic(&name, partitions, configs, false, request.validate_only) {
+        match node
+            .metadata
+            .create_topic(&name, partitions, configs, false, request.validate_only)
+        {
             Ok(meta) => {
                 if !request.validate_only {
                     log::info!("created topic '{name}' with {partitions} partition(s)");

@@ -10,7 +10,11 @@ use crate::broker::error_codes as ec;
 use crate::broker::handlers::str_bytes;
 use crate::broker::shard::Shard;
 
-pub async fn handle(shard: &Rc<Shard>, version: i16, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub async fn handle(
+    shard: &Rc<Shard>,
+    version: i16,
+    request: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
     let meta = shard.metadata();
     let targets: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
         request
@@ -18,11 +22,18 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: DeleteTopicsReques
             .iter()
             .map(|t| match &t.name {
                 Some(n) => (Some(n.0.to_string()), t.topic_id),
-                None => (meta.topic_by_id(&t.topic_id).map(|m| m.name.clone()), t.topic_id),
+                None => (
+                    meta.topic_by_id(&t.topic_id).map(|m| m.name.clone()),
+                    t.topic_id,
+                ),
             })
             .collect()
     } else {
-        request.topic_names.iter().map(|n| (Some(n.0.to_string()), uuid::Uuid::nil())).collect()
+        request
+            .topic_names
+            .iter()
+            .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+            .collect()
     };
     let mut responses = Vec::with_capacity(targets.len());
     for (name, id) in targets {
@@ -38,7 +49,9 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: DeleteTopicsReques
                 for target in 0..shard.node.nr_shards {
                     let (name, partitions, id) = (topic.name.clone(), topic.partitions(), topic.id);
                     let _ = shard
-                        .invoke_on(target, move |s| async move { s.drop_topic(&name, partitions, id).await })
+                        .invoke_on(target, move |s| async move {
+                            s.drop_topic(&name, partitions, id).await
+                        })
                         .await;
                 }
                 log::info!("deleted topic '{name}'");

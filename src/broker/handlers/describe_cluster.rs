@@ -9,7 +9,11 @@ use crate::broker::error_codes as ec;
 use crate::broker::handlers::str_bytes;
 use crate::broker::shard::Shard;
 
-pub fn handle(shard: &Rc<Shard>, _version: i16, _request: DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn handle(
+    shard: &Rc<Shard>,
+    _version: i16,
+    _request: DescribeClusterRequest,
+) -> DescribeClusterResponse {
     let node = &shard.node;
     DescribeClusterResponse::default()
         .with_error_code(ec::NONE)

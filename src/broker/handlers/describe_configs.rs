@@ -28,7 +28,11 @@ fn entry(name: &str, value: &str, source: i8) -> DescribeConfigsResourceResult {
         .with_read_only(source != SOURCE_TOPIC && source != SOURCE_DEFAULT)
 }
 
-pub fn handle(shard: &Rc<Shard>, _version: i16, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+pub fn handle(
+    shard: &Rc<Shard>,
+    _version: i16,
+    request: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
     let node = &shard.node;
     let meta = shard.metadata();
     let results = request
@@ -50,7 +54,8 @@ pub fn handle(shard: &Rc<Shard>, _version: i16, request: DescribeConfigsRequest)
                             .iter()
                             .filter(|(k, _)| wanted(k))
                             .filter_map(|(k, _)| {
-                                let (v, src) = topic_config_value(k, &node.config.topic_defaults, &t.configs)?;
+                                let (v, src) =
+                                    topic_config_value(k, &node.config.topic_defaults, &t.configs)?;
                                 let source = match src {
                                     ConfigSource::Topic => SOURCE_TOPIC,
                                     ConfigSource::Node => SOURCE_STATIC_BROKER,
@@ -69,12 +74,18 @@ pub fn handle(shard: &Rc<Shard>, _version: i16, request: DescribeConfigsRequest)
                     let c = &node.config;
                     let pairs = [
                         ("broker.id", c.node_id.to_string()),
-                        ("auto.create.topics.enable", c.auto_create_topics_enable.to_string()),
+                        (
+                            "auto.create.topics.enable",
+                            c.auto_create_topics_enable.to_string(),
+                        ),
                         ("num.partitions", c.num_partitions.to_string()),
                         ("socket.request.max.bytes", c.request_bytes_max.to_string()),
                         ("fetch.max.bytes", c.fetch_bytes_max.to_string()),
                         ("log.dirs", c.data_dir.display().to_string()),
-                        ("log.retention.check.interval.ms", c.retention_check_interval_ms.to_string()),
+                        (
+                            "log.retention.check.interval.ms",
+                            c.retention_check_interval_ms.to_string(),
+                        ),
                     ];
                     let configs = pairs
                         .iter()

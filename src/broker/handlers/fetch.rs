@@ -83,21 +83,33 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: FetchRequest) -> F
                     .with_error_code(r.error_code)
                     .with_high_watermark(r.high_watermark)
                     .with_last_stable_offset(r.high_watermark)
-                    .with_log_start_offset(r.log_start_offset)
-                    .with_aborted_transactions(if version >= 4 { Some(Vec::new()) } else { None })
+                    .with_log_start_offset(if version >= 5 { r.log_start_offset } else { -1 })
+                    .with_aborted_transactions(Some(Vec::new()))
                     .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
                     .with_records(r.records)
             })
             .collect();
         responses.push(
             FetchableTopicResponse::default()
-                .with_topic(if version >= 13 { TopicName::default() } else { t.topic.clone() })
-                .with_topic_id(t.topic_id)
+                .with_topic(if version >= 13 {
+                    TopicName::default()
+                } else {
+                    t.topic.clone()
+                })
+                .with_topic_id(if version >= 13 {
+                    t.topic_id
+                } else {
+                    uuid::Uuid::nil()
+                })
                 .with_partitions(partitions),
         );
     }
     FetchResponse::default()
-        .with_error_code(if session_error { ec::FETCH_SESSION_ID_NOT_FOUND } else { ec::NONE })
+        .with_error_code(if session_error {
+            ec::FETCH_SESSION_ID_NOT_FOUND
+        } else {
+            ec::NONE
+        })
         .with_session_id(0)
         .with_responses(responses)
 }
@@ -114,7 +126,8 @@ async fn read_all(
     for w in wanted.iter().flatten() {
         let shard = shard.clone();
         let topic = w.topic.clone();
-        let (partition, offset, max_bytes, epoch) = (w.partition, w.offset, w.max_bytes, w.leader_epoch);
+        let (partition, offset, max_bytes, epoch) =
+            (w.partition, w.offset, w.max_bytes, w.leader_epoch);
         let max_bytes = max_bytes.min(bytes_max as u32);
         tasks.push(glommio::spawn_local(async move {
             let Some(topic) = topic else {
@@ -124,7 +137,9 @@ async fn read_all(
                 return ReadOutcome::error(ec::UNKNOWN_LEADER_EPOCH);
             }
             shard
-                .on_partition(&topic, partition, move |_, p| ops::read(p, offset, max_bytes, true))
+                .on_partition(&topic, partition, move |_, p| {
+                    ops::read(p, offset, max_bytes, true)
+                })
                 .await
                 .unwrap_or_else(ReadOutcome::error)
         }));
@@ -156,13 +171,17 @@ async fn wait_any(shard: &Rc<Shard>, wanted: &[Vec<Wanted>], deadline: Instant) 
     let woken = Rc::new(LocalNotify::default());
     let notified = woken.notified();
     for w in wanted.iter().flatten() {
-        let Some(topic) = w.topic.clone() else { continue };
+        let Some(topic) = w.topic.clone() else {
+            continue;
+        };
         let (partition, offset) = (w.partition, w.offset);
         let shard = shard.clone();
         let woken = woken.clone();
         glommio::spawn_local(async move {
             let _ = shard
-                .on_partition(&topic, partition, move |_, p| ops::wait_for_data(p, offset, deadline))
+                .on_partition(&topic, partition, move |_, p| {
+                    ops::wait_for_data(p, offset, deadline)
+                })
                 .await;
             woken.notify_all();
         })

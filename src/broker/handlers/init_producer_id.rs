@@ -8,7 +8,11 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use crate::broker::error_codes as ec;
 use crate::broker::shard::Shard;
 
-pub fn handle(shard: &Rc<Shard>, _version: i16, request: InitProducerIdRequest) -> InitProducerIdResponse {
+pub fn handle(
+    shard: &Rc<Shard>,
+    _version: i16,
+    request: InitProducerIdRequest,
+) -> InitProducerIdResponse {
     let error = |code| {
         InitProducerIdResponse::default()
             .with_error_code(code)

@@ -16,7 +16,12 @@ pub const LATEST_TIMESTAMP: i64 = -1;
 pub const MAX_TIMESTAMP: i64 = -3;
 
 /// (error, offset, timestamp) for one partition, computed on its owner.
-pub async fn lookup(shard: &Rc<Shard>, topic: &str, partition: i32, timestamp: i64) -> (i16, i64, i64) {
+pub async fn lookup(
+    shard: &Rc<Shard>,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+) -> (i16, i64, i64) {
     let result = shard
         .on_partition(topic, partition, move |_, p| async move {
             match timestamp {
@@ -38,7 +43,11 @@ pub async fn lookup(shard: &Rc<Shard>, topic: &str, partition: i32, timestamp: i
     result.unwrap_or_else(|code| (code, -1, -1))
 }
 
-pub async fn handle(shard: &Rc<Shard>, _version: i16, request: ListOffsetsRequest) -> ListOffsetsResponse {
+pub async fn handle(
+    shard: &Rc<Shard>,
+    version: i16,
+    request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
     let mut tasks = Vec::new();
     for t in &request.topics {
         for p in &t.partitions {
@@ -68,7 +77,13 @@ pub async fn handle(shard: &Rc<Shard>, _version: i16, request: ListOffsetsReques
                         .with_error_code(error)
                         .with_offset(offset)
                         .with_timestamp(timestamp)
-                        .with_leader_epoch(if error == ec::NONE { 0 } else { -1 })
+                        .with_leader_epoch(if error != ec::NONE && version >= 4 {
+                            -1
+                        } else if version >= 4 {
+                            0
+                        } else {
+                            -1
+                        })
                 })
                 .collect();
             ListOffsetsTopicResponse::default()

@@ -73,18 +73,35 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: MetadataRequest) -
                     continue;
                 }
                 if !auto_create {
-                    topics.push(error_entry(req.name.clone(), req.topic_id, ec::UNKNOWN_TOPIC_OR_PARTITION));
+                    topics.push(error_entry(
+                        req.name.clone(),
+                        req.topic_id,
+                        ec::UNKNOWN_TOPIC_OR_PARTITION,
+                    ));
                     continue;
                 }
-                match node.metadata.create_topic(&name, node.config.num_partitions, BTreeMap::new(), false, false) {
+                match node.metadata.create_topic(
+                    &name,
+                    node.config.num_partitions,
+                    BTreeMap::new(),
+                    false,
+                    false,
+                ) {
                     Ok(t) => {
-                        log::info!("auto-created topic '{name}' with {} partition(s)", t.partitions());
+                        log::info!(
+                            "auto-created topic '{name}' with {} partition(s)",
+                            t.partitions()
+                        );
                         topics.push(topic_entry(node_id, &t));
                     }
                     Err(e) if e.code == ec::TOPIC_ALREADY_EXISTS => {
                         match shard.metadata().topic(&name) {
                             Some(t) => topics.push(topic_entry(node_id, t)),
-                            None => topics.push(error_entry(req.name.clone(), req.topic_id, ec::LEADER_NOT_AVAILABLE)),
+                            None => topics.push(error_entry(
+                                req.name.clone(),
+                                req.topic_id,
+                                ec::LEADER_NOT_AVAILABLE,
+                            )),
                         }
                     }
                     Err(e) => topics.push(error_entry(req.name.clone(), req.topic_id, e.code)),

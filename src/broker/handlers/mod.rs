@@ -1,5 +1,5 @@
-//! Kafka API handlers, one file per API with the versions it serves. `dispatch` parses the request
-//! header, checks the version against the advertised range, decodes the body and spawns the
+//! Kafka API handlers, one file per API with the versions it serves. `dispatch` decodes a frame
+//! with `protocol::decode_request` (advertised table in `protocol::versions`) and spawns the
 //! handler; the returned task yields the encoded response frame (or none, for `acks=0`).
 
 pub mod api_versions;
@@ -13,108 +13,162 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+// Consumer groups (issue 4).
+pub mod delete_groups;
+pub mod describe_groups;
+pub mod find_coordinator;
+pub mod heartbeat;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
+pub mod sync_group;
 
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use futures_lite::FutureExt;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::protocol::{decode_request, encode_response, Request, Response};
 
 use crate::broker::shard::Shard;
 
-/// A response being produced; `None` means nothing is sent (Produce with acks=0).
-pub type Pending = glommio::Task<Option<BytesMut>>;
+/// What the connection does once a request is handled, in request order.
+pub enum Reply {
+    Frame(BytesMut),
+    /// Nothing is sent (Produce with acks=0).
+    Nothing,
+    /// The request could not be answered (a bug, logged): close this connection.
+    Close,
+}
 
-pub fn dispatch(shard: &Rc<Shard>, mut frame: Bytes) -> Result<Pending, String> {
-    if frame.len() < 8 {
-        return Err(format!("request of {} bytes is shorter than a header", frame.len()));
-    }
-    let api_key_raw = i16::from_be_bytes([frame[0], frame[1]]);
-    let version = i16::from_be_bytes([frame[2], frame[3]]);
-    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-    let api_key =
-        ApiKey::try_from(api_key_raw).map_err(|_| format!("unknown api key {api_key_raw}"))?;
-    let Some(range) = api_versions::supported(api_key) else {
-        return Err(format!("unsupported api {api_key:?}"));
+pub type Pending = glommio::Task<Reply>;
+
+/// Who sent a request (group members are described with their client id and host).
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    pub client_id: String,
+    /// Kafka's form: `/IP`.
+    pub client_host: String,
+}
+
+pub fn dispatch(shard: &Rc<Shard>, frame: Bytes) -> Result<Pending, String> {
+    dispatch_from(shard, frame, "")
+}
+
+/// `peer` is the client's `IP:PORT` (may be empty).
+pub fn dispatch_from(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Result<Pending, String> {
+    let decoded = match decode_request(frame) {
+        Ok(decoded) => decoded,
+        // KIP-511 ApiVersions fallback and refused Produce v0-2 get an answer; the rest closes.
+        Err(e) => return e.reply().map(ready).ok_or_else(|| e.to_string()),
     };
-    if version < range.0 || version > range.1 {
-        if api_key == ApiKey::ApiVersions {
-            // KIP-511: answer in v0 so the client can retry with a version we support.
-            let body = api_versions::unsupported_version_response();
-            return Ok(ready(encode(api_key, 0, correlation_id, &ResponseKind::ApiVersions(body))));
-        }
-        return Err(format!(
-            "{api_key:?} v{version} outside the supported range v{}-v{}",
-            range.0, range.1
-        ));
-    }
-    let header_version = api_key.request_header_version(version);
-    let _header = RequestHeader::decode(&mut frame, header_version)
-        .map_err(|e| format!("bad {api_key:?} v{version} header: {e}"))?;
-    let request = RequestKind::decode(api_key, &mut frame, version)
-        .map_err(|e| format!("bad {api_key:?} v{version} body: {e}"))?;
+    let version = decoded.version();
+    let correlation_id = decoded.correlation_id();
+    let api_key = decoded.api_key;
+    let host = peer
+        .rsplit_once(':')
+        .map_or(peer, |(h, _)| h)
+        .trim_matches(['[', ']']);
+    let ctx = RequestContext {
+        client_id: decoded.client_id().unwrap_or_default().to_string(),
+        client_host: format!("/{host}"),
+    };
     let shard = shard.clone();
+    let handled = async move {
+        let Some(response) = handle(&shard, version, decoded.request, &ctx).await else {
+            return Reply::Nothing;
+        };
+        match encode_response(correlation_id, version, &response) {
+            Ok(frame) => Reply::Frame(frame),
+            Err(e) => {
+                log::error!("cannot encode {api_key:?} v{version} response: {e:?}");
+                Reply::Close
+            }
+        }
+    };
+    // A handler bug must cost one connection, never the shard.
     Ok(glommio::spawn_local(async move {
-        let response = handle(&shard, version, request).await?;
-        Some(encode(api_key, version, correlation_id, &response))
+        match AssertUnwindSafe(handled).catch_unwind().await {
+            Ok(reply) => reply,
+            Err(_) => {
+                log::error!("{api_key:?} v{version} handler panicked: closing the connection");
+                Reply::Close
+            }
+        }
     }))
 }
 
 fn ready(response: BytesMut) -> Pending {
-    glommio::spawn_local(async move { Some(response) })
+    glommio::spawn_local(async move { Reply::Frame(response) })
 }
 
-async fn handle(shard: &Rc<Shard>, version: i16, request: RequestKind) -> Option<ResponseKind> {
+async fn handle(
+    shard: &Rc<Shard>,
+    version: i16,
+    request: Request,
+    ctx: &RequestContext,
+) -> Option<Response> {
     Some(match request {
-        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(version, r)),
-        RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(shard, version, r).await?),
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(shard, version, r).await),
-        RequestKind::ListOffsets(r) => {
-            ResponseKind::ListOffsets(list_offsets::handle(shard, version, r).await)
+        Request::ApiVersions(r) => Response::ApiVersions(api_versions::handle(version, r)),
+        Request::Produce(r) => Response::Produce(produce::handle(shard, version, r).await?),
+        Request::Fetch(r) => Response::Fetch(fetch::handle(shard, version, r).await),
+        Request::ListOffsets(r) => {
+            Response::ListOffsets(list_offsets::handle(shard, version, r).await)
         }
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(shard, version, r).await),
-        RequestKind::InitProducerId(r) => {
-            ResponseKind::InitProducerId(init_producer_id::handle(shard, version, r))
+        Request::Metadata(r) => Response::Metadata(metadata::handle(shard, version, r).await),
+        Request::InitProducerId(r) => {
+            Response::InitProducerId(init_producer_id::handle(shard, version, r))
         }
-        RequestKind::CreateTopics(r) => {
-            ResponseKind::CreateTopics(create_topics::handle(shard, version, r).await)
+        Request::CreateTopics(r) => {
+            Response::CreateTopics(create_topics::handle(shard, version, r).await)
         }
-        RequestKind::DeleteTopics(r) => {
-            ResponseKind::DeleteTopics(delete_topics::handle(shard, version, r).await)
+        Request::DeleteTopics(r) => {
+            Response::DeleteTopics(delete_topics::handle(shard, version, r).await)
         }
-        RequestKind::DescribeConfigs(r) => {
-            ResponseKind::DescribeConfigs(describe_configs::handle(shard, version, r))
+        Request::DescribeConfigs(r) => {
+            Response::DescribeConfigs(describe_configs::handle(shard, version, r))
         }
-        RequestKind::DescribeCluster(r) => {
-            ResponseKind::DescribeCluster(describe_cluster::handle(shard, version, r))
+        Request::DescribeCluster(r) => {
+            Response::DescribeCluster(describe_cluster::handle(shard, version, r))
         }
-        RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(
-            offset_for_leader_epoch::handle(shard, version, r).await,
-        ),
-        other => {
-            log::warn!("no handler for {other:?}");
-            return None;
+        Request::OffsetForLeaderEpoch(r) => {
+            Response::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(shard, version, r).await)
+        }
+        Request::FindCoordinator(r) => {
+            Response::FindCoordinator(find_coordinator::handle(shard, version, r))
+        }
+        Request::JoinGroup(r) => {
+            Response::JoinGroup(join_group::handle(shard, version, r, ctx).await)
+        }
+        Request::SyncGroup(r) => Response::SyncGroup(sync_group::handle(shard, version, r).await),
+        Request::Heartbeat(r) => Response::Heartbeat(heartbeat::handle(shard, version, r).await),
+        Request::LeaveGroup(r) => {
+            Response::LeaveGroup(leave_group::handle(shard, version, r).await)
+        }
+        Request::OffsetCommit(r) => {
+            Response::OffsetCommit(offset_commit::handle(shard, version, r).await)
+        }
+        Request::OffsetFetch(r) => {
+            Response::OffsetFetch(offset_fetch::handle(shard, version, r).await)
+        }
+        Request::ListGroups(r) => {
+            Response::ListGroups(list_groups::handle(shard, version, r).await)
+        }
+        Request::DescribeGroups(r) => {
+            Response::DescribeGroups(describe_groups::handle(shard, version, r).await)
+        }
+        Request::DeleteGroups(r) => {
+            Response::DeleteGroups(delete_groups::handle(shard, version, r).await)
+        }
+        Request::OffsetDelete(r) => {
+            Response::OffsetDelete(offset_delete::handle(shard, version, r).await)
         }
     })
-}
-
-/// Size-prefixed response frame. ApiVersions always uses response header v0.
-pub fn encode(api_key: ApiKey, version: i16, correlation_id: i32, body: &ResponseKind) -> BytesMut {
-    let header_version = if api_key == ApiKey::ApiVersions {
-        0
-    } else {
-        api_key.response_header_version(version)
-    };
-    let mut buf = BytesMut::with_capacity(256);
-    buf.put_i32(0);
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    header
-        .encode(&mut buf, header_version)
-        .expect("response header encodes");
-    body.encode(&mut buf, version).expect("response body encodes");
-    let size = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&size.to_be_bytes());
-    buf
 }
 
 /// Concurrently awaits tasks spawned on this shard, in order.

@@ -1,4 +1,5 @@
-//! Produce (key 0): advertised v0-12, served v3-12 (one RecordBatch v2 per partition).
+//! Produce (key 0): advertised v0-13, served v3-13 (one RecordBatch v2 per partition; topic ids
+//! instead of names from v13).
 //! Each partition's batch goes to its owner shard as a zero-copy `Bytes` slice of the request;
 //! partitions are appended concurrently and the response lists them in request order.
 
@@ -9,7 +10,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use crate::broker::error_codes as ec;
 use crate::broker::handlers::{join_all, str_bytes};
-use crate::broker::shard::{ops, AppendOutcome, Shard};
+use crate::broker::shard::{AppendOutcome, Shard};
 
 /// Byte offset of the Attributes field in a RecordBatch v2 header.
 const ATTRIBUTES_OFFSET: usize = 21;
@@ -26,15 +27,29 @@ fn error_outcome(code: i16, message: impl Into<String>) -> AppendOutcome {
 }
 
 /// Returns `None` for acks=0: the client expects no response.
-pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn handle(
+    shard: &Rc<Shard>,
+    version: i16,
+    request: ProduceRequest,
+) -> Option<ProduceResponse> {
     let acks = request.acks;
     let acks_valid = matches!(acks, -1..=1);
     if request.transactional_id.is_some() {
         log::warn!("transactional produce refused: transactions are not supported");
     }
+    let meta = shard.metadata();
     let mut tasks = Vec::new();
     for topic in &request.topic_data {
-        let name = topic.name.0.to_string();
+        let name = if version >= 13 {
+            meta.topic_by_id(&topic.topic_id).map(|t| t.name.clone())
+        } else {
+            Some(topic.name.0.to_string())
+        };
+        let unknown_topic = if version >= 13 {
+            ec::UNKNOWN_TOPIC_ID
+        } else {
+            ec::UNKNOWN_TOPIC_OR_PARTITION
+        };
         for part in &topic.partition_data {
             let index = part.index;
             let records = part.records.clone();
@@ -55,8 +70,10 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest) ->
                     return error_outcome(ec::INVALID_RECORD, "no records");
                 };
                 if batch.len() >= ATTRIBUTES_OFFSET + 2 && version < 7 {
-                    let attributes =
-                        i16::from_be_bytes([batch[ATTRIBUTES_OFFSET], batch[ATTRIBUTES_OFFSET + 1]]);
+                    let attributes = i16::from_be_bytes([
+                        batch[ATTRIBUTES_OFFSET],
+                        batch[ATTRIBUTES_OFFSET + 1],
+                    ]);
                     if attributes & 0x7 == COMPRESSION_ZSTD {
                         return error_outcome(
                             ec::UNSUPPORTED_COMPRESSION_TYPE,
@@ -64,13 +81,21 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest) ->
                         );
                     }
                 }
-                match shard
-                    .on_partition(&name, index, move |_, p| ops::append(p, batch))
+                let Some(name) = name else {
+                    return error_outcome(unknown_topic, "unknown topic id");
+                };
+                let owner = match shard.owner_of(&name, index) {
+                    Ok(owner) => owner,
+                    Err(code) => return error_outcome(code, "partition unavailable"),
+                };
+                shard
+                    .invoke_on(owner, move |s| async move {
+                        s.append_ordered(&name, index, batch).await
+                    })
                     .await
-                {
-                    Ok(outcome) => outcome,
-                    Err(code) => error_outcome(code, "partition unavailable"),
-                }
+                    .unwrap_or_else(|_| {
+                        error_outcome(ec::NOT_LEADER_OR_FOLLOWER, "shard unavailable")
+                    })
             }));
         }
     }
@@ -89,13 +114,18 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest) ->
                     .with_error_code(o.error_code)
                     .with_base_offset(o.base_offset)
                     .with_log_append_time_ms(o.log_append_time_ms)
-                    .with_log_start_offset(o.log_start_offset)
-                    .with_error_message(o.error_message.as_deref().map(str_bytes)),
+                    .with_log_start_offset(if version >= 5 { o.log_start_offset } else { -1 })
+                    .with_error_message(if version >= 8 {
+                        o.error_message.as_deref().map(str_bytes)
+                    } else {
+                        None
+                    }),
             );
         }
         responses.push(
             TopicProduceResponse::default()
                 .with_name(topic.name.clone())
+                .with_topic_id(topic.topic_id)
                 .with_partition_responses(partitions),
         );
     }

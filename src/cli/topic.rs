@@ -1,0 +1,149 @@
+//! `shoal topic create|list|describe|delete`.
+
+use clap::Subcommand;
+
+use crate::cli::{parse_key_value, ConnectArgs};
+use crate::client::{ConfigResource, NewTopic, OffsetSpec};
+
+#[derive(Subcommand, Debug)]
+pub enum TopicCommand {
+    /// Create a topic.
+    Create {
+        name: String,
+        /// Number of partitions.
+        #[arg(short = 'p', long, default_value_t = 1)]
+        partitions: i32,
+        /// Replication factor.
+        #[arg(short = 'r', long, default_value_t = 1)]
+        replicas: i16,
+        /// Topic config, Kafka name (repeatable): -c retention.ms=86400000
+        #[arg(short = 'c', long = "config", value_parser = parse_key_value)]
+        configs: Vec<(String, String)>,
+        /// Only check that the topic could be created.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List topics.
+    List,
+    /// Show partitions (leader, replicas, ISR, log start/end offsets) and non-default configs.
+    Describe { name: String },
+    /// Delete topics.
+    Delete { names: Vec<String> },
+}
+
+pub fn run(connect: &ConnectArgs, command: TopicCommand) -> Result<(), String> {
+    let mut client = connect.connect()?;
+    match command {
+        TopicCommand::Create {
+            name,
+            partitions,
+            replicas,
+            configs,
+            dry_run,
+        } => {
+            let outcome = client
+                .create_topics(
+                    &[NewTopic {
+                        name: name.clone(),
+                        partitions,
+                        replication_factor: replicas,
+                        configs,
+                    }],
+                    dry_run,
+                )
+                .map_err(|e| e.to_string())?;
+            for o in outcome {
+                o.result().map_err(|e| e.to_string())?;
+                let verb = if dry_run { "would create" } else { "created" };
+                println!(
+                    "{verb} topic {} ({partitions} partitions, replication factor {replicas})",
+                    o.name
+                );
+            }
+        }
+        TopicCommand::List => {
+            let meta = client.metadata(None, false).map_err(|e| e.to_string())?;
+            println!("{:<40} {:>10} {:>8}", "NAME", "PARTITIONS", "REPLICAS");
+            for t in meta.topics {
+                let replicas = t.partitions.first().map_or(0, |p| p.replicas.len());
+                println!("{:<40} {:>10} {:>8}", t.name, t.partitions.len(), replicas);
+            }
+        }
+        TopicCommand::Describe { name } => {
+            let meta = client
+                .metadata(Some(std::slice::from_ref(&name)), false)
+                .map_err(|e| e.to_string())?;
+            let topic = meta
+                .topics
+                .into_iter()
+                .find(|t| t.name == name)
+                .ok_or_else(|| format!("topic {name} not found"))?;
+            if topic.error_code != 0 {
+                return Err(format!(
+                    "topic {name}: {}",
+                    crate::protocol::errors::name(topic.error_code)
+                ));
+            }
+            let partitions: Vec<i32> = topic.partitions.iter().map(|p| p.partition).collect();
+            let starts = client
+                .list_offsets(&name, &partitions, OffsetSpec::Earliest)
+                .map_err(|e| e.to_string())?;
+            let ends = client
+                .list_offsets(&name, &partitions, OffsetSpec::Latest)
+                .map_err(|e| e.to_string())?;
+            let configs = client
+                .describe_configs(&ConfigResource::Topic(name.clone()), &[])
+                .map_err(|e| e.to_string())?;
+            let custom: Vec<String> = configs
+                .iter()
+                .filter(|c| !c.is_default)
+                .map(|c| format!("{}={}", c.name, c.value.as_deref().unwrap_or("")))
+                .collect();
+            let rf = topic.partitions.first().map_or(0, |p| p.replicas.len());
+            println!(
+                "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}",
+                name,
+                uuid::Uuid::from_bytes(topic.topic_id),
+                topic.partitions.len(),
+                rf,
+                custom.join(",")
+            );
+            let join = |v: &[i32]| {
+                v.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            for p in &topic.partitions {
+                let start = starts
+                    .iter()
+                    .find(|o| o.partition == p.partition)
+                    .map_or(-1, |o| o.offset);
+                let end = ends
+                    .iter()
+                    .find(|o| o.partition == p.partition)
+                    .map_or(-1, |o| o.offset);
+                println!(
+                    "\tTopic: {}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}\tLogStartOffset: {}\tLogEndOffset: {}",
+                    name,
+                    p.partition,
+                    p.leader,
+                    join(&p.replicas),
+                    join(&p.isr),
+                    start,
+                    end
+                );
+            }
+        }
+        TopicCommand::Delete { names } => {
+            if names.is_empty() {
+                return Err("name at least one topic".into());
+            }
+            for o in client.delete_topics(&names).map_err(|e| e.to_string())? {
+                o.result().map_err(|e| e.to_string())?;
+                println!("deleted topic {}", o.name);
+            }
+        }
+    }
+    Ok(())
+}
