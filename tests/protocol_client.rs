@@ -1,300 +1,20 @@
 //! The blocking client against a small in-process fake broker built from Shoal's own codecs
 //! (on 127.0.0.1, one thread per connection). The real broker is exercised separately.
 
-use std::collections::{BTreeMap, HashMap};
+mod protocol_support;
+
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::net::TcpListener;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+use protocol_support::fake_broker::FakeBroker;
 use shoal::client::*;
 use shoal::partitioner::partition_for_key;
 use shoal::protocol::errors;
-use shoal::protocol::frame::{split_frame, FrameError};
-use shoal::protocol::records::{stamp_batch, validate_produce_batch, NewRecord, RecordHeader};
-use shoal::protocol::request::decode_request;
-use shoal::protocol::response::{encode_response, error_response, Response};
-use shoal::protocol::versions::api_versions_response;
-use shoal::protocol::Request;
-
-const REQUEST_BYTES_MAX: usize = 8 << 20;
-
-#[derive(Default)]
-struct State {
-    /// topic -> partitions -> (base offset, batch) list.
-    logs: BTreeMap<String, Vec<Vec<(i64, Bytes)>>>,
-    /// Requests seen, by api key.
-    seen: HashMap<i16, usize>,
-}
-
-impl State {
-    fn end_offset(&self, topic: &str, partition: usize) -> i64 {
-        self.logs[topic][partition].last().map_or(0, |(base, b)| {
-            base + shoal::protocol::records::BatchHeader::parse(b)
-                .unwrap()
-                .record_count as i64
-        })
-    }
-}
-
-struct FakeBroker {
-    port: u16,
-    state: Arc<Mutex<State>>,
-}
-
-fn sb(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_string())
-}
-
-impl FakeBroker {
-    fn start() -> FakeBroker {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let state = Arc::new(Mutex::new(State::default()));
-        let shared = state.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let state = shared.clone();
-                std::thread::spawn(move || serve(stream, port, state));
-            }
-        });
-        FakeBroker { port, state }
-    }
-
-    fn config(&self) -> ClientConfig {
-        ClientConfig {
-            brokers: vec![format!("127.0.0.1:{}", self.port)],
-            socket_timeout: Duration::from_secs(10),
-            retry_backoff: Duration::from_millis(1),
-            ..ClientConfig::default()
-        }
-    }
-}
-
-fn serve(mut stream: TcpStream, port: u16, state: Arc<Mutex<State>>) {
-    let mut buf = BytesMut::new();
-    let mut chunk = [0u8; 64 * 1024];
-    loop {
-        match split_frame(&mut buf, REQUEST_BYTES_MAX) {
-            Err(FrameError::Negative { .. } | FrameError::TooLarge { .. }) => return,
-            Ok(Some(frame)) => {
-                let reply = match decode_request(frame) {
-                    Ok(req) => {
-                        state
-                            .lock()
-                            .unwrap()
-                            .seen
-                            .entry(req.api_key as i16)
-                            .and_modify(|n| *n += 1)
-                            .or_insert(1);
-                        if !req.expects_response() {
-                            handle(&req.request, req.version(), port, &state);
-                            continue;
-                        }
-                        let response = handle(&req.request, req.version(), port, &state);
-                        let version = match &response {
-                            Response::ApiVersions(r) if r.error_code != 0 => 0,
-                            _ => req.version(),
-                        };
-                        encode_response(req.correlation_id(), version, &response).unwrap()
-                    }
-                    Err(e) => match e.reply() {
-                        Some(reply) => reply,
-                        None => return,
-                    },
-                };
-                if stream.write_all(&reply).is_err() {
-                    return;
-                }
-            }
-            Ok(None) => match stream.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            },
-        }
-    }
-}
-
-fn handle(request: &Request, version: i16, port: u16, state: &Mutex<State>) -> Response {
-    let mut st = state.lock().unwrap();
-    match request {
-        Request::ApiVersions(_) => Response::ApiVersions(api_versions_response(version).1),
-        Request::Metadata(r) => {
-            let names: Vec<String> = match &r.topics {
-                None => st.logs.keys().cloned().collect(),
-                Some(ts) => ts
-                    .iter()
-                    .map(|t| t.name.as_ref().unwrap().0.to_string())
-                    .collect(),
-            };
-            let topics = names
-                .iter()
-                .map(|n| match st.logs.get(n) {
-                    None => metadata_response::MetadataResponseTopic::default()
-                        .with_name(Some(TopicName(sb(n))))
-                        .with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION),
-                    Some(parts) => metadata_response::MetadataResponseTopic::default()
-                        .with_name(Some(TopicName(sb(n))))
-                        .with_partitions(
-                            (0..parts.len() as i32)
-                                .map(|p| {
-                                    metadata_response::MetadataResponsePartition::default()
-                                        .with_partition_index(p)
-                                        .with_leader_id(BrokerId(1))
-                                        .with_replica_nodes(vec![BrokerId(1)])
-                                        .with_isr_nodes(vec![BrokerId(1)])
-                                })
-                                .collect(),
-                        ),
-                })
-                .collect();
-            Response::Metadata(
-                MetadataResponse::default()
-                    .with_brokers(vec![metadata_response::MetadataResponseBroker::default()
-                        .with_node_id(BrokerId(1))
-                        .with_host(sb("127.0.0.1"))
-                        .with_port(port as i32)])
-                    .with_cluster_id(Some(sb("fake")))
-                    .with_controller_id(BrokerId(1))
-                    .with_topics(topics),
-            )
-        }
-        Request::CreateTopics(r) => Response::CreateTopics(
-            CreateTopicsResponse::default().with_topics(
-                r.topics
-                    .iter()
-                    .map(|t| {
-                        let name = t.name.0.to_string();
-                        let exists = st.logs.contains_key(&name);
-                        let code = match (exists, t.num_partitions) {
-                            (true, _) => errors::TOPIC_ALREADY_EXISTS,
-                            (false, 0) => errors::INVALID_PARTITIONS,
-                            (false, n) => {
-                                if !r.validate_only {
-                                    st.logs.insert(name, vec![Vec::new(); n.max(1) as usize]);
-                                }
-                                errors::NONE
-                            }
-                        };
-                        create_topics_response::CreatableTopicResult::default()
-                            .with_name(t.name.clone())
-                            .with_error_code(code)
-                    })
-                    .collect(),
-            ),
-        ),
-        Request::DeleteTopics(r) => Response::DeleteTopics(
-            DeleteTopicsResponse::default().with_responses(
-                r.topic_names
-                    .iter()
-                    .map(|n| {
-                        let code = if st.logs.remove(&n.0.to_string()).is_some() {
-                            errors::NONE
-                        } else {
-                            errors::UNKNOWN_TOPIC_OR_PARTITION
-                        };
-                        delete_topics_response::DeletableTopicResult::default()
-                            .with_name(Some(n.clone()))
-                            .with_error_code(code)
-                    })
-                    .collect(),
-            ),
-        ),
-        Request::Produce(r) => {
-            let mut responses = Vec::new();
-            for t in &r.topic_data {
-                let name = t.name.0.to_string();
-                let mut parts = Vec::new();
-                for p in &t.partition_data {
-                    let mut out = produce_response::PartitionProduceResponse::default()
-                        .with_index(p.index)
-                        .with_log_append_time_ms(-1);
-                    let batch = p.records.clone().unwrap_or_default();
-                    match (st.logs.contains_key(&name), validate_produce_batch(&batch)) {
-                        (false, _) => out.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION,
-                        (true, Err(_)) => out.error_code = errors::CORRUPT_MESSAGE,
-                        (true, Ok(_)) => {
-                            let base = st.end_offset(&name, p.index as usize);
-                            let mut stamped = batch.to_vec();
-                            stamp_batch(&mut stamped, base, 0);
-                            st.logs.get_mut(&name).unwrap()[p.index as usize]
-                                .push((base, Bytes::from(stamped)));
-                            out.base_offset = base;
-                        }
-                    }
-                    parts.push(out);
-                }
-                responses.push(
-                    produce_response::TopicProduceResponse::default()
-                        .with_name(t.name.clone())
-                        .with_partition_responses(parts),
-                );
-            }
-            Response::Produce(ProduceResponse::default().with_responses(responses))
-        }
-        Request::Fetch(r) => {
-            let mut responses = Vec::new();
-            for t in &r.topics {
-                let name = t.topic.0.to_string();
-                let parts = t
-                    .partitions
-                    .iter()
-                    .map(|p| {
-                        let log = &st.logs[&name][p.partition as usize];
-                        let mut set = BytesMut::new();
-                        for (base, batch) in log {
-                            let count = shoal::protocol::records::BatchHeader::parse(batch)
-                                .unwrap()
-                                .record_count as i64;
-                            if base + count > p.fetch_offset {
-                                set.extend_from_slice(batch);
-                            }
-                        }
-                        fetch_response::PartitionData::default()
-                            .with_partition_index(p.partition)
-                            .with_high_watermark(st.end_offset(&name, p.partition as usize))
-                            .with_log_start_offset(0)
-                            .with_records(Some(set.freeze()))
-                    })
-                    .collect();
-                responses.push(
-                    fetch_response::FetchableTopicResponse::default()
-                        .with_topic(t.topic.clone())
-                        .with_partitions(parts),
-                );
-            }
-            Response::Fetch(FetchResponse::default().with_responses(responses))
-        }
-        Request::ListOffsets(r) => Response::ListOffsets(
-            ListOffsetsResponse::default().with_topics(
-                r.topics
-                    .iter()
-                    .map(|t| {
-                        list_offsets_response::ListOffsetsTopicResponse::default()
-                            .with_name(t.name.clone())
-                            .with_partitions(
-                                t.partitions
-                                    .iter()
-                                    .map(|p| {
-                                        let end = st.end_offset(&t.name.0, p.partition_index as usize);
-                                        list_offsets_response::ListOffsetsPartitionResponse::default()
-                                            .with_partition_index(p.partition_index)
-                                            .with_offset(if p.timestamp == -2 { 0 } else { end })
-                                            .with_timestamp(-1)
-                                    })
-                                    .collect(),
-                            )
-                    })
-                    .collect(),
-            ),
-        ),
-        other => error_response(other, version, errors::UNSUPPORTED_VERSION),
-    }
-}
+use shoal::protocol::records::{NewRecord, RecordHeader};
 
 fn record(key: Option<&str>, value: &str) -> NewRecord {
     NewRecord {
@@ -314,9 +34,61 @@ fn record(key: Option<&str>, value: &str) -> NewRecord {
     }
 }
 
+use shoal::protocol::versions::ApiRange;
+
+const fn r(api_key: ApiKey, min: i16, max: i16) -> ApiRange {
+    ApiRange { api_key, min, max }
+}
+
+/// Every API the client uses at the lowest version both sides speak; ApiVersions v0 only,
+/// so the client's v3 ApiVersions goes through the KIP-511 fallback.
+static LOWEST: &[ApiRange] = &[
+    r(ApiKey::Produce, 3, 3),
+    r(ApiKey::Fetch, 4, 4),
+    r(ApiKey::ListOffsets, 1, 1),
+    r(ApiKey::Metadata, 1, 1),
+    r(ApiKey::OffsetFetch, 1, 1),
+    r(ApiKey::FindCoordinator, 0, 0),
+    r(ApiKey::DescribeGroups, 0, 0),
+    r(ApiKey::ListGroups, 0, 0),
+    r(ApiKey::ApiVersions, 0, 0),
+    r(ApiKey::CreateTopics, 2, 2),
+    r(ApiKey::DeleteTopics, 1, 1),
+    r(ApiKey::DescribeConfigs, 1, 1),
+];
+
+/// The last non-flexible version of each API.
+static LAST_RIGID: &[ApiRange] = &[
+    r(ApiKey::Produce, 0, 8),
+    r(ApiKey::Fetch, 4, 11),
+    r(ApiKey::ListOffsets, 1, 5),
+    r(ApiKey::Metadata, 0, 8),
+    r(ApiKey::OffsetFetch, 1, 5),
+    r(ApiKey::FindCoordinator, 0, 2),
+    r(ApiKey::DescribeGroups, 0, 4),
+    r(ApiKey::ListGroups, 0, 2),
+    r(ApiKey::ApiVersions, 0, 2),
+    r(ApiKey::CreateTopics, 2, 4),
+    r(ApiKey::DeleteTopics, 1, 3),
+    r(ApiKey::DescribeConfigs, 1, 3),
+];
+
 #[test]
 fn admin_produce_fetch_and_offsets_round_trip() {
-    let broker = FakeBroker::start();
+    round_trip(FakeBroker::start());
+}
+
+#[test]
+fn admin_produce_fetch_and_offsets_at_the_lowest_versions() {
+    round_trip(FakeBroker::start_with(LOWEST));
+}
+
+#[test]
+fn admin_produce_fetch_and_offsets_at_the_last_non_flexible_versions() {
+    round_trip(FakeBroker::start_with(LAST_RIGID));
+}
+
+fn round_trip(broker: FakeBroker) {
     let mut client = Client::connect(broker.config()).unwrap();
     assert_eq!(client.controller_id(), 1);
 
@@ -348,6 +120,23 @@ fn admin_produce_fetch_and_offsets_round_trip() {
     assert_eq!(
         again[0].result().unwrap_err().code(),
         Some(errors::TOPIC_ALREADY_EXISTS)
+    );
+
+    let validated = client
+        .create_topics(
+            &[NewTopic {
+                name: "dry-run".into(),
+                partitions: 2,
+                replication_factor: 1,
+                configs: vec![],
+            }],
+            true,
+        )
+        .unwrap();
+    validated[0].result().unwrap();
+    assert!(
+        matches!(client.topic("dry-run"), Err(ClientError::UnknownTopic(_))),
+        "validate-only creates nothing"
     );
 
     let topic = client.topic("chat").unwrap();
@@ -640,4 +429,83 @@ fn connection_errors_are_typed() {
     .unwrap_err();
     assert!(matches!(err, ClientError::Frame { .. }), "{err}");
     hold.join().unwrap();
+}
+
+#[test]
+fn consumer_reads_from_start_positions_until_caught_up() {
+    let broker = FakeBroker::start();
+    broker.create_topic("log", 3);
+    let mut client = Client::connect(broker.config()).unwrap();
+    for p in 0..3 {
+        for b in 0..2 {
+            let batch = shoal::protocol::records::build_batch(
+                &[
+                    record(None, &format!("p{p}-b{b}-0")),
+                    record(None, &format!("p{p}-b{b}-1")),
+                ],
+                Default::default(),
+            );
+            client.produce("log", p, batch, Acks::All).unwrap();
+        }
+    }
+    let mut consumer = Consumer::new(
+        client,
+        "log",
+        None,
+        StartOffset::Earliest,
+        FetchOptions::default(),
+    )
+    .unwrap();
+    assert!(!consumer.caught_up());
+    let mut got: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for _ in 0..10 {
+        if consumer.caught_up() {
+            break;
+        }
+        for r in consumer.poll().unwrap() {
+            got.entry(r.partition).or_default().push(r.record.offset);
+        }
+    }
+    assert!(consumer.caught_up());
+    for p in 0..3 {
+        assert_eq!(got[&p], vec![0, 1, 2, 3], "partition {p}");
+    }
+
+    let client = consumer.into_client();
+    let mut consumer = Consumer::new(
+        client,
+        "log",
+        Some(&[1]),
+        StartOffset::Offset(3),
+        FetchOptions::default(),
+    )
+    .unwrap();
+    let records = consumer.poll().unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].record.value.as_deref(), Some(&b"p1-b1-1"[..]));
+
+    let client = consumer.into_client();
+    let mut consumer = Consumer::new(
+        client,
+        "log",
+        Some(&[2]),
+        StartOffset::Latest,
+        FetchOptions::default(),
+    )
+    .unwrap();
+    assert!(consumer.caught_up());
+    assert!(consumer.poll().unwrap().is_empty());
+    assert_eq!(consumer.positions()[&2], 4);
+    let err = Consumer::new(
+        consumer.into_client(),
+        "log",
+        Some(&[9]),
+        StartOffset::Earliest,
+        FetchOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, ClientError::UnknownPartition { partition: 9, .. }),
+        "{err}"
+    );
 }

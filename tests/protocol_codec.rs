@@ -345,3 +345,42 @@ fn samples_encode_at_every_version() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+#[test]
+fn malformed_api_versions_body_gets_invalid_request_in_v0() {
+    // v3 body: client_software_name claims 9 bytes, 2 follow.
+    let err = decode_request(raw_frame(ApiKey::ApiVersions, 3, b"\x0aab")).unwrap_err();
+    assert!(matches!(err, RequestError::Body { .. }), "{err}");
+    let reply = err.reply().expect("reply");
+    let (correlation_id, response) = oracle_decode(&reply, ApiKey::ApiVersions, 0);
+    assert_eq!(correlation_id, 7);
+    let Response::ApiVersions(r) = response else {
+        panic!()
+    };
+    assert_eq!(r.error_code, errors::INVALID_REQUEST);
+    // Other malformed bodies get no reply: the connection closes.
+    let err = decode_request(raw_frame(ApiKey::Metadata, 1, b"\x00")).unwrap_err();
+    assert!(err.reply().is_none());
+}
+
+#[test]
+fn element_count_is_bounded_whatever_the_frame_size() {
+    // Metadata v1 with ARRAY_ELEMENTS_MAX + 1 empty topic names: 2 bytes each, structurally
+    // valid, but it would decode into hundreds of MiB of structs.
+    let n = shape::ARRAY_ELEMENTS_MAX as usize + 1;
+    let mut body = Vec::with_capacity(4 + 2 * n + 1);
+    body.extend_from_slice(&(n as i32).to_be_bytes());
+    body.resize(4 + 2 * n, 0);
+    let err = decode_request(raw_frame(ApiKey::Metadata, 1, &body)).unwrap_err();
+    assert!(err.to_string().contains("elements"), "{err}");
+    // One fewer is accepted.
+    let n = n - 1;
+    let mut body = Vec::new();
+    body.extend_from_slice(&(n as i32).to_be_bytes());
+    body.resize(4 + 2 * n, 0);
+    let decoded = decode_request(raw_frame(ApiKey::Metadata, 1, &body)).unwrap();
+    let shoal::protocol::Request::Metadata(m) = decoded.request else {
+        panic!()
+    };
+    assert_eq!(m.topics.unwrap().len(), n);
+}

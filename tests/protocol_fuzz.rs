@@ -64,7 +64,7 @@ proptest! {
     fn random_record_sets_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
         let data = Bytes::from(data);
         let _ = decode_record_set(data.clone());
-        let _ = validate_produce_batch(&data);
+        let _ = validate_produce_batch(&data, usize::MAX);
         for batch in Batches::new(data).flatten() {
             let _ = batch;
         }

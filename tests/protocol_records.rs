@@ -7,6 +7,7 @@ use kafka_protocol::records::{
     Compression as KpCompression, Record as KpRecord, RecordBatchDecoder, RecordBatchEncoder,
     RecordEncodeOptions, TimestampType,
 };
+use shoal::protocol::errors;
 use shoal::protocol::records::*;
 
 fn new_records(n: usize) -> Vec<NewRecord> {
@@ -38,7 +39,13 @@ fn our_batches_decode_with_kafka_protocol() {
             ..BatchOptions::default()
         },
     );
-    validate_produce_batch(&batch).unwrap();
+    // Our batch carries base offset 1000, which a producer may not send.
+    assert_eq!(
+        validate_produce_batch(&batch, 1 << 20),
+        Err(RecordError::Invalid(
+            "producer batches must have base offset 0"
+        ))
+    );
     let header = BatchHeader::parse(&batch).unwrap();
     assert_eq!(header.record_count, 50);
     assert_eq!(header.last_offset_delta, 49);
@@ -188,7 +195,7 @@ fn crc_covers_attributes_to_end_but_not_offset_or_epoch() {
             matches!(verify_crc(&bad), Err(RecordError::Crc { .. })),
             "flip at {at}"
         );
-        assert!(validate_produce_batch(&bad).is_err());
+        assert!(validate_produce_batch(&bad, 1 << 20).is_err());
     }
 }
 
@@ -198,24 +205,64 @@ fn produce_validation_rejects_what_kafka_rejects() {
     let mut bad_magic = good.clone();
     bad_magic[OFFSET_MAGIC] = 1;
     assert_eq!(
-        validate_produce_batch(&bad_magic),
+        validate_produce_batch(&bad_magic, 1 << 20),
         Err(RecordError::Magic(1))
     );
     // Two batches where one is expected.
     let mut two = good.clone();
     two.extend_from_slice(&good);
     assert!(matches!(
-        validate_produce_batch(&two),
+        validate_produce_batch(&two, 1 << 20),
         Err(RecordError::Length(_))
     ));
     assert!(matches!(
-        validate_produce_batch(&good[..good.len() - 1]),
+        validate_produce_batch(&good[..good.len() - 1], 1 << 20),
         Err(RecordError::Length(_))
     ));
     assert!(matches!(
-        validate_produce_batch(&good[..30]),
+        validate_produce_batch(&good[..30], 1 << 20),
         Err(RecordError::Truncated { .. })
     ));
+    validate_produce_batch(&good, good.len()).unwrap();
+    let err = validate_produce_batch(&good, good.len() - 1).unwrap_err();
+    assert_eq!(err.error_code(), errors::MESSAGE_TOO_LARGE);
+    let with = |options: BatchOptions| build_batch(&new_records(2), options).to_vec();
+    let control = {
+        let mut b = good.clone();
+        b[OFFSET_ATTRIBUTES + 1] |= ATTR_CONTROL as u8;
+        let crc = compute_crc(&b);
+        b[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        b
+    };
+    let idempotent_without_sequence = with(BatchOptions {
+        producer_id: 7,
+        producer_epoch: 0,
+        base_sequence: -1,
+        ..BatchOptions::default()
+    });
+    for bad in [control, idempotent_without_sequence] {
+        let err = validate_produce_batch(&bad, 1 << 20).unwrap_err();
+        assert!(matches!(err, RecordError::Invalid(_)), "{err}");
+        assert_eq!(err.error_code(), errors::INVALID_RECORD);
+    }
+    validate_produce_batch(
+        &with(BatchOptions {
+            producer_id: 7,
+            producer_epoch: 0,
+            base_sequence: 0,
+            ..BatchOptions::default()
+        }),
+        1 << 20,
+    )
+    .unwrap();
+    let mut bad_crc = good.clone();
+    *bad_crc.last_mut().unwrap() ^= 1;
+    assert_eq!(
+        validate_produce_batch(&bad_crc, 1 << 20)
+            .unwrap_err()
+            .error_code(),
+        errors::CORRUPT_MESSAGE
+    );
 }
 
 #[test]
@@ -252,4 +299,53 @@ fn builder_size_accounting_is_exact() {
         assert_eq!(builder.batch_bytes(), expected);
     }
     assert_eq!(builder.finish().len(), expected);
+}
+
+#[test]
+fn compressed_batches_we_build_decode_with_both_codecs() {
+    let records: Vec<NewRecord> = (0..200)
+        .map(|i| NewRecord {
+            key: Some(Bytes::from(format!("key-{}", i % 10))),
+            value: Some(Bytes::from(format!(
+                "{i:08} the same words again and again"
+            ))),
+            headers: vec![RecordHeader {
+                key: Bytes::from_static(b"h"),
+                value: Some(Bytes::from_static(b"v")),
+            }],
+            timestamp_ms: 1_700_000_000_000 + i,
+        })
+        .collect();
+    let plain = build_batch(&records, BatchOptions::default());
+    for name in ["gzip", "snappy", "lz4", "zstd"] {
+        let codec = Compression::parse(name).unwrap();
+        let batch = build_batch(
+            &records,
+            BatchOptions {
+                compression: codec,
+                ..BatchOptions::default()
+            },
+        );
+        let header = validate_produce_batch(&batch, 1 << 20).unwrap();
+        assert_eq!(header.compression(), Some(codec));
+        assert!(
+            batch.len() < plain.len() / 2,
+            "{name}: {} vs {}",
+            batch.len(),
+            plain.len()
+        );
+        let ours = decode_record_set(batch.clone()).unwrap();
+        assert_eq!(ours.len(), 200);
+        for (r, e) in ours.iter().zip(&records) {
+            assert_eq!(
+                (&r.key, &r.value, &r.headers),
+                (&e.key, &e.value, &e.headers)
+            );
+            assert_eq!(r.timestamp_ms, e.timestamp_ms);
+        }
+        let theirs = RecordBatchDecoder::decode(&mut batch.clone()).unwrap();
+        assert_eq!(theirs.records.len(), 200, "{name}");
+        assert_eq!(theirs.records[199].value, records[199].value);
+    }
+    assert_eq!(Compression::parse("brotli"), None);
 }

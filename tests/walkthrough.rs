@@ -345,6 +345,50 @@ fn normalize(command: &str) -> String {
     c
 }
 
+/// Values a step produces: the lines of a `printf '...' |` feeding `shoal produce` or `kcat -P`
+/// (minus the key, with a key separator), or the `value=b"..."` of a Python block.
+fn produced_values(step: &Step) -> Vec<String> {
+    match step {
+        Step::Shell { command, .. } => {
+            let producing = command.contains(" produce ") || command.contains(" -P");
+            let Some(rest) = command.trim_start().strip_prefix("printf '") else {
+                return Vec::new();
+            };
+            let Some(end) = rest.find('\'') else {
+                return Vec::new();
+            };
+            if !producing {
+                return Vec::new();
+            }
+            let separator = if let Some(pos) = command.find("-K") {
+                command[pos + 2..].trim_start().chars().next()
+            } else if let Some(pos) = command.find("--key-separator") {
+                command[pos + 15..]
+                    .trim_start()
+                    .trim_start_matches('=')
+                    .chars()
+                    .next()
+            } else {
+                None
+            };
+            rest[..end]
+                .split("\\n")
+                .filter(|l| !l.is_empty())
+                .map(|l| match separator {
+                    Some(sep) => l.split_once(sep).map_or(l, |(_, v)| v).to_string(),
+                    None => l.to_string(),
+                })
+                .collect()
+        }
+        Step::Python { code, .. } => code
+            .split("value=b\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .map(|v| v.to_string())
+            .collect(),
+    }
+}
+
 #[test]
 fn readme_quickstart_runs_as_written() {
     let readme_path = repo_root().join("README.md");
@@ -438,6 +482,7 @@ fn readme_quickstart_runs_as_written() {
             Step::Shell { command, expect } => (command.clone(), expect),
             Step::Python { expect, .. } => ("the Python block".to_string(), expect),
         };
+        eprintln!("README step {i}: `{what}` -> exit {rc}\n{out}");
         assert_eq!(
             rc, "0",
             "README step {i} `{what}` failed (exit {rc}; 124 = timed out after 60 s)\n--- stdout ---\n{out}\n--- stderr ---\n{err}\n--- broker log ---\n{broker_log}"
@@ -449,18 +494,23 @@ fn readme_quickstart_runs_as_written() {
             );
         }
     }
-    // The consume steps show what was produced: at least one non-empty output per consumer.
+    // Each consuming step shows every value produced by the steps before it (and, for a
+    // Python block that produces then consumes, its own).
+    let mut produced: Vec<String> = Vec::new();
     for (i, step) in steps.iter().enumerate() {
+        produced.extend(produced_values(step));
         let consumer = match step {
             Step::Shell { command, .. } => command.contains("consume") || command.contains(" -C"),
             Step::Python { code, .. } => code.contains("Consumer"),
         };
         if consumer {
             let out = read(&dir.path().join(format!("step{i}.out")));
-            assert!(
-                !out.trim().is_empty(),
-                "README step {i} consumed nothing: {step:?}"
-            );
+            for value in &produced {
+                assert!(
+                    out.contains(value.as_str()),
+                    "README step {i} ({step:?}) does not show the produced value {value:?}; its output:\n{out}\n--- broker log ---\n{broker_log}"
+                );
+            }
         }
     }
 }
@@ -490,4 +540,15 @@ fn quickstart_parser_reads_sh_console_and_python_blocks() {
             "py:from confluent_kafka import Producer",
         ]
     );
+    assert_eq!(produced_values(&steps[1]), ["a", "b"]);
+    let kcat = Step::Shell {
+        command: "printf 'k1:hi there\\n' | kcat -b 127.0.0.1:9092 -t chat -P -K:".to_string(),
+        expect: Vec::new(),
+    };
+    assert_eq!(produced_values(&kcat), ["hi there"]);
+    let python = Step::Python {
+        code: "p.produce(\"chat\", key=b\"k2\", value=b\"hello from python\")".to_string(),
+        expect: Vec::new(),
+    };
+    assert_eq!(produced_values(&python), ["hello from python"]);
 }

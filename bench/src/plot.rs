@@ -4,6 +4,9 @@ use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
 pub const WIDTH: u32 = 1200;
+/// Rough size of a 13 px label character and line, for label placement.
+const LABEL_CHAR_PX: i32 = 7;
+const LABEL_LINE_PX: i32 = 15;
 /// Right end of the percentile axis (one decade past 99.999%); the max is drawn there.
 pub const CURVE_X_MAX: f64 = 1e6;
 pub const HEIGHT: u32 = 750;
@@ -151,7 +154,7 @@ pub fn percentile_chart(title: &str, curves: &[Curve]) -> PlotResult<String> {
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(SeriesLabelPosition::LowerRight)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .label_font(("sans-serif", 16))
@@ -215,10 +218,8 @@ pub fn timeline_chart(
             if msg_bytes.is_some() {
                 chart
                     .configure_secondary_axes()
-                    .y_desc("Throughput (msgs/s)")
-                    .axis_desc_style(("sans-serif", 18))
                     .label_style(("sans-serif", 15))
-                    .y_label_formatter(&|v| format_count(*v))
+                    .y_label_formatter(&|v| format!("{} msg/s", format_count(*v)))
                     .draw()
                     .map_err(e)?;
             }
@@ -362,7 +363,7 @@ pub fn frontier_chart(
             .y_label_formatter(&|y| ms_label(*y))
             .axis_desc_style(("sans-serif", 20))
             .label_style(("sans-serif", 16))
-            .light_line_style(RGBColor(235, 235, 235))
+            .light_line_style(WHITE)
             .draw()
             .map_err(e)?;
         if let Some(lim) = y_limit_ms {
@@ -391,24 +392,58 @@ pub fn frontier_chart(
             .map_err(e)?
             .label("frontier (no point is both faster and lower-latency)")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color(0).stroke_width(2)));
-        for p in points {
-            let c = if p.highlight {
+        let ink = |p: &ScatterPoint| {
+            if p.highlight {
                 RGBColor(214, 39, 40)
             } else {
                 RGBColor(60, 60, 60)
-            };
+            }
+        };
+        for p in points {
             let r = if p.highlight { 8 } else { 5 };
             chart
-                .draw_series(std::iter::once(
-                    EmptyElement::at((p.x, p.y_ms.max(ylo)))
-                        + Circle::new((0, 0), r, c.filled())
-                        + Text::new(
-                            p.label.clone(),
-                            (8, -16),
-                            ("sans-serif", 13).into_font().color(&c),
-                        ),
+                .draw_series(std::iter::once(Circle::new(
+                    (p.x, p.y_ms.max(ylo)),
+                    r,
+                    ink(p).filled(),
+                )))
+                .map_err(e)?;
+        }
+        // Labels: placed top to bottom, pushed down past labels they would overlap, with a
+        // leader line when moved.
+        let pix: Vec<(i32, i32)> = points
+            .iter()
+            .map(|p| chart.backend_coord(&(p.x, p.y_ms.max(ylo))))
+            .collect();
+        let mut order: Vec<usize> = (0..points.len()).collect();
+        order.sort_by_key(|&i| (pix[i].1, pix[i].0));
+        let mut placed: Vec<(i32, i32, i32)> = Vec::new();
+        for i in order {
+            let (px, py) = pix[i];
+            let w = points[i].label.chars().count() as i32 * LABEL_CHAR_PX;
+            let x = px + 12;
+            let mut y = py - LABEL_LINE_PX / 2;
+            while placed
+                .iter()
+                .any(|&(ox, oy, ow)| x < ox + ow && ox < x + w && (y - oy).abs() < LABEL_LINE_PX)
+            {
+                y += LABEL_LINE_PX;
+            }
+            placed.push((x, y, w));
+            let c = ink(&points[i]);
+            if (y + LABEL_LINE_PX / 2 - py).abs() > 3 {
+                root.draw(&PathElement::new(
+                    vec![(px + 5, py), (x - 2, y + LABEL_LINE_PX / 2)],
+                    RGBColor(160, 160, 160).stroke_width(1),
                 ))
                 .map_err(e)?;
+            }
+            root.draw(&Text::new(
+                points[i].label.clone(),
+                (x, y),
+                ("sans-serif", 13).into_font().color(&c),
+            ))
+            .map_err(e)?;
         }
         chart
             .configure_series_labels()

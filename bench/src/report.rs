@@ -164,6 +164,9 @@ pub fn write_run(r: &BenchResult, dir: &Path) -> Result<(Vec<PathBuf>, Vec<Strin
     let text = serde_json::to_string_pretty(r).map_err(|e| format!("json: {e}"))?;
     std::fs::write(&json, text).map_err(|e| format!("write {}: {e}", json.display()))?;
     paths.push(json);
+    let sum = dir.join("summary.txt");
+    std::fs::write(&sum, summary(r)).map_err(|e| format!("write {}: {e}", sum.display()))?;
+    paths.push(sum);
     let mode = if r.is_max_rate() {
         "MAX rate, not CO-corrected".to_string()
     } else {

@@ -287,6 +287,11 @@ impl Client {
         self.brokers.values()
     }
 
+    /// The broker metadata requests currently go to.
+    pub fn bootstrap_addr(&self) -> &str {
+        self.bootstrap.addr()
+    }
+
     pub fn controller_id(&self) -> i32 {
         self.controller_id
     }
@@ -307,13 +312,17 @@ impl Client {
                 .collect()
         }));
         request.allow_auto_topic_creation = allow_auto_topic_creation;
-        let version = self.bootstrap.version_for(ApiKey::Metadata)?;
-        if version < 4 {
-            request.allow_auto_topic_creation = true;
-        }
-        let (_, response) = self
-            .bootstrap
-            .send(&Request::Metadata(request), Duration::ZERO)?;
+        let (_, response) = self.bootstrap_send(
+            |conn| {
+                let mut request = request.clone();
+                // Metadata v0-3 always auto-create; the flag does not exist there.
+                if conn.version_for(ApiKey::Metadata)? < 4 {
+                    request.allow_auto_topic_creation = true;
+                }
+                Ok(Request::Metadata(request))
+            },
+            Duration::ZERO,
+        )?;
         let Response::Metadata(r) = response else {
             unreachable!("response kind matches request")
         };
@@ -410,6 +419,58 @@ impl Client {
         Ok(self.connections.get_mut(&node_id).expect("inserted above"))
     }
 
+    /// Sends on the bootstrap connection; if that socket failed, reconnects once to the first
+    /// reachable broker (bootstrap list first, then known brokers) and sends again.
+    fn bootstrap_send(
+        &mut self,
+        build: impl Fn(&Connection) -> Result<Request>,
+        server_wait: Duration,
+    ) -> Result<(i16, Response)> {
+        let request = build(&self.bootstrap)?;
+        match self.bootstrap.send(&request, server_wait) {
+            Err(
+                e @ (ClientError::Io { .. }
+                | ClientError::Closed { .. }
+                | ClientError::Timeout { .. }),
+            ) => {
+                let candidates: Vec<String> = self
+                    .config
+                    .brokers
+                    .iter()
+                    .cloned()
+                    .chain(self.brokers.values().map(BrokerInfo::addr))
+                    .collect();
+                let Some(conn) = candidates
+                    .iter()
+                    .find_map(|addr| Connection::connect(addr, &self.config).ok())
+                else {
+                    return Err(e);
+                };
+                log::debug!(
+                    "bootstrap connection failed ({e}); now using {}",
+                    conn.addr()
+                );
+                self.bootstrap = conn;
+                let request = build(&self.bootstrap)?;
+                self.bootstrap.send(&request, server_wait)
+            }
+            other => other,
+        }
+    }
+
+    /// Sends to the controller, or to the bootstrap broker when no controller is known.
+    fn send_to_controller(
+        &mut self,
+        request: &Request,
+        server_wait: Duration,
+    ) -> Result<(i16, Response)> {
+        if self.brokers.contains_key(&self.controller_id) {
+            let controller = self.controller_id;
+            return self.send_to(controller, request, server_wait);
+        }
+        self.bootstrap_send(|_| Ok(request.clone()), server_wait)
+    }
+
     /// Sends to `node_id`; a failed socket is dropped so the next call reconnects.
     pub(super) fn send_to(
         &mut self,
@@ -503,8 +564,7 @@ impl Client {
                 ),
         );
         let wait = Duration::from_millis(self.config.request_timeout_ms.max(0) as u64);
-        let controller = self.controller_id;
-        let (_, response) = self.send_to(controller, &request, wait)?;
+        let (_, response) = self.send_to_controller(&request, wait)?;
         let Response::CreateTopics(r) = response else {
             unreachable!()
         };
@@ -529,8 +589,7 @@ impl Client {
                 .with_topic_names(names.iter().map(|n| TopicName(sb(n))).collect()),
         );
         let wait = Duration::from_millis(self.config.request_timeout_ms.max(0) as u64);
-        let controller = self.controller_id;
-        let (_, response) = self.send_to(controller, &request, wait)?;
+        let (_, response) = self.send_to_controller(&request, wait)?;
         let Response::DeleteTopics(r) = response else {
             unreachable!()
         };
@@ -554,8 +613,8 @@ impl Client {
         keys: &[String],
     ) -> Result<Vec<ConfigEntry>> {
         let (resource_type, name, node) = match resource {
-            ConfigResource::Topic(t) => (2i8, t.clone(), self.controller_id),
-            ConfigResource::Broker(id) => (4i8, id.to_string(), *id),
+            ConfigResource::Topic(t) => (2i8, t.clone(), None),
+            ConfigResource::Broker(id) => (4i8, id.to_string(), Some(*id)),
         };
         let request =
             Request::DescribeConfigs(DescribeConfigsRequest::default().with_resources(vec![
@@ -568,7 +627,11 @@ impl Client {
                         Some(keys.iter().map(|k| sb(k)).collect())
                     }),
             ]));
-        let (version, response) = self.send_to(node, &request, Duration::ZERO)?;
+        // Topic configs can be read from any broker; broker configs only from that broker.
+        let (version, response) = match node {
+            Some(node) => self.send_to(node, &request, Duration::ZERO)?,
+            None => self.bootstrap_send(|_| Ok(request.clone()), Duration::ZERO)?,
+        };
         let Response::DescribeConfigs(r) = response else {
             unreachable!()
         };
@@ -850,7 +913,7 @@ impl Client {
                 .with_key(sb(group))
                 .with_key_type(0),
         );
-        let (_, response) = self.bootstrap.send(&request, Duration::ZERO)?;
+        let (_, response) = self.bootstrap_send(|_| Ok(request.clone()), Duration::ZERO)?;
         let Response::FindCoordinator(r) = response else {
             unreachable!()
         };

@@ -4,6 +4,7 @@
 //! - [`Connection`]: one broker socket, ApiVersions negotiation, request/response.
 //! - [`Client`]: bootstrap, metadata, routing to partition leaders and the controller, admin
 //!   calls (topics, configs), ListOffsets, Produce, Fetch and group lookups.
+//! - [`Consumer`]: reads chosen partitions from a start position (no group).
 //! - [`Producer`]: batches records per partition (murmur2 for keys, sticky or round-robin for
 //!   null keys) with `linger` and `batch_bytes_max`, like Kafka's producer.
 //! - [`GroupConsumer`]: a classic-protocol consumer group member (range assignor, heartbeats,
@@ -11,14 +12,16 @@
 
 mod cluster;
 mod connection;
-mod group_consumer;
+mod consumer;
 mod group;
+mod group_consumer;
 mod producer;
 
 pub use cluster::*;
 pub use connection::*;
-pub use group_consumer::*;
+pub use consumer::*;
 pub use group::*;
+pub use group_consumer::*;
 pub use producer::*;
 
 use std::time::Duration;

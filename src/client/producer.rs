@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use super::{Acks, Client, ClientError, ProduceAck, Result};
 use crate::partitioner::partition_for_key;
-use crate::protocol::records::{BatchBuilder, BatchOptions, NewRecord, BATCH_HEADER_BYTES};
+use crate::protocol::records::{
+    BatchBuilder, BatchOptions, Compression, NewRecord, BATCH_HEADER_BYTES,
+};
 
 /// Partition choice for records without a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +29,8 @@ pub struct ProducerConfig {
     /// All pending batches are sent once they hold this many bytes.
     pub pending_bytes_max: usize,
     pub null_keys: NullKeyPolicy,
+    /// Codec of produced batches.
+    pub compression: Compression,
     /// Seed of the null-key partition choice (None: from the clock).
     pub seed: Option<u64>,
 }
@@ -39,6 +43,7 @@ impl Default for ProducerConfig {
             batch_bytes_max: 16 * 1024,
             pending_bytes_max: 32 << 20,
             null_keys: NullKeyPolicy::Sticky,
+            compression: Compression::None,
             seed: None,
         }
     }
@@ -199,7 +204,10 @@ impl Producer {
             }
         }
         let pending = self.pending.entry(key).or_insert_with(|| Pending {
-            builder: BatchBuilder::new(BatchOptions::default()),
+            builder: BatchBuilder::new(BatchOptions {
+                compression: self.config.compression,
+                ..BatchOptions::default()
+            }),
             first_at: Instant::now(),
         });
         let before = pending.builder.batch_bytes();

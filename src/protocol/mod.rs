@@ -3,6 +3,18 @@
 //! Control-plane messages use the `kafka-protocol` crate's generated types; decoding always
 //! starts from a `bytes::Bytes` frame so record payloads stay zero-copy slices of it.
 //! Record batches (magic 2) have their own codec in [`records`].
+//!
+//! A connection loop uses it like this:
+//! 1. [`split_frame`]`(buf, request_bytes_max)`: `Ok(None)` read more; `Err` close.
+//! 2. [`decode_request`]`(frame)`: on `Err(e)`, send `e.reply()` if it is `Some` (KIP-511
+//!    ApiVersions fallback, Produce v0-2 refusal) and carry on, otherwise close.
+//!    [`shape`] has already rejected bodies whose array counts cannot fit.
+//! 3. Handle `DecodedRequest::request`; skip the response when `!expects_response()`
+//!    (Produce acks=0). For an API without a handler, [`error_response`] answers every
+//!    topic/partition/group with one error code.
+//! 4. [`encode_response`]`(correlation_id, version, &response)` (header v0/v1 chosen per API,
+//!    v0 always for ApiVersions), or for Fetch with file-backed records
+//!    [`fetch::encode_fetch_response`], which leaves gaps for the record bytes.
 
 /// Calls `$m!` with every supported API: `Variant: RequestType, ResponseType;`.
 macro_rules! with_apis {
@@ -35,6 +47,7 @@ macro_rules! with_apis {
 }
 
 pub mod errors;
+pub mod fetch;
 pub mod frame;
 pub mod records;
 pub mod request;

@@ -37,16 +37,29 @@ pub const ATTR_CONTROL: i16 = 0x20;
 /// value length, header count — one byte each.
 pub const RECORD_BYTES_MIN: usize = 7;
 
+/// Codec of a batch's records section (attribute bits 0-2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
-    None,
-    Gzip,
-    Snappy,
-    Lz4,
-    Zstd,
+    None = 0,
+    Gzip = 1,
+    Snappy = 2,
+    Lz4 = 3,
+    Zstd = 4,
 }
 
 impl Compression {
+    /// Kafka's `compression.type` names.
+    pub fn parse(name: &str) -> Option<Compression> {
+        Some(match name {
+            "none" => Compression::None,
+            "gzip" => Compression::Gzip,
+            "snappy" => Compression::Snappy,
+            "lz4" => Compression::Lz4,
+            "zstd" => Compression::Zstd,
+            _ => return None,
+        })
+    }
+
     pub fn from_attributes(attributes: i16) -> Option<Compression> {
         Some(match attributes & ATTR_COMPRESSION_MASK {
             0 => Compression::None,
@@ -80,6 +93,29 @@ pub enum RecordError {
     Record(String),
     #[error("decompression failed: {0}")]
     Decompress(String),
+    #[error("batch of {size} bytes exceeds {size_max} (max.message.bytes)")]
+    TooLarge { size: usize, size_max: usize },
+    #[error("invalid batch: {0}")]
+    Invalid(&'static str),
+}
+
+impl RecordError {
+    /// The Kafka error code a Produce partition gets for this (as Kafka's LogValidator).
+    pub fn error_code(&self) -> i16 {
+        use crate::protocol::errors;
+        match self {
+            RecordError::Truncated { .. }
+            | RecordError::Length(_)
+            | RecordError::Crc { .. }
+            | RecordError::Record(_)
+            | RecordError::Decompress(_) => errors::CORRUPT_MESSAGE,
+            RecordError::Magic(_) | RecordError::Count { .. } | RecordError::Invalid(_) => {
+                errors::INVALID_RECORD
+            }
+            RecordError::Codec(_) => errors::UNSUPPORTED_COMPRESSION_TYPE,
+            RecordError::TooLarge { .. } => errors::MESSAGE_TOO_LARGE,
+        }
+    }
 }
 
 /// The fixed 61-byte header of a batch.
@@ -282,6 +318,8 @@ pub struct BatchOptions {
     pub producer_epoch: i16,
     pub base_sequence: i32,
     pub transactional: bool,
+    /// Codec for the records section (written uncompressed if the codec fails).
+    pub compression: Compression,
 }
 
 impl Default for BatchOptions {
@@ -293,6 +331,7 @@ impl Default for BatchOptions {
             producer_epoch: -1,
             base_sequence: -1,
             transactional: false,
+            compression: Compression::None,
         }
     }
 }
@@ -330,7 +369,7 @@ fn opt_len(b: &Option<Bytes>) -> i64 {
     b.as_ref().map_or(-1, |b| b.len() as i64)
 }
 
-/// Builds one uncompressed batch record by record.
+/// Builds one batch record by record (compressed at `finish` if the options say so).
 #[derive(Debug)]
 pub struct BatchBuilder {
     options: BatchOptions,
@@ -359,7 +398,7 @@ impl BatchBuilder {
         self.count == 0
     }
 
-    /// Bytes of the batch if finished now.
+    /// Bytes of the batch if finished now without compression (what batch-size limits use).
     pub fn batch_bytes(&self) -> usize {
         BATCH_HEADER_BYTES + self.records.len()
     }
@@ -431,19 +470,29 @@ impl BatchBuilder {
     pub fn finish(self) -> Bytes {
         assert!(self.count > 0, "empty record batch");
         let o = self.options;
-        let total = BATCH_HEADER_BYTES + self.records.len();
+        let (codec, payload) = match compress(o.compression, &self.records) {
+            Ok(compressed) => (o.compression, compressed),
+            Err(e) => {
+                log::warn!(
+                    "{:?} compression failed ({e}); sending the batch uncompressed",
+                    o.compression
+                );
+                (Compression::None, self.records.freeze())
+            }
+        };
+        let total = BATCH_HEADER_BYTES + payload.len();
         assert!(total - BATCH_LOG_OVERHEAD_BYTES <= i32::MAX as usize);
+        let mut attributes = codec as i16;
+        if o.transactional {
+            attributes |= ATTR_TRANSACTIONAL;
+        }
         let mut buf = BytesMut::with_capacity(total);
         buf.put_i64(o.base_offset);
         buf.put_i32((total - BATCH_LOG_OVERHEAD_BYTES) as i32);
         buf.put_i32(o.partition_leader_epoch);
         buf.put_i8(MAGIC_V2);
         buf.put_u32(0); // CRC, below
-        buf.put_i16(if o.transactional {
-            ATTR_TRANSACTIONAL
-        } else {
-            0
-        });
+        buf.put_i16(attributes);
         buf.put_i32(self.count - 1);
         buf.put_i64(self.base_timestamp);
         buf.put_i64(self.max_timestamp);
@@ -451,7 +500,7 @@ impl BatchBuilder {
         buf.put_i16(o.producer_epoch);
         buf.put_i32(o.base_sequence);
         buf.put_i32(self.count);
-        buf.put_slice(&self.records);
+        buf.put_slice(&payload);
         assert_eq!(buf.len(), total);
         let crc = compute_crc(&buf);
         buf[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
@@ -459,7 +508,26 @@ impl BatchBuilder {
     }
 }
 
-/// Builds one uncompressed batch from `records` (at least one).
+/// The records section compressed with `codec` (Kafka's framing: xerial snappy, lz4 frame).
+fn compress(codec: Compression, records: &BytesMut) -> Result<Bytes, String> {
+    use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
+    let mut out = BytesMut::with_capacity(records.len() / 2 + 64);
+    let fill = |tmp: &mut BytesMut| {
+        tmp.extend_from_slice(records);
+        Ok(())
+    };
+    let result = match codec {
+        Compression::None => return Ok(records.clone().freeze()),
+        Compression::Gzip => Gzip::compress(&mut out, fill),
+        Compression::Snappy => Snappy::compress(&mut out, fill),
+        Compression::Lz4 => Lz4::compress(&mut out, fill),
+        Compression::Zstd => Zstd::compress(&mut out, fill),
+    };
+    result.map_err(|e| format!("{e:#}"))?;
+    Ok(out.freeze())
+}
+
+/// Builds one batch from `records` (at least one).
 pub fn build_batch(records: &[NewRecord], options: BatchOptions) -> Bytes {
     let mut builder = BatchBuilder::new(options);
     for r in records {
@@ -624,8 +692,20 @@ pub fn decode_record_set(record_set: Bytes) -> Result<Vec<Record>, RecordError> 
     Ok(out)
 }
 
-/// What Kafka checks on a producer batch before appending it (one batch per partition).
-pub fn validate_produce_batch(batch: &[u8]) -> Result<BatchHeader, RecordError> {
+/// What Kafka checks on a producer batch before appending it (one batch per partition):
+/// size within `batch_bytes_max` (the topic's max.message.bytes), magic 2, exact length,
+/// known codec, RecordCount = LastOffsetDelta + 1 > 0, BaseOffset 0, not a control batch,
+/// BaseSequence >= 0 when a producer id is set, and the CRC. Records are not decompressed.
+pub fn validate_produce_batch(
+    batch: &[u8],
+    batch_bytes_max: usize,
+) -> Result<BatchHeader, RecordError> {
+    if batch.len() > batch_bytes_max {
+        return Err(RecordError::TooLarge {
+            size: batch.len(),
+            size_max: batch_bytes_max,
+        });
+    }
     let header = BatchHeader::parse(batch)?;
     if batch.len() != header.batch_bytes() {
         return Err(RecordError::Length(header.length));
@@ -642,6 +722,21 @@ pub fn validate_produce_batch(batch: &[u8]) -> Result<BatchHeader, RecordError> 
             record_count: header.record_count,
             last_offset_delta: header.last_offset_delta,
         });
+    }
+    if header.base_offset != 0 {
+        return Err(RecordError::Invalid(
+            "producer batches must have base offset 0",
+        ));
+    }
+    if header.is_control() {
+        return Err(RecordError::Invalid(
+            "clients may not produce control batches",
+        ));
+    }
+    if header.producer_id >= 0 && header.base_sequence < 0 {
+        return Err(RecordError::Invalid(
+            "idempotent batch without a base sequence",
+        ));
     }
     verify_crc(batch)?;
     Ok(header)

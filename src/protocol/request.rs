@@ -122,16 +122,24 @@ impl RequestError {
     /// The complete response frame (size prefix included) to send before carrying on, or
     /// `None` when the connection should be closed instead.
     pub fn reply(&self) -> Option<BytesMut> {
+        self.reply_in(versions::ADVERTISED)
+    }
+
+    /// [`RequestError::reply`] for a request decoded with [`decode_request_in`]`(table, ..)`.
+    pub fn reply_in(&self, table: &[ApiRange]) -> Option<BytesMut> {
         match self {
             RequestError::UnsupportedVersion {
                 header,
                 api_key: ApiKey::ApiVersions,
                 ..
             } => {
-                let (version, body) = versions::api_versions_response(header.request_api_version);
+                // KIP-511: error 35 and our list, encoded as v0.
+                let body = kafka_protocol::messages::ApiVersionsResponse::default()
+                    .with_error_code(crate::protocol::errors::UNSUPPORTED_VERSION)
+                    .with_api_keys(versions::api_version_list(table));
                 response::encode_response(
                     header.correlation_id,
-                    version,
+                    0,
                     &response::Response::ApiVersions(body),
                 )
                 .ok()
@@ -151,6 +159,22 @@ impl RequestError {
                     &legacy,
                     crate::protocol::errors::UNSUPPORTED_VERSION,
                 ))
+            }
+            // KIP-511: an ApiVersions body that does not parse gets INVALID_REQUEST, in v0.
+            RequestError::Body {
+                header,
+                api_key: ApiKey::ApiVersions,
+                ..
+            } => {
+                let body = kafka_protocol::messages::ApiVersionsResponse::default()
+                    .with_error_code(crate::protocol::errors::INVALID_REQUEST)
+                    .with_api_keys(versions::api_version_list(table));
+                response::encode_response(
+                    header.correlation_id,
+                    0,
+                    &response::Response::ApiVersions(body),
+                )
+                .ok()
             }
             _ => None,
         }

@@ -1,4 +1,5 @@
-//! Structural pre-check of request bodies, run before `kafka-protocol` decodes them.
+//! Structural pre-check of request (and, for the client, response) bodies, run before
+//! `kafka-protocol` decodes them.
 //!
 //! `kafka-protocol` preallocates `Vec::with_capacity(count)` from an array count taken off the
 //! wire, so a 12-byte frame claiming 2^31 topics asks for hundreds of GiB and aborts the process
@@ -254,6 +255,251 @@ static OFFSET_DELETE: Struct = st(&[all(STR), all(Ty::Array(&OFFSET_DELETE_TOPIC
 
 static DESCRIBE_CLUSTER: Struct = st(&[all(BOOL), from(1, I8), from(2, BOOL)]);
 
+// Responses (the ones Shoal's client reads).
+
+static R_API_VERSION: Struct = st(&[all(I16), all(I16), all(I16)]);
+static R_FEATURE: Struct = st(&[from(3, STR), from(3, I16), from(3, I16)]);
+static R_API_VERSIONS: Struct = Struct {
+    fields: &[all(I16), all(Ty::Array(&R_API_VERSION)), from(1, I32)],
+    tagged: &[
+        (0, Ty::Array(&R_FEATURE)),
+        (1, I64),
+        (2, Ty::Array(&R_FEATURE)),
+        (3, BOOL),
+    ],
+};
+
+static R_PRODUCE_RECORD_ERROR: Struct = st(&[from(8, I32), from(8, STR)]);
+static R_LEADER_ID_AND_EPOCH: Struct = st(&[all(I32), all(I32)]);
+static R_NODE_ENDPOINT: Struct = st(&[all(I32), all(STR), all(I32), all(STR)]);
+static R_PRODUCE_PARTITION: Struct = Struct {
+    fields: &[
+        all(I32),
+        all(I16),
+        all(I64),
+        all(I64),
+        from(5, I64),
+        from(8, Ty::Array(&R_PRODUCE_RECORD_ERROR)),
+        from(8, STR),
+    ],
+    tagged: &[(0, Ty::Struct(&R_LEADER_ID_AND_EPOCH))],
+};
+static R_PRODUCE_TOPIC: Struct = st(&[
+    until(12, STR),
+    from(13, UUID),
+    all(Ty::Array(&R_PRODUCE_PARTITION)),
+]);
+static R_PRODUCE: Struct = Struct {
+    fields: &[all(Ty::Array(&R_PRODUCE_TOPIC)), all(I32)],
+    tagged: &[(0, Ty::Array(&R_NODE_ENDPOINT))],
+};
+
+static R_FETCH_ABORTED: Struct = st(&[all(I64), all(I64)]);
+static R_EPOCH_END_OFFSET: Struct = st(&[all(I32), all(I64)]);
+static R_SNAPSHOT_ID: Struct = st(&[all(I64), all(I32)]);
+static R_FETCH_PARTITION: Struct = Struct {
+    fields: &[
+        all(I32),
+        all(I16),
+        all(I64),
+        all(I64),
+        from(5, I64),
+        all(Ty::Array(&R_FETCH_ABORTED)),
+        from(11, I32),
+        all(BYTES),
+    ],
+    tagged: &[
+        (0, Ty::Struct(&R_EPOCH_END_OFFSET)),
+        (1, Ty::Struct(&R_LEADER_ID_AND_EPOCH)),
+        (2, Ty::Struct(&R_SNAPSHOT_ID)),
+    ],
+};
+static R_FETCH_TOPIC: Struct = st(&[
+    until(12, STR),
+    from(13, UUID),
+    all(Ty::Array(&R_FETCH_PARTITION)),
+]);
+static R_FETCH: Struct = Struct {
+    fields: &[
+        all(I32),
+        from(7, I16),
+        from(7, I32),
+        all(Ty::Array(&R_FETCH_TOPIC)),
+    ],
+    tagged: &[(0, Ty::Array(&R_NODE_ENDPOINT))],
+};
+
+static R_LIST_OFFSETS_PARTITION: Struct =
+    st(&[all(I32), all(I16), all(I64), all(I64), from(4, I32)]);
+static R_LIST_OFFSETS_TOPIC: Struct = st(&[all(STR), all(Ty::Array(&R_LIST_OFFSETS_PARTITION))]);
+static R_LIST_OFFSETS: Struct = st(&[from(2, I32), all(Ty::Array(&R_LIST_OFFSETS_TOPIC))]);
+
+static R_METADATA_BROKER: Struct = st(&[all(I32), all(STR), all(I32), from(1, STR)]);
+static R_METADATA_PARTITION: Struct = st(&[
+    all(I16),
+    all(I32),
+    all(I32),
+    from(7, I32),
+    all(Ty::ArrayFixed(4)),
+    all(Ty::ArrayFixed(4)),
+    from(5, Ty::ArrayFixed(4)),
+]);
+static R_METADATA_TOPIC: Struct = st(&[
+    all(I16),
+    all(STR),
+    from(10, UUID),
+    from(1, BOOL),
+    all(Ty::Array(&R_METADATA_PARTITION)),
+    from(8, I32),
+]);
+static R_METADATA: Struct = st(&[
+    from(3, I32),
+    all(Ty::Array(&R_METADATA_BROKER)),
+    from(2, STR),
+    from(1, I32),
+    all(Ty::Array(&R_METADATA_TOPIC)),
+    within(8, 10, I32),
+    from(13, I16),
+]);
+
+static R_OFFSET_FETCH_PARTITION: Struct = st(&[
+    until(7, I32),
+    until(7, I64),
+    within(5, 7, I32),
+    until(7, STR),
+    until(7, I16),
+]);
+static R_OFFSET_FETCH_TOPIC: Struct = st(&[
+    until(7, STR),
+    until(7, Ty::Array(&R_OFFSET_FETCH_PARTITION)),
+]);
+static R_OFFSET_FETCH_GROUP_PARTITION: Struct = st(&[
+    from(8, I32),
+    from(8, I64),
+    from(8, I32),
+    from(8, STR),
+    from(8, I16),
+]);
+static R_OFFSET_FETCH_GROUP_TOPIC: Struct = st(&[
+    within(8, 9, STR),
+    from(10, UUID),
+    from(8, Ty::Array(&R_OFFSET_FETCH_GROUP_PARTITION)),
+]);
+static R_OFFSET_FETCH_GROUP: Struct = st(&[
+    from(8, STR),
+    from(8, Ty::Array(&R_OFFSET_FETCH_GROUP_TOPIC)),
+    from(8, I16),
+]);
+static R_OFFSET_FETCH: Struct = st(&[
+    from(3, I32),
+    until(7, Ty::Array(&R_OFFSET_FETCH_TOPIC)),
+    within(2, 7, I16),
+    from(8, Ty::Array(&R_OFFSET_FETCH_GROUP)),
+]);
+
+static R_COORDINATOR: Struct = st(&[
+    from(4, STR),
+    from(4, I32),
+    from(4, STR),
+    from(4, I32),
+    from(4, I16),
+    from(4, STR),
+]);
+static R_FIND_COORDINATOR: Struct = st(&[
+    from(1, I32),
+    until(3, I16),
+    within(1, 3, STR),
+    until(3, I32),
+    until(3, STR),
+    until(3, I32),
+    from(4, Ty::Array(&R_COORDINATOR)),
+]);
+
+static R_DESCRIBED_MEMBER: Struct = st(&[
+    all(STR),
+    from(4, STR),
+    all(STR),
+    all(STR),
+    all(BYTES),
+    all(BYTES),
+]);
+static R_DESCRIBED_GROUP: Struct = st(&[
+    all(I16),
+    from(6, STR),
+    all(STR),
+    all(STR),
+    all(STR),
+    all(STR),
+    all(Ty::Array(&R_DESCRIBED_MEMBER)),
+    from(3, I32),
+]);
+static R_DESCRIBE_GROUPS: Struct = st(&[from(1, I32), all(Ty::Array(&R_DESCRIBED_GROUP))]);
+
+static R_LISTED_GROUP: Struct = st(&[all(STR), all(STR), from(4, STR), from(5, STR)]);
+static R_LIST_GROUPS: Struct = st(&[from(1, I32), all(I16), all(Ty::Array(&R_LISTED_GROUP))]);
+
+static R_CREATE_TOPICS_CONFIG: Struct = st(&[
+    from(5, STR),
+    from(5, STR),
+    from(5, BOOL),
+    from(5, I8),
+    from(5, BOOL),
+]);
+static R_CREATE_TOPICS_TOPIC: Struct = Struct {
+    fields: &[
+        all(STR),
+        from(7, UUID),
+        all(I16),
+        all(STR),
+        from(5, I32),
+        from(5, I16),
+        from(5, Ty::Array(&R_CREATE_TOPICS_CONFIG)),
+    ],
+    tagged: &[(0, I16)],
+};
+static R_CREATE_TOPICS: Struct = st(&[all(I32), all(Ty::Array(&R_CREATE_TOPICS_TOPIC))]);
+
+static R_DELETE_TOPICS_TOPIC: Struct = st(&[all(STR), from(6, UUID), all(I16), from(5, STR)]);
+static R_DELETE_TOPICS: Struct = st(&[all(I32), all(Ty::Array(&R_DELETE_TOPICS_TOPIC))]);
+
+static R_CONFIG_SYNONYM: Struct = st(&[all(STR), all(STR), all(I8)]);
+static R_CONFIG_ENTRY: Struct = st(&[
+    all(STR),
+    all(STR),
+    all(BOOL),
+    all(I8),
+    all(BOOL),
+    all(Ty::Array(&R_CONFIG_SYNONYM)),
+    from(3, I8),
+    from(3, STR),
+]);
+static R_DESCRIBE_CONFIGS_RESULT: Struct = st(&[
+    all(I16),
+    all(STR),
+    all(I8),
+    all(STR),
+    all(Ty::Array(&R_CONFIG_ENTRY)),
+]);
+static R_DESCRIBE_CONFIGS: Struct = st(&[all(I32), all(Ty::Array(&R_DESCRIBE_CONFIGS_RESULT))]);
+
+fn response_schema(api_key: ApiKey) -> Option<&'static Struct> {
+    Some(match api_key {
+        ApiKey::ApiVersions => &R_API_VERSIONS,
+        ApiKey::Produce => &R_PRODUCE,
+        ApiKey::Fetch => &R_FETCH,
+        ApiKey::ListOffsets => &R_LIST_OFFSETS,
+        ApiKey::Metadata => &R_METADATA,
+        ApiKey::OffsetFetch => &R_OFFSET_FETCH,
+        ApiKey::FindCoordinator => &R_FIND_COORDINATOR,
+        ApiKey::DescribeGroups => &R_DESCRIBE_GROUPS,
+        ApiKey::ListGroups => &R_LIST_GROUPS,
+        ApiKey::CreateTopics => &R_CREATE_TOPICS,
+        ApiKey::DeleteTopics => &R_DELETE_TOPICS,
+        ApiKey::DescribeConfigs => &R_DESCRIBE_CONFIGS,
+        _ => return None,
+    })
+}
+
 fn schema(api_key: ApiKey) -> Option<&'static Struct> {
     Some(match api_key {
         ApiKey::ApiVersions => &API_VERSIONS,
@@ -299,9 +545,21 @@ pub enum ShapeError {
     TaggedSize { tag: u32, size: usize },
     #[error("array nesting deeper than {depth_max}")]
     TooDeep { depth_max: usize },
+    #[error("more than {elements_max} struct/string array elements in one message")]
+    TooManyElements { elements_max: u64 },
     #[error("no schema for {0:?}")]
     NoSchema(ApiKey),
 }
+
+/// Struct and string array elements allowed in one message. Each decodes into a Rust value
+/// many times its smallest encoding (a 2-byte topic name becomes an ~80-byte struct), so this
+/// bounds the memory one request can make the decoder use (~50 MiB), whatever the frame size.
+/// Far above real use: a Fetch of every partition of a 100k-partition cluster is 100k.
+pub const ARRAY_ELEMENTS_MAX: u64 = 1 << 18;
+
+/// The same bound for responses the client reads (metadata of a large cluster lists every
+/// partition and its replicas).
+pub const RESPONSE_ARRAY_ELEMENTS_MAX: u64 = 1 << 22;
 
 /// Nesting depth limit; the deepest supported schema nests 4 levels.
 const DEPTH_MAX: usize = 8;
@@ -311,6 +569,9 @@ struct Walker<'a> {
     at: usize,
     version: i16,
     flexible: bool,
+    /// Struct and string array elements seen so far, and the limit.
+    elements: u64,
+    elements_max: u64,
 }
 
 impl Walker<'_> {
@@ -378,6 +639,18 @@ impl Walker<'_> {
         self.take(n)
     }
 
+    /// An array count of elements that decode into heap values (structs, strings).
+    fn counted_array(&mut self, element_bytes_min: usize) -> Result<u64, ShapeError> {
+        let count = self.array_count(element_bytes_min)?;
+        self.elements += count;
+        if self.elements > self.elements_max {
+            return Err(ShapeError::TooManyElements {
+                elements_max: self.elements_max,
+            });
+        }
+        Ok(count)
+    }
+
     fn array_count(&mut self, element_bytes_min: usize) -> Result<u64, ShapeError> {
         let at = self.at;
         let count = self.length(true)?.unwrap_or(0);
@@ -408,7 +681,7 @@ impl Walker<'_> {
                 self.skip(count * width as u64)
             }
             Ty::ArrayStr => {
-                let count = self.array_count(if self.flexible { 1 } else { 2 })?;
+                let count = self.counted_array(if self.flexible { 1 } else { 2 })?;
                 for _ in 0..count {
                     self.walk(Ty::Str, depth)?;
                 }
@@ -428,7 +701,7 @@ impl Walker<'_> {
                         depth_max: DEPTH_MAX,
                     });
                 }
-                let count = self.array_count(self.bytes_min(element))?;
+                let count = self.counted_array(self.bytes_min(element))?;
                 for _ in 0..count {
                     self.walk_struct(element, depth + 1)?;
                 }
@@ -509,11 +782,31 @@ impl Walker<'_> {
 /// request at `version` whose arrays all fit. Returns the bytes the request occupies.
 pub fn check(api_key: ApiKey, version: i16, body: &[u8]) -> Result<usize, ShapeError> {
     let s = schema(api_key).ok_or(ShapeError::NoSchema(api_key))?;
+    walk(s, api_key, version, body, ARRAY_ELEMENTS_MAX)
+}
+
+/// [`check`] for a response body (after the response header), for the APIs the client uses.
+pub fn check_response(api_key: ApiKey, version: i16, body: &[u8]) -> Result<usize, ShapeError> {
+    let s = response_schema(api_key).ok_or(ShapeError::NoSchema(api_key))?;
+    walk(s, api_key, version, body, RESPONSE_ARRAY_ELEMENTS_MAX)
+}
+
+fn walk(
+    s: &'static Struct,
+    api_key: ApiKey,
+    version: i16,
+    body: &[u8],
+    elements_max: u64,
+) -> Result<usize, ShapeError> {
+    // Request and response bodies are flexible from the same version (request header v2),
+    // even for ApiVersions, whose response header stays v0.
     let mut walker = Walker {
         buf: body,
         at: 0,
         version,
         flexible: api_key.request_header_version(version) >= 2,
+        elements: 0,
+        elements_max,
     };
     walker.walk_struct(s, 0)?;
     Ok(walker.at)

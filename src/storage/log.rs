@@ -5,7 +5,7 @@
 //! task per log fdatasyncs everything whose write completed, then wakes every append it covers;
 //! appends completing while a sync is in flight are covered by the next one.
 
-use std::cell::{Cell, Ref, RefCell};
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::os::unix::io::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -134,6 +134,8 @@ struct QueuedWrite {
 
 /// Bytes the writer merges into one write (one io_uring op instead of one per batch).
 pub const WRITE_MERGE_BYTES_MAX: usize = 4 << 20;
+/// Bytes assigned but not yet in the page cache; appends wait (back-pressure) beyond it.
+pub const QUEUED_WRITE_BYTES_MAX: u64 = 64 << 20;
 
 struct LogInner {
     dir: PathBuf,
@@ -149,6 +151,8 @@ struct LogInner {
     /// Assigned batches not yet handed to the kernel, in offset order.
     write_queue: RefCell<std::collections::VecDeque<QueuedWrite>>,
     writer_running: Cell<bool>,
+    /// Bytes in `write_queue` plus the write in flight.
+    queued_write_bytes: Cell<u64>,
     flusher_running: Cell<bool>,
     unflushed_messages: Cell<u64>,
     last_flush_ms: Cell<Option<i64>>,
@@ -157,6 +161,8 @@ struct LogInner {
     /// Serializes the async parts of append (roll, epoch checkpoint) and maintenance.
     /// Serializes appends and structural changes in call order (FIFO: appends keep their order).
     lock: crate::sync::FifoLock,
+    /// A detached job (roll, truncation, ...) runs on behalf of the lock holder.
+    detached_running: Cell<bool>,
     failed: RefCell<Option<String>>,
     closed: Cell<bool>,
     notify: Notify,
@@ -265,6 +271,8 @@ impl LogInner {
     }
 
     fn enqueue_write(self: &Rc<Self>, write: QueuedWrite) {
+        self.queued_write_bytes
+            .set(self.queued_write_bytes.get() + write.data.len() as u64);
         self.write_queue.borrow_mut().push_back(write);
         if !self.writer_running.get() {
             self.writer_running.set(true);
@@ -322,7 +330,11 @@ impl LogInner {
                 data
             };
             debug_assert_eq!(data.len() as u64, end_position - position);
+            let len = data.len() as u64;
             fileio::write_owned_at(&segment.file, segment.path(), data, position).await?;
+            assert!(self.queued_write_bytes.get() >= len);
+            self.queued_write_bytes
+                .set(self.queued_write_bytes.get() - len);
             self.on_write_done(base, next_offset, &segment, end_position);
         }
     }
@@ -440,10 +452,145 @@ impl LogInner {
         }
     }
 
-    async fn lock(&self) -> Result<crate::sync::FifoGuard<'_>, StorageError> {
-        self.lock.lock().await.map_err(|_| StorageError::Closed {
-            path: self.dir.clone(),
+    /// Runs `work` as a detached task and waits for its result; the caller holds the lock.
+    /// If the caller's future is dropped, the work still runs to completion and the next lock
+    /// holder waits for it: multi-step file operations (roll, truncation, retention, close)
+    /// are never left half done by a cancelled request.
+    async fn detached<T, Fut>(
+        self: &Rc<Self>,
+        _held: &crate::sync::FifoGuard<'_>,
+        work: impl FnOnce(Rc<LogInner>) -> Fut,
+    ) -> Result<T, StorageError>
+    where
+        T: 'static,
+        Fut: std::future::Future<Output = Result<T, StorageError>> + 'static,
+    {
+        assert!(!self.detached_running.get(), "one detached job at a time");
+        self.detached_running.set(true);
+        let slot: Rc<RefCell<Option<Result<T, StorageError>>>> = Rc::new(RefCell::new(None));
+        let future = work(self.clone());
+        let (out, log) = (slot.clone(), self.clone());
+        glommio::spawn_local(async move {
+            let result = future.await;
+            *out.borrow_mut() = Some(result);
+            log.detached_running.set(false);
+            log.notify.notify_all();
         })
+        .detach();
+        loop {
+            let seen = self.notify.generation();
+            if let Some(result) = slot.borrow_mut().take() {
+                return result;
+            }
+            self.notify.wait(seen).await;
+        }
+    }
+
+    fn size_bytes(&self) -> u64 {
+        self.segments.borrow().values().map(|s| s.size()).sum()
+    }
+
+    async fn truncate_locked(&self, offset: i64) -> Result<(), StorageError> {
+        let inner = self;
+        let dir = inner.dir.clone();
+        let new_end;
+        if offset <= inner.log_start_offset.get() {
+            let new_start = offset.max(0);
+            // Newest first: a crash part-way leaves a shorter log, never one with a hole.
+            for segment in inner.segments_vec().into_iter().rev() {
+                if segment.base_offset() != new_start {
+                    segment.delete_files(&dir).await?;
+                }
+            }
+            // Recreates (empties) the file if a segment already starts at new_start.
+            let seg = Rc::new(LogSegment::create(&dir, new_start, &inner.config).await?);
+            {
+                let mut segments = inner.segments.borrow_mut();
+                segments.clear();
+                segments.insert(new_start, seg);
+            }
+            inner.log_start_offset.set(new_start);
+            new_end = new_start;
+        } else {
+            let doomed: Vec<_> = {
+                let mut segments = inner.segments.borrow_mut();
+                let keys: Vec<i64> = segments.range(offset..).map(|(&k, _)| k).collect();
+                keys.iter().filter_map(|k| segments.remove(k)).collect()
+            };
+            for segment in doomed.into_iter().rev() {
+                segment.delete_files(&dir).await?;
+            }
+            let active = inner.active();
+            if let Some(batch) = active.find_batch(offset).await? {
+                let cut = batch.header.base_offset;
+                active.truncate_to(batch.position, cut).await?;
+            }
+            new_end = active.next_offset();
+            active.write_indexes(&dir).await?;
+        }
+        fileio::sync_dir(&dir).await?;
+        assert!(
+            inner.write_queue.borrow().is_empty(),
+            "writes drained before truncation"
+        );
+        inner.log_end_offset.set(new_end);
+        inner.written_end.set(new_end);
+        inner.synced_end.set(new_end);
+        if inner.epochs.borrow_mut().truncate_from_end(new_end) {
+            inner.persist_epochs().await?;
+        }
+        inner.load_producer_state().await?;
+        inner.notify.notify_all();
+        Ok(())
+    }
+
+    /// Caller holds the lock (via `detached`).
+    async fn enforce_retention(&self, now_ms: i64) -> Result<usize, StorageError> {
+        let inner = self;
+        let config = &inner.config;
+        let mut total: i64 = inner.size_bytes() as i64;
+        let mut doomed = Vec::new();
+        loop {
+            let (first, next_base) = {
+                let segments = inner.segments.borrow();
+                let mut it = segments.values();
+                match (it.next(), it.next()) {
+                    (Some(first), Some(next)) => (first.clone(), next.base_offset()),
+                    _ => break,
+                }
+            };
+            let by_time = config.retention_ms >= 0
+                && first.max_timestamp() >= 0
+                && now_ms.saturating_sub(first.max_timestamp()) > config.retention_ms;
+            let by_size = config.retention_bytes >= 0
+                && total - first.size() as i64 >= config.retention_bytes;
+            if !(by_time || by_size) || next_base > inner.high_watermark() {
+                break;
+            }
+            inner.segments.borrow_mut().remove(&first.base_offset());
+            inner.log_start_offset.set(next_base);
+            total -= first.size() as i64;
+            doomed.push(first);
+        }
+        let start = inner.log_start_offset.get();
+        if !doomed.is_empty() && inner.epochs.borrow_mut().truncate_from_start(start) {
+            inner.persist_epochs().await?;
+        }
+        // Readers holding slices keep the unlinked files open.
+        for segment in &doomed {
+            segment.delete_files(&inner.dir).await?;
+        }
+        Ok(doomed.len())
+    }
+
+    /// The log's FIFO lock (appends keep call order). Also waits out detached work started
+    /// by a holder whose future was dropped.
+    async fn lock(&self) -> Result<crate::sync::FifoGuard<'_>, StorageError> {
+        let guard = self.lock.lock().await.map_err(|_| StorageError::Closed {
+            path: self.dir.clone(),
+        })?;
+        self.wait_until(|l| !l.detached_running.get()).await?;
+        Ok(guard)
     }
 
     async fn persist_epochs(&self) -> Result<(), StorageError> {
@@ -637,6 +784,12 @@ impl PartitionLog {
                 report.truncated_bytes += cut.bytes;
             }
             if let Some(prev) = prev_next {
+                if base > prev {
+                    log::warn!(
+                        "{}: offsets {prev}..{base} missing before segment",
+                        dir.display()
+                    );
+                }
                 if base < prev {
                     return Err(StorageError::Corrupt {
                         path: seg.path().to_path_buf(),
@@ -675,12 +828,14 @@ impl PartitionLog {
             synced_end: Cell::new(log_end),
             write_queue: RefCell::new(std::collections::VecDeque::new()),
             writer_running: Cell::new(false),
+            queued_write_bytes: Cell::new(0),
             flusher_running: Cell::new(false),
             unflushed_messages: Cell::new(0),
             last_flush_ms: Cell::new(None),
             producers: RefCell::new(ProducerStateManager::new()),
             epochs: RefCell::new(epochs),
             lock: crate::sync::FifoLock::new(),
+            detached_running: Cell::new(false),
             failed: RefCell::new(None),
             closed: Cell::new(false),
             notify: Notify::default(),
@@ -726,18 +881,14 @@ impl PartitionLog {
     }
     /// Total bytes of all segments.
     pub fn size_bytes(&self) -> u64 {
-        self.inner
-            .segments
-            .borrow()
-            .values()
-            .map(|s| s.size())
-            .sum()
+        self.inner.size_bytes()
     }
     pub fn is_failed(&self) -> bool {
         self.inner.failed.borrow().is_some()
     }
-    pub fn producer_state(&self) -> Ref<'_, ProducerStateManager> {
-        self.inner.producers.borrow()
+    /// Producer ids with idempotence state.
+    pub fn producer_count(&self) -> usize {
+        self.inner.producers.borrow().len()
     }
     pub fn leader_epochs(&self) -> Vec<(i32, i64)> {
         self.inner.epochs.borrow().entries().to_vec()
@@ -767,42 +918,70 @@ impl PartitionLog {
             });
         }
 
-        let permit = inner.lock().await?;
-        inner.check_usable()?;
-        let check = inner.producers.borrow().check(&header);
-        if let ProducerCheck::Duplicate(original) = check? {
-            drop(permit);
-            inner.bump(|s| s.duplicates += 1);
-            if inner.config.flush == FlushPolicy::SyncBeforeAck {
-                inner.wait_synced(original.last_offset + 1).await?;
-            } else {
-                inner.wait_written(original.last_offset + 1).await?;
-            }
-            return Ok(AppendInfo {
-                base_offset: original.first_offset,
-                last_offset: original.last_offset,
-                log_append_time_ms: if inner.config.log_append_time {
-                    original.max_timestamp
+        let permit = {
+            // The ticket for the FIFO lock is taken here, on the first poll: call order.
+            let permit = inner.lock().await?;
+            inner.check_usable()?;
+            // Back-pressure, in line: wait while too much is assigned but not yet written.
+            inner
+                .wait_until(|l| l.queued_write_bytes.get() < QUEUED_WRITE_BYTES_MAX)
+                .await?;
+            let check = inner.producers.borrow().check(&header);
+            if let ProducerCheck::Duplicate(original) = check? {
+                drop(permit);
+                inner.bump(|s| s.duplicates += 1);
+                if inner.config.flush == FlushPolicy::SyncBeforeAck {
+                    inner.wait_synced(original.last_offset + 1).await?;
                 } else {
-                    -1
-                },
-                log_start_offset: inner.log_start_offset.get(),
-            });
-        }
+                    inner.wait_written(original.last_offset + 1).await?;
+                }
+                return Ok(AppendInfo {
+                    base_offset: original.first_offset,
+                    last_offset: original.last_offset,
+                    log_append_time_ms: if inner.config.log_append_time {
+                        original.max_timestamp
+                    } else {
+                        -1
+                    },
+                    log_start_offset: inner.log_start_offset.get(),
+                });
+            }
+            let delta = i64::from(header.last_offset_delta);
+            let last_offset = inner.log_end_offset.get() + delta;
+            let needs_roll = inner.should_roll(&inner.active(), bytes as u64, last_offset, now_ms);
+            let needs_epoch = leader_epoch >= 0
+                && inner
+                    .epochs
+                    .borrow()
+                    .latest_epoch()
+                    .is_none_or(|latest| leader_epoch > latest);
+            if needs_roll || needs_epoch {
+                // Roll / epoch checkpoint: async file work, detached so a dropped append cannot
+                // leave it half done; this append keeps its place (the lock) meanwhile.
+                inner
+                    .detached(&permit, move |log| async move {
+                        let end = log.log_end_offset.get();
+                        if log.should_roll(&log.active(), bytes as u64, end + delta, now_ms) {
+                            if let Err(e) = log.roll().await {
+                                log.fail(&e);
+                                return Err(e);
+                            }
+                        }
+                        let end = log.log_end_offset.get();
+                        if log.epochs.borrow_mut().assign(leader_epoch, end) {
+                            if let Err(e) = log.persist_epochs().await {
+                                log.fail(&e);
+                                return Err(e);
+                            }
+                        }
+                        Ok(())
+                    })
+                    .await?;
+            }
+            permit
+        };
         let base_offset = inner.log_end_offset.get();
         let last_offset = base_offset + i64::from(header.last_offset_delta);
-        if inner.should_roll(&inner.active(), bytes as u64, last_offset, now_ms) {
-            if let Err(e) = inner.roll().await {
-                inner.fail(&e);
-                return Err(e.into());
-            }
-        }
-        if inner.epochs.borrow_mut().assign(leader_epoch, base_offset) {
-            if let Err(e) = inner.persist_epochs().await {
-                inner.fail(&e);
-                return Err(e.into());
-            }
-        }
         // Everything from here to the spawn is synchronous: offsets are assigned in order.
         assert_eq!(base_offset, inner.log_end_offset.get());
         batch::set_base_offset(&mut batch, base_offset);
@@ -982,72 +1161,22 @@ impl PartitionLog {
     pub async fn truncate_to(&self, offset: i64) -> Result<(), StorageError> {
         let inner = &self.inner;
         inner.check_usable()?;
-        let _permit = inner.lock().await?;
-        let end = inner.log_end_offset.get();
-        inner.wait_synced(end).await?;
-        if offset >= end {
-            return Ok(());
-        }
-        let result = self.truncate_locked(offset).await;
-        if let Err(e) = &result {
-            inner.fail(e);
-        }
-        result
-    }
-
-    async fn truncate_locked(&self, offset: i64) -> Result<(), StorageError> {
-        let inner = &self.inner;
-        let dir = inner.dir.clone();
-        let new_end;
-        if offset <= inner.log_start_offset.get() {
-            let new_start = offset.max(0);
-            for segment in inner.segments_vec() {
-                if segment.base_offset() != new_start {
-                    segment.delete_files(&dir).await?;
+        let permit = inner.lock().await?;
+        inner.check_usable()?;
+        inner
+            .detached(&permit, move |log| async move {
+                let end = log.log_end_offset.get();
+                log.wait_synced(end).await?;
+                if offset >= end {
+                    return Ok(());
                 }
-            }
-            // Recreates (empties) the file if a segment already starts at new_start.
-            let seg = Rc::new(LogSegment::create(&dir, new_start, &inner.config).await?);
-            {
-                let mut segments = inner.segments.borrow_mut();
-                segments.clear();
-                segments.insert(new_start, seg);
-            }
-            inner.log_start_offset.set(new_start);
-            new_end = new_start;
-        } else {
-            let doomed: Vec<_> = {
-                let mut segments = inner.segments.borrow_mut();
-                let keys: Vec<i64> = segments.range(offset..).map(|(&k, _)| k).collect();
-                keys.iter().filter_map(|k| segments.remove(k)).collect()
-            };
-            for segment in doomed {
-                segment.delete_files(&dir).await?;
-            }
-            let active = inner.active();
-            if let Some(batch) = active.find_batch(offset).await? {
-                let cut = batch.header.base_offset;
-                active
-                    .truncate_to(batch.position, cut, &inner.config)
-                    .await?;
-            }
-            new_end = active.next_offset();
-            active.write_indexes(&dir).await?;
-        }
-        fileio::sync_dir(&dir).await?;
-        assert!(
-            inner.write_queue.borrow().is_empty(),
-            "writes drained before truncation"
-        );
-        inner.log_end_offset.set(new_end);
-        inner.written_end.set(new_end);
-        inner.synced_end.set(new_end);
-        if inner.epochs.borrow_mut().truncate_from_end(new_end) {
-            inner.persist_epochs().await?;
-        }
-        inner.load_producer_state().await?;
-        inner.notify.notify_all();
-        Ok(())
+                let result = log.truncate_locked(offset).await;
+                if let Err(e) = &result {
+                    log.fail(e);
+                }
+                result
+            })
+            .await
     }
 
     /// Deletes whole non-active segments by retention.ms / retention.bytes.
@@ -1055,41 +1184,12 @@ impl PartitionLog {
         let inner = &self.inner;
         inner.check_usable()?;
         let permit = inner.lock().await?;
-        let config = &inner.config;
-        let mut total: i64 = self.size_bytes() as i64;
-        let mut doomed = Vec::new();
-        loop {
-            let (first, next_base) = {
-                let segments = inner.segments.borrow();
-                let mut it = segments.values();
-                match (it.next(), it.next()) {
-                    (Some(first), Some(next)) => (first.clone(), next.base_offset()),
-                    _ => break,
-                }
-            };
-            let by_time = config.retention_ms >= 0
-                && first.max_timestamp() >= 0
-                && now_ms.saturating_sub(first.max_timestamp()) > config.retention_ms;
-            let by_size = config.retention_bytes >= 0
-                && total - first.size() as i64 >= config.retention_bytes;
-            if !(by_time || by_size) || next_base > inner.high_watermark() {
-                break;
-            }
-            inner.segments.borrow_mut().remove(&first.base_offset());
-            inner.log_start_offset.set(next_base);
-            total -= first.size() as i64;
-            doomed.push(first);
-        }
-        let start = inner.log_start_offset.get();
-        if !doomed.is_empty() && inner.epochs.borrow_mut().truncate_from_start(start) {
-            inner.persist_epochs().await?;
-        }
-        drop(permit);
-        // Unlinking needs no lock: readers holding slices keep the files open.
-        for segment in &doomed {
-            segment.delete_files(&inner.dir).await?;
-        }
-        Ok(doomed.len())
+        inner.check_usable()?;
+        inner
+            .detached(&permit, move |log| async move {
+                log.enforce_retention(now_ms).await
+            })
+            .await
     }
 
     /// Makes everything appended so far durable (any policy) and waits for it.
@@ -1109,14 +1209,19 @@ impl PartitionLog {
             .is_some_and(|t| now_ms.saturating_sub(t) >= inner.config.segment_ms as i64)
             && !active.is_empty()
         {
-            let _permit = inner.lock().await?;
-            // Re-check: an append may have rolled meanwhile.
-            if Rc::ptr_eq(&active, &inner.active()) {
-                if let Err(e) = inner.roll().await {
-                    inner.fail(&e);
-                    return Err(e);
-                }
-            }
+            let permit = inner.lock().await?;
+            inner
+                .detached(&permit, move |log| async move {
+                    // Re-check: an append may have rolled meanwhile.
+                    if Rc::ptr_eq(&active, &log.active()) && !active.is_empty() {
+                        if let Err(e) = log.roll().await {
+                            log.fail(&e);
+                            return Err(e);
+                        }
+                    }
+                    Ok(())
+                })
+                .await?;
         }
         if let FlushPolicy::Interval { flush_ms, .. } = inner.config.flush {
             let last = *inner.last_flush_ms.get().get_or_insert(now_ms);
@@ -1134,24 +1239,28 @@ impl PartitionLog {
     /// Syncs everything, writes the active segment's indexes, a producer snapshot and the
     /// clean-shutdown marker. Further appends fail with `Closed`.
     pub async fn close(&self) -> Result<(), StorageError> {
-        let inner = &self.inner;
-        if inner.closed.get() {
+        if self.inner.closed.get() {
             return Ok(());
         }
-        let _permit = inner.lock().await?;
-        inner.closed.set(true);
-        if inner.failed.borrow().is_some() {
-            // No marker: the next open recovers.
-            return inner.check_failed();
-        }
-        let end = inner.log_end_offset.get();
-        inner.wait_synced(end).await?;
-        let active = inner.active();
-        active.write_indexes(&inner.dir).await?;
-        inner.take_snapshot(end).await?;
-        inner.persist_epochs().await?;
-        fileio::write_file_atomic(&inner.dir.join(CLEAN_SHUTDOWN_FILE), Vec::new()).await?;
-        Ok(())
+        let inner = &self.inner;
+        let permit = inner.lock().await?;
+        inner
+            .detached(&permit, |log| async move {
+                if log.closed.get() {
+                    return Ok(());
+                }
+                log.closed.set(true);
+                // A failed log gets no marker: the next open recovers.
+                log.check_failed()?;
+                let end = log.log_end_offset.get();
+                log.wait_synced(end).await?;
+                let active = log.active();
+                active.write_indexes(&log.dir).await?;
+                log.take_snapshot(end).await?;
+                log.persist_epochs().await?;
+                fileio::write_file_atomic(&log.dir.join(CLEAN_SHUTDOWN_FILE), Vec::new()).await
+            })
+            .await
     }
 
     /// Closes the log and removes its directory.

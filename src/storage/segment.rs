@@ -350,7 +350,7 @@ impl LogSegment {
         let segment = Self::empty(base_offset, path, file, config);
         if !recover {
             if let Some(()) = segment.load_indexes(dir, config, file_size).await? {
-                match segment.load_tail(config, file_size).await {
+                match segment.load_tail(file_size).await {
                     Ok(()) => return Ok((segment, None)),
                     Err(StorageError::Corrupt { reason, .. }) => {
                         log::warn!("{}: {reason}, rebuilding indexes", segment.path.display());
@@ -415,7 +415,7 @@ impl LogSegment {
 
     /// After loading indexes of a clean segment: walk from the last index entry to the end to
     /// learn next offset, max timestamp and the index cursor. Any bad batch is corruption.
-    async fn load_tail(&self, config: &LogConfig, file_size: u64) -> Result<(), StorageError> {
+    async fn load_tail(&self, file_size: u64) -> Result<(), StorageError> {
         let (rel, position) = self.offset_index.borrow().last().unwrap_or((0, 0));
         if let Some((ts, ts_rel)) = self.time_index.borrow().last() {
             self.max_timestamp.set(ts);
@@ -460,7 +460,6 @@ impl LogSegment {
         self.written_next_offset.set(next);
         self.bytes_since_index_entry
             .set(file_size - u64::from(position));
-        let _ = config;
         Ok(())
     }
 
@@ -533,12 +532,7 @@ impl LogSegment {
     }
 
     /// Cuts the segment at batch boundary `position` (its batch starting at `next_offset`).
-    pub async fn truncate_to(
-        &self,
-        position: u64,
-        next_offset: i64,
-        config: &LogConfig,
-    ) -> Result<(), StorageError> {
+    pub async fn truncate_to(&self, position: u64, next_offset: i64) -> Result<(), StorageError> {
         assert!(position <= self.written_size.get());
         assert_eq!(self.size.get(), self.written_size.get(), "writes in flight");
         self.file
@@ -560,7 +554,7 @@ impl LogSegment {
         self.time_index.borrow_mut().truncate_to_offset(rel);
         self.max_timestamp.set(NO_TIMESTAMP);
         self.offset_of_max_timestamp.set(self.base_offset);
-        self.load_tail(config, position).await?;
+        self.load_tail(position).await?;
         assert_eq!(self.next_offset.get(), next_offset.max(self.base_offset));
         if position == 0 {
             self.first_append_ms.set(None);

@@ -27,8 +27,14 @@ pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Output shown of a failing child process, per stream, in bytes (the tail is kept).
 const OUTPUT_SHOWN_BYTES_MAX: usize = 16 * 1024;
 
+/// The `shoal` binary under test: cargo's build of this package, or `$SHOAL_BIN` (for a
+/// target dir shared between worktrees, where another checkout may overwrite cargo's build
+/// while the tests run: copy it aside and point `SHOAL_BIN` at the copy).
 pub fn shoal_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_shoal"))
+    match std::env::var_os("SHOAL_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_shoal")),
+    }
 }
 
 pub fn repo_root() -> PathBuf {

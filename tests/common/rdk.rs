@@ -134,7 +134,7 @@ pub fn consumer(addr: &str, extra: &[(&str, &str)]) -> BaseConsumer {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", addr)
-        // librdkafka requires a group.id for a consumer; assign() joins no group.
+        // librdkafka's consumer needs a group.id even for assign(); no group is joined.
         .set("group.id", "shoal-test-assign")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false");
@@ -161,22 +161,35 @@ pub fn consume(
     consumer.assign(&tpl).expect("assign");
     let deadline = Instant::now() + RDKAFKA_TIMEOUT;
     let mut out = Vec::with_capacity(expected);
+    // Consumer errors are kept, not fatal: with a group.id librdkafka also talks to the group
+    // coordinator, whose errors don't stop assign()ed fetching. The data checks stay exact.
+    let mut errors: Vec<String> = Vec::new();
     while out.len() < expected {
         assert!(
             Instant::now() < deadline,
-            "consumed only {} of {expected} records from {topic} within {RDKAFKA_TIMEOUT:?}",
-            out.len()
+            "consumed only {} of {expected} records from {topic} within {RDKAFKA_TIMEOUT:?}; \
+             consumer errors ({}): {:?}",
+            out.len(),
+            errors.len(),
+            &errors[..errors.len().min(5)]
         );
-        if let Some(result) = consumer.poll(Duration::from_millis(200)) {
-            let message = result.unwrap_or_else(|e| panic!("consume {topic}: {e}"));
-            out.push(to_consumed(&message));
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => out.push(to_consumed(&message)),
+            Some(Err(e)) => errors.push(e.to_string()),
+            None => {}
         }
+    }
+    if !errors.is_empty() {
+        eprintln!(
+            "consume {topic}: {} consumer errors tolerated, first: {}",
+            errors.len(),
+            errors[0]
+        );
     }
     // Nothing beyond the expected records (bounded look for extras).
     let extra_deadline = Instant::now() + Duration::from_secs(1);
     while Instant::now() < extra_deadline {
-        if let Some(result) = consumer.poll(Duration::from_millis(100)) {
-            let message = result.unwrap_or_else(|e| panic!("consume {topic}: {e}"));
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
             panic!(
                 "consumed more than the {expected} expected records: extra at {}/{}",
                 message.partition(),

@@ -3,6 +3,8 @@
 //! fields a version lacks), and framing with kafka-protocol as the oracle.
 #![allow(dead_code)]
 
+pub mod fake_broker;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};

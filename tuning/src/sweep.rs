@@ -177,6 +177,7 @@ impl SweepPoint {
         self.errors == 0
             && self.publish_msgs_per_s > 0.0
             && self.rate_accuracy.is_none_or(|a| a >= 0.98)
+            && self.ack_ratio.is_none_or(|a| a >= 0.95)
     }
 }
 
@@ -196,12 +197,15 @@ pub fn frontier(points: &[SweepPoint]) -> Vec<usize> {
         .collect();
     idx.retain(|&i| {
         let a = &points[i];
+        // Throughputs within THROUGHPUT_TIE count as equal (at a fixed rate they differ by noise).
         !points.iter().enumerate().any(|(j, b)| {
+            let as_fast = b.publish_mb_per_s >= a.publish_mb_per_s * (1.0 - THROUGHPUT_TIE);
+            let faster = b.publish_mb_per_s > a.publish_mb_per_s * (1.0 + THROUGHPUT_TIE);
             j != i
                 && b.eligible()
-                && b.publish_mb_per_s >= a.publish_mb_per_s
+                && as_fast
                 && b.p99_us <= a.p99_us
-                && (b.publish_mb_per_s > a.publish_mb_per_s || b.p99_us < a.p99_us)
+                && (b.p99_us < a.p99_us || faster)
         })
     });
     idx.sort_by(|&a, &b| {
@@ -468,6 +472,15 @@ mod tests {
             pt("e", 40.0, 1.0, 3, None), // errors: not eligible
         ];
         assert_eq!(frontier(&pts), vec![0, 1, 3]);
+    }
+
+    #[test]
+    fn throughput_noise_does_not_make_a_frontier_point() {
+        let pts = vec![
+            pt("steady", 40.96, 11.0, 0, Some(1.0)),
+            pt("noisy", 41.0, 30.0, 0, Some(1.0)), // 0.1% faster, 3x the p99
+        ];
+        assert_eq!(frontier(&pts), vec![0]);
     }
 
     #[test]

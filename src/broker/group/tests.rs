@@ -1360,3 +1360,83 @@ fn random_run(seed: u64) -> i32 {
     }
     generation
 }
+
+#[test]
+fn pending_member_ids_expire_and_can_leave() {
+    let mut sim = Sim::new();
+    let mut cs: Vec<Client> = ["a", "b"].iter().map(|n| Client::new("g", n)).collect();
+    rebalance(&mut sim, &mut cs);
+    // c gets an id (MEMBER_ID_REQUIRED) but never comes back; a rejoins (rebalance).
+    let c = Client::new("g", "c");
+    let t = sim.join(c.join_request());
+    let pending_id = sim.take_join(t).unwrap().member_id;
+    let ta = cs[0].join(&mut sim);
+    let tb = cs[1].join(&mut sim);
+    assert!(sim.take_join(ta).is_none(), "waits for the pending member");
+    let mut waited = 0;
+    loop {
+        sim.advance(1_000);
+        waited += 1_000;
+        if let Some(j) = sim.take_join(ta) {
+            assert_eq!((j.error, j.generation_id), (e::NONE, 2));
+            break;
+        }
+        assert!(
+            waited <= SESSION_MS as i64 + 1_000,
+            "pending member never expired"
+        );
+    }
+    assert!(
+        waited >= SESSION_MS as i64 - 1_000,
+        "pending member expired early"
+    );
+    assert_eq!(sim.take_join(tb).unwrap().error, e::NONE);
+    // Its id is now unknown.
+    let mut late = c.clone();
+    late.member_id = pending_id;
+    assert_eq!(
+        sim.join_now(late.join_request()).unwrap().error,
+        e::UNKNOWN_MEMBER_ID
+    );
+
+    // A pending member may also leave, which lets a waiting rebalance complete at once.
+    let mut cs2: Vec<Client> = ["x", "y"].iter().map(|n| Client::new("h", n)).collect();
+    rebalance(&mut sim, &mut cs2);
+    let d = Client::new("h", "d");
+    let t = sim.join(d.join_request());
+    let mut d = d;
+    d.member_id = sim.take_join(t).unwrap().member_id;
+    let tx = cs2[0].join(&mut sim);
+    let ty = cs2[1].join(&mut sim);
+    assert!(sim.take_join(tx).is_none());
+    assert_eq!(sim.leave(&d), e::NONE);
+    assert_eq!(sim.take_join(tx).unwrap().error, e::NONE);
+    assert_eq!(sim.take_join(ty).unwrap().error, e::NONE);
+}
+
+#[test]
+fn non_consumer_protocol_types_and_old_clients_without_member_id_required() {
+    let mut sim = Sim::new();
+    // JoinGroup v0-3: no KIP-394 round trip; any protocol type (e.g. Kafka Connect) works.
+    let mut req = Client::new("connect-cluster", "w").join_request();
+    req.require_known_member_id = false;
+    req.protocol_type = "connect".into();
+    req.protocols = vec![("sessioned".into(), Bytes::from("cfg"))];
+    let t = sim.join(req);
+    sim.advance(2 * DELAY_MS + 10);
+    let j = sim.take_join(t).unwrap();
+    assert_eq!(j.error, e::NONE);
+    assert_eq!(j.protocol_type.as_deref(), Some("connect"));
+    assert_eq!(j.protocol_name.as_deref(), Some("sessioned"));
+    assert_eq!(sim.c.list_groups()[0].protocol_type, "connect");
+    // OffsetDelete on a non-consumer group with members: NON_EMPTY_GROUP.
+    let t = sim.ticket();
+    let fx = sim
+        .c
+        .delete_offsets("connect-cluster", &[("t".into(), 0)], t);
+    sim.apply(fx);
+    assert_eq!(
+        sim.take(t).unwrap(),
+        Reply::OffsetDelete(e::NON_EMPTY_GROUP, vec![e::NONE])
+    );
+}

@@ -44,6 +44,16 @@ pub async fn handle(
             responses.push(result.with_error_code(ec::UNKNOWN_TOPIC_ID));
             continue;
         };
+        if meta.topic(&name).is_some_and(|t| t.internal) {
+            responses.push(
+                result
+                    .with_error_code(ec::INVALID_TOPIC_EXCEPTION)
+                    .with_error_message(Some(str_bytes(&format!(
+                        "cannot delete internal topic {name}"
+                    )))),
+            );
+            continue;
+        }
         match shard.node.metadata.delete_topic(&name) {
             Ok(topic) => {
                 for target in 0..shard.node.nr_shards {

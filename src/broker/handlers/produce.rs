@@ -84,6 +84,12 @@ pub async fn handle(
                 let Some(name) = name else {
                     return error_outcome(unknown_topic, "unknown topic id");
                 };
+                if shard.metadata().topic(&name).is_some_and(|t| t.internal) {
+                    return error_outcome(
+                        ec::INVALID_TOPIC_EXCEPTION,
+                        format!("cannot produce to internal topic {name}"),
+                    );
+                }
                 let owner = match shard.owner_of(&name, index) {
                     Ok(owner) => owner,
                     Err(code) => return error_outcome(code, "partition unavailable"),
