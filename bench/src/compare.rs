@@ -112,3 +112,91 @@ pub fn compare(
     paths.push(md);
     Ok((table, paths, warnings))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::Machine;
+    use crate::result::{self, RESULT_FORMAT};
+    use crate::stats::Stats;
+    use crate::workload::Workload;
+
+    const S: u64 = 1_000_000_000;
+
+    /// A result built from synthetic samples: `lat_us` per message at 100 msg/s for 3 s.
+    pub fn synthetic(label: &str, lat_us: u64) -> BenchResult {
+        let w = Workload::from_toml(
+            "name='syn'\ntopics=1\npartitions_per_topic=1\nmessage_size=100\nproducers_per_topic=1\nconsumers_per_subscription=1\nproducer_rate=100\nwarmup_s=1\nduration_s=2\n",
+        )
+        .unwrap();
+        let mut st = Stats::new(S, 3 * S);
+        for i in 0..300u64 {
+            let t = i * S / 100;
+            st.on_send(t, t);
+            st.on_ack(t, t, t + lat_us * 1000, 100);
+            st.on_receive(Some(t), t + 2 * lat_us * 1000, 100);
+        }
+        BenchResult {
+            format: RESULT_FORMAT.into(),
+            label: label.into(),
+            workload: w,
+            brokers: "127.0.0.1:1".into(),
+            rate_mode: "fixed".into(),
+            coordinated_omission_corrected: true,
+            target_msgs_per_s: 100.0,
+            producer_config: vec![],
+            consumer_config: vec![],
+            started_unix_s: 0,
+            measured_s: 2.0,
+            client: "test".into(),
+            machine: Machine::default(),
+            throughput: result::throughput(&st, 0),
+            histograms: result::histograms(&st),
+            series: result::series(&st, 1),
+            first_error: None,
+            notes: vec![],
+        }
+    }
+
+    #[test]
+    fn compare_writes_one_chart_set_and_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = synthetic("a", 1000);
+        let b = synthetic("a", 5000);
+        // Through JSON and back, as the CLI does.
+        let pa = dir.path().join("a.json");
+        std::fs::write(&pa, serde_json::to_string(&a).unwrap()).unwrap();
+        let a = BenchResult::load(&pa).unwrap();
+        assert_eq!(a.throughput.publish_msgs, 200);
+        assert_eq!(a.rate_accuracy(), Some(1.0));
+        let (table, paths, _) = compare(vec![a, b], dir.path()).unwrap();
+        assert!(
+            table.contains("| a#1 |") && table.contains("| a#2 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| 1.00 |") && table.contains("| 5.00 |"),
+            "{table}"
+        );
+        for stem in ["compare-latency.svg", "compare-timeline.svg", "compare.md"] {
+            assert!(paths.iter().any(|p| p.ends_with(stem)), "{stem} missing");
+        }
+        let svg = std::fs::read_to_string(dir.path().join("compare-latency.svg")).unwrap();
+        assert!(svg.contains("a#1: publish") && svg.contains("a#2: end-to-end"));
+        assert!(compare(vec![synthetic("x", 1)], dir.path()).is_err());
+    }
+
+    #[test]
+    fn run_folder_has_json_summary_and_charts() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = synthetic("solo", 2000);
+        let (paths, _) = crate::report::write_run(&r, dir.path()).unwrap();
+        for f in ["result.json", "summary.txt", "latency.svg", "timeline.svg"] {
+            assert!(paths.iter().any(|p| p.ends_with(f)), "{f} missing");
+        }
+        let summary = crate::report::summary(&r);
+        assert!(summary.contains("sent 100.0%"), "{summary}");
+        let timeline = std::fs::read_to_string(dir.path().join("timeline.svg")).unwrap();
+        assert!(timeline.contains("Throughput (MB/s)") && timeline.contains("msg/s"));
+    }
+}

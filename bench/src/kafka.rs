@@ -227,16 +227,35 @@ impl ProducerIo for KafkaProducerIo {
     fn wait(&mut self, until_ns: u64, out: &mut Vec<Delivery>) {
         let now = self.clock.now_ns();
         let left = until_ns.saturating_sub(now);
+        // BaseProducer::poll serves one event per call with a zero timeout, and each
+        // partition batch is its own delivery event: drain them all every time.
+        self.drain_events();
         if left >= 1_000_000 {
             self.producer.poll(Duration::from_millis(left / 1_000_000));
+            self.drain_events();
         } else {
-            self.producer.poll(Duration::ZERO);
             let now = self.clock.now_ns();
             if until_ns > now {
                 std::thread::sleep(Duration::from_nanos(until_ns - now));
             }
         }
         out.append(&mut self.producer.context().deliveries.lock().unwrap());
+    }
+}
+
+/// Zero-timeout polls per drain, at most.
+pub const DRAIN_EVENTS_MAX: usize = 100_000;
+
+impl KafkaProducerIo {
+    fn drain_events(&mut self) {
+        for _ in 0..DRAIN_EVENTS_MAX {
+            let before = self.producer.context().deliveries.lock().unwrap().len();
+            self.producer.poll(Duration::ZERO);
+            let after = self.producer.context().deliveries.lock().unwrap().len();
+            if after == before {
+                break;
+            }
+        }
     }
 }
 

@@ -20,11 +20,16 @@ fn shoal_binary() -> PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let candidates = [target.join("debug/shoal"), target.join("release/shoal")];
+    // The binary of this test's own profile first (what `cargo test [--release]` built).
+    let (own, other) = if cfg!(debug_assertions) {
+        ("debug/shoal", "release/shoal")
+    } else {
+        ("release/shoal", "debug/shoal")
+    };
+    let candidates = [target.join(own), target.join(other)];
     candidates
         .iter()
-        .filter(|p| p.is_file())
-        .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .find(|p| p.is_file())
         .cloned()
         .unwrap_or_else(|| {
             panic!(
