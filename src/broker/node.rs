@@ -13,7 +13,7 @@ use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::broker::metadata::MetadataStore;
-use crate::broker::shard::{Job, Shard};
+use crate::broker::shard::{Shard, ShardMessage};
 use crate::broker::sync::LocalNotify;
 use crate::config::NodeConfig;
 
@@ -117,7 +117,8 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
     });
     install_signal_thread(node.clone());
 
-    let mesh: MeshBuilder<Job, _> = MeshBuilder::full(nr_shards, node.config.shard_queue_depth_max);
+    let mesh: MeshBuilder<ShardMessage, _> =
+        MeshBuilder::full(nr_shards, node.config.shard_queue_depth_max);
     let (ready_tx, ready_rx) = crossbeam::channel::bounded::<Result<(), String>>(nr_shards);
     let mut handles = Vec::with_capacity(nr_shards);
     for id in 0..nr_shards {
@@ -169,7 +170,7 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
 async fn shard_main(
     id: usize,
     node: Arc<Node>,
-    mesh: MeshBuilder<Job, glommio::channels::channel_mesh::Full>,
+    mesh: MeshBuilder<ShardMessage, glommio::channels::channel_mesh::Full>,
     ready: crossbeam::channel::Sender<Result<(), String>>,
 ) -> Result<(), String> {
     let shard = Shard::new(id, node.clone());
@@ -187,8 +188,8 @@ async fn shard_main(
             let receivers = receivers.clone();
             let shard = shard.clone();
             glommio::spawn_local(async move {
-                while let Ok(Some(job)) = receivers.recv_from(peer).await {
-                    glommio::spawn_local(job(shard.clone())).detach();
+                while let Ok(Some(message)) = receivers.recv_from(peer).await {
+                    shard.handle_message(message);
                 }
             })
             .detach();

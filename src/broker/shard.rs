@@ -3,7 +3,8 @@
 //! messages (`Job`s) over a bounded channel mesh. Nothing here is shared with other threads except
 //! the immutable metadata snapshot and the node's atomics.
 
-use std::cell::RefCell;
+use std::any::Any;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -18,12 +19,35 @@ use uuid::Uuid;
 use crate::broker::error_codes as ec;
 use crate::broker::metadata::{MetadataSnapshot, TopicMeta};
 use crate::broker::node::Node;
-use crate::broker::sync::{oneshot, Canceled, LocalNotify};
+use crate::broker::sync::{oneshot, Canceled, LocalNotify, OneshotSender};
 use crate::storage::{PartitionLog, StorageError};
 use crate::sync::FifoLock;
 
-/// Work sent to another shard: runs there with that shard's state.
-pub type Job = Box<dyn FnOnce(Rc<Shard>) -> Pin<Box<dyn Future<Output = ()>>> + Send>;
+/// A result crossing shards.
+pub type ReplyValue = Box<dyn Any + Send>;
+
+/// Work sent to another shard: runs there with that shard's state and yields the reply.
+pub type Job = Box<dyn FnOnce(Rc<Shard>) -> Pin<Box<dyn Future<Output = ReplyValue>>> + Send>;
+
+/// What travels on the shard mesh. Replies come back as messages and complete a oneshot on the
+/// origin shard, so no task waker is ever woken or dropped on a foreign thread (glommio's
+/// foreign-waker path races with task destruction).
+pub enum ShardMessage {
+    Job { origin: usize, id: u64, run: Job },
+    Reply { id: u64, value: ReplyValue },
+}
+
+/// Removes a pending reply slot when its waiter goes away.
+struct PendingGuard<'a> {
+    shard: &'a Shard,
+    id: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.shard.pending.borrow_mut().remove(&self.id);
+    }
+}
 
 pub struct LocalPartition {
     pub topic_id: Uuid,
@@ -47,7 +71,9 @@ pub struct Shard {
     partitions: RefCell<HashMap<String, HashMap<i32, Rc<PartitionSlot>>>>,
     /// Keeps jobs sent to each peer in the order they were sent.
     send_locks: Vec<crate::sync::FifoLock>,
-    peers: RefCell<Option<Rc<Senders<Job>>>>,
+    peers: RefCell<Option<Rc<Senders<ShardMessage>>>>,
+    pending: RefCell<HashMap<u64, OneshotSender<ReplyValue>>>,
+    next_reply_id: Cell<u64>,
     /// Group coordinators of the `__consumer_offsets` partitions this shard owns.
     pub groups: crate::broker::group::ShardGroups,
 }
@@ -124,12 +150,39 @@ impl Shard {
             partitions: RefCell::new(HashMap::new()),
             send_locks,
             peers: RefCell::new(None),
+            pending: RefCell::new(HashMap::new()),
+            next_reply_id: Cell::new(0),
             groups: Default::default(),
         })
     }
 
-    pub fn set_peers(&self, senders: Senders<Job>) {
+    pub fn set_peers(&self, senders: Senders<ShardMessage>) {
         *self.peers.borrow_mut() = Some(Rc::new(senders));
+    }
+
+    /// Handles a message from another shard (called by the mesh receive loops).
+    pub fn handle_message(self: &Rc<Self>, message: ShardMessage) {
+        match message {
+            ShardMessage::Job { origin, id, run } => {
+                let shard = self.clone();
+                glommio::spawn_local(async move {
+                    let value = run(shard.clone()).await;
+                    let peers = shard.peers.borrow().clone();
+                    if let Some(peers) = peers {
+                        let _ = peers
+                            .send_to(origin, ShardMessage::Reply { id, value })
+                            .await;
+                    }
+                })
+                .detach();
+            }
+            ShardMessage::Reply { id, value } => {
+                let waiter = self.pending.borrow_mut().remove(&id);
+                if let Some(tx) = waiter {
+                    tx.send(value);
+                }
+            }
+        }
     }
 
     /// The current metadata; refreshed from the node only when its version moved.
@@ -152,17 +205,26 @@ impl Shard {
             return Ok(f(self.clone()).await);
         }
         let peers = self.peers.borrow().clone().ok_or(Canceled)?;
+        let id = self.next_reply_id.get();
+        self.next_reply_id.set(id + 1);
         let (tx, rx) = oneshot();
-        let job: Job = Box::new(move |shard| {
-            Box::pin(async move {
-                tx.send(f(shard).await);
-            })
-        });
+        self.pending.borrow_mut().insert(id, tx);
+        let _pending = PendingGuard { shard: self, id };
+        let run: Job =
+            Box::new(move |shard| Box::pin(async move { Box::new(f(shard).await) as ReplyValue }));
         {
             let _in_order = self.send_locks[target].lock().await.map_err(|_| Canceled)?;
-            peers.send_to(target, job).await.map_err(|_| Canceled)?;
+            let message = ShardMessage::Job {
+                origin: self.id,
+                id,
+                run,
+            };
+            peers.send_to(target, message).await.map_err(|_| Canceled)?;
         }
-        rx.await
+        let value = rx.await?;
+        Ok(*value
+            .downcast::<R>()
+            .expect("a reply has the type its job produced"))
     }
 
     /// Runs `f` with the partition on its owning shard; errors are Kafka error codes.

@@ -1,7 +1,9 @@
 //! Small async primitives for the shard model.
 //!
-//! `oneshot` carries a cross-shard reply (glommio wakers may be woken from another thread);
-//! `LocalNotify` wakes tasks on one shard (long-polling fetches waiting for data).
+//! `oneshot` carries a reply to a waiting task; it is completed on the waiter's own shard (cross-
+//! shard replies arrive as mesh messages first: see `shard::ShardMessage`), because glommio's
+//! foreign-thread waker path races with task destruction. `LocalNotify` wakes tasks on one shard
+//! (long-polling fetches waiting for data).
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
