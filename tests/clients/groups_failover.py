@@ -197,6 +197,7 @@ def failover(args):
         vrec = list(victim.records)
         uncommitted = {(p, o) for p, o in vrec if o >= last_commit[p]}
         check(uncommitted, "the victim processed nothing after its last commit: the crash tested nothing")
+        check(any(o > 0 for o in last_commit.values()), f"the victim committed nothing: {victim.commits}")
         marks = {m.name: len(m.records) for m in survivors}
 
         groupcheck.wait_until(
@@ -342,6 +343,7 @@ def phase2(args):
     dups = set(before) & set(after)
     tail = {(p, o) for p, o in before if o >= start[p]}
     check(tail, "phase1 left no uncommitted tail: the restart tested nothing")
+    check(any(o > 0 for o in last_commit.values()), "phase1 committed nothing: the restart tested nothing")
     check(dups == tail, f"re-read {len(dups)} records, the uncommitted tail is {len(tail)}")
     check(groupcheck.committed(args.bootstrap, group, args.topic, args.partitions) == hw, "final commit != high watermarks")
     return {"resume_s": round(resume_s, 2), "reread": len(dups), "phase2_records": len(after)}
