@@ -71,6 +71,75 @@ fn install_signal_thread(node: Arc<Node>) {
     }
 }
 
+/// Start-up stages of a shard, for the watchdog's report.
+const STAGE_NAMES: [&str; 4] = [
+    "starting its executor",
+    "joining the shard mesh",
+    "opening its partitions",
+    "listening",
+];
+
+/// Seconds a node may take to start before the watchdog restarts the process.
+const STARTUP_MS_MAX: u64 = 10_000;
+/// Start attempts before giving up.
+const START_ATTEMPTS_MAX: u32 = 3;
+
+/// A rare start-up stall has been seen under heavy load (nothing printed, no shard ready; the
+/// suspect is glommio's channel-mesh rendezvous). Nothing is served before every shard is ready,
+/// so re-executing the process is safe: the watchdog names the stuck stage of each shard and
+/// restarts, at most `START_ATTEMPTS_MAX` times.
+fn start_watchdog(ready: Arc<AtomicBool>, stages: Arc<Vec<std::sync::atomic::AtomicU8>>) {
+    std::thread::Builder::new()
+        .name("shoal-start-watchdog".into())
+        .spawn(move || {
+            // SIGINT/SIGTERM belong to the signal thread (see install_signal_thread).
+            // SAFETY: plain libc signal-mask calls on a sigset we own.
+            unsafe {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGINT);
+                libc::sigaddset(&mut set, libc::SIGTERM);
+                libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            }
+            let deadline = std::time::Instant::now() + Duration::from_millis(STARTUP_MS_MAX);
+            while std::time::Instant::now() < deadline {
+                if ready.load(Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let report: Vec<String> = stages
+                .iter()
+                .enumerate()
+                .map(|(i, st)| {
+                    let stage = st.load(Ordering::SeqCst) as usize;
+                    format!("shard {i}: {}", STAGE_NAMES[stage.min(STAGE_NAMES.len() - 1)])
+                })
+                .collect();
+            let attempt: u32 = std::env::var("SHOAL_START_ATTEMPT")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1);
+            eprintln!(
+                "shoal: start-up stalled for {STARTUP_MS_MAX} ms (attempt {attempt}/{START_ATTEMPTS_MAX}): {}",
+                report.join(", ")
+            );
+            if attempt >= START_ATTEMPTS_MAX {
+                eprintln!("shoal: error: start-up failed {attempt} times; giving up");
+                std::process::exit(75);
+            }
+            use std::os::unix::process::CommandExt;
+            let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
+            let err = std::process::Command::new(exe)
+                .args(std::env::args_os().skip(1))
+                .env("SHOAL_START_ATTEMPT", (attempt + 1).to_string())
+                .exec();
+            eprintln!("shoal: error: restarting after a stalled start-up: {err}");
+            std::process::exit(75);
+        })
+        .expect("spawn start-up watchdog");
+}
+
 pub fn run(config: NodeConfig) -> Result<(), String> {
     config.validate()?;
     let report = crate::io::probe::probe_host();
@@ -87,6 +156,13 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
     if !pin {
         log::warn!("{nr_shards} shards on {available} cores: shards are not pinned");
     }
+    let started = Arc::new(AtomicBool::new(false));
+    let stages: Arc<Vec<std::sync::atomic::AtomicU8>> = Arc::new(
+        (0..nr_shards)
+            .map(|_| std::sync::atomic::AtomicU8::new(0))
+            .collect(),
+    );
+    start_watchdog(started.clone(), stages.clone());
     let metadata = MetadataStore::open(&config.data_dir, nr_shards)
         .map_err(|e| format!("metadata in {}: {e}", config.data_dir.display()))?;
     let (advertised_host, advertised_port) = split_host_port(config.advertised())?;
@@ -130,9 +206,10 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
         let node = node.clone();
         let mesh = mesh.clone();
         let ready_tx = ready_tx.clone();
+        let stages = stages.clone();
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("shoal-shard-{id}"))
-            .spawn(move || async move { shard_main(id, node, mesh, ready_tx).await })
+            .spawn(move || async move { shard_main(id, node, mesh, ready_tx, stages).await })
             .map_err(|e| format!("starting shard {id}: {e}"))?;
         handles.push(handle);
     }
@@ -147,6 +224,7 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
             Err(_) => return Err("a shard exited during start-up".into()),
         }
     }
+    started.store(true, Ordering::SeqCst);
     eprintln!("shoal: listening on {listen}");
     eprintln!(
         "shoal: node {} with {nr_shards} shard(s), data in {}, advertised as {}:{}",
@@ -172,8 +250,10 @@ async fn shard_main(
     node: Arc<Node>,
     mesh: MeshBuilder<ShardMessage, glommio::channels::channel_mesh::Full>,
     ready: crossbeam::channel::Sender<Result<(), String>>,
+    stages: Arc<Vec<std::sync::atomic::AtomicU8>>,
 ) -> Result<(), String> {
     let shard = Shard::new(id, node.clone());
+    stages[id].store(1, Ordering::SeqCst);
     if node.nr_shards > 1 {
         let (senders, receivers) = mesh
             .join()
@@ -197,7 +277,9 @@ async fn shard_main(
     } else {
         drop(mesh);
     }
+    stages[id].store(2, Ordering::SeqCst);
     shard.open_owned_partitions().await;
+    stages[id].store(3, Ordering::SeqCst);
     let listener = match TcpListener::bind(node.config.listen.as_str()) {
         Ok(l) => l,
         Err(e) => {
