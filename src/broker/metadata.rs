@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::broker::error_codes as ec;
+use crate::protocol::errors as ec;
 
 /// Producer ids are reserved on disk in blocks so a restart never reuses one.
 const PRODUCER_ID_BLOCK: i64 = 1000;

@@ -1,7 +1,6 @@
 //! The Kafka-facing broker: a node of shards, their connections, request handlers and metadata.
 
 pub mod connection;
-pub mod error_codes;
 pub mod group;
 pub mod handlers;
 pub mod metadata;

@@ -16,10 +16,10 @@ use bytes::{Bytes, BytesMut};
 use glommio::channels::channel_mesh::Senders;
 use uuid::Uuid;
 
-use crate::broker::error_codes as ec;
 use crate::broker::metadata::{MetadataSnapshot, TopicMeta};
 use crate::broker::node::Node;
 use crate::broker::sync::{oneshot, Canceled, LocalNotify, OneshotSender};
+use crate::protocol::errors as ec;
 use crate::storage::{PartitionLog, StorageError};
 use crate::sync::FifoLock;
 

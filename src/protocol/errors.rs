@@ -52,6 +52,7 @@ pub const INVALID_TXN_STATE: i16 = 48;
 pub const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
 pub const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
 pub const CONCURRENT_TRANSACTIONS: i16 = 51;
+pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
 pub const UNKNOWN_PRODUCER_ID: i16 = 59;
 pub const NON_EMPTY_GROUP: i16 = 68;
@@ -134,6 +135,10 @@ pub const ALL: &[(i16, &str)] = &[
     (INVALID_PRODUCER_ID_MAPPING, "InvalidProducerIdMapping"),
     (INVALID_TRANSACTION_TIMEOUT, "InvalidTransactionTimeout"),
     (CONCURRENT_TRANSACTIONS, "ConcurrentTransactions"),
+    (
+        TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        "TransactionalIdAuthorizationFailed",
+    ),
     (KAFKA_STORAGE_ERROR, "KafkaStorageError"),
     (UNKNOWN_PRODUCER_ID, "UnknownProducerId"),
     (NON_EMPTY_GROUP, "NonEmptyGroup"),

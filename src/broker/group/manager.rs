@@ -382,7 +382,7 @@ pub fn ensure_offsets_topic(shard: &Shard) -> Result<(), i16> {
             log::info!("created {OFFSETS_TOPIC} with {partitions} partitions");
             Ok(())
         }
-        Err(err) if err.code == crate::broker::error_codes::TOPIC_ALREADY_EXISTS => Ok(()),
+        Err(err) if err.code == crate::protocol::errors::TOPIC_ALREADY_EXISTS => Ok(()),
         Err(err) => {
             log::error!("creating {OFFSETS_TOPIC}: {}", err.message);
             Err(e::COORDINATOR_NOT_AVAILABLE)
@@ -420,7 +420,7 @@ where
         .await;
     match result {
         Ok(inner) => inner,
-        Err(crate::broker::error_codes::NOT_LEADER_OR_FOLLOWER) => Err(e::NOT_COORDINATOR),
+        Err(crate::protocol::errors::NOT_LEADER_OR_FOLLOWER) => Err(e::NOT_COORDINATOR),
         Err(_) => Err(e::COORDINATOR_NOT_AVAILABLE),
     }
 }

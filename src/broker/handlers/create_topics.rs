@@ -9,10 +9,10 @@ use kafka_protocol::messages::create_topics_response::{
 };
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
-use crate::broker::error_codes as ec;
 use crate::broker::handlers::str_bytes;
 use crate::broker::shard::Shard;
 use crate::config::{topic_config_value, ConfigSource, TOPIC_CONFIG_DEFAULTS};
+use crate::protocol::errors as ec;
 
 pub async fn handle(
     shard: &Rc<Shard>,

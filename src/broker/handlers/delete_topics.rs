@@ -6,9 +6,9 @@ use std::rc::Rc;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 
-use crate::broker::error_codes as ec;
 use crate::broker::handlers::str_bytes;
 use crate::broker::shard::Shard;
+use crate::protocol::errors as ec;
 
 pub async fn handle(
     shard: &Rc<Shard>,

@@ -5,9 +5,9 @@ use std::rc::Rc;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
-use crate::broker::error_codes as ec;
 use crate::broker::handlers::str_bytes;
 use crate::broker::shard::Shard;
+use crate::protocol::errors as ec;
 
 pub fn handle(
     shard: &Rc<Shard>,

@@ -8,10 +8,10 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
-use crate::broker::error_codes as ec;
 use crate::broker::handlers::str_bytes;
 use crate::broker::shard::Shard;
 use crate::config::{topic_config_value, ConfigSource, TOPIC_CONFIG_DEFAULTS};
+use crate::protocol::errors as ec;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 
-use crate::broker::error_codes as ec;
 use crate::broker::handlers::join_all;
 use crate::broker::shard::{ops, ReadOutcome, Shard};
 use crate::broker::sync::LocalNotify;
+use crate::protocol::errors as ec;
 
 struct Wanted {
     topic: Option<String>,

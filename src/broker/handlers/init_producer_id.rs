@@ -5,8 +5,8 @@ use std::rc::Rc;
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use crate::broker::error_codes as ec;
 use crate::broker::shard::Shard;
+use crate::protocol::errors as ec;
 
 pub fn handle(
     shard: &Rc<Shard>,

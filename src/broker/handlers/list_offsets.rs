@@ -7,9 +7,9 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use crate::broker::error_codes as ec;
 use crate::broker::handlers::join_all;
 use crate::broker::shard::Shard;
+use crate::protocol::errors as ec;
 
 pub const EARLIEST_TIMESTAMP: i64 = -2;
 pub const LATEST_TIMESTAMP: i64 = -1;

@@ -10,10 +10,10 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 
-use crate::broker::error_codes as ec;
 use crate::broker::handlers::str_bytes;
 use crate::broker::metadata::TopicMeta;
 use crate::broker::shard::Shard;
+use crate::protocol::errors as ec;
 
 /// Kafka's "authorized operations not requested" marker.
 const OPERATIONS_OMITTED: i32 = i32::MIN;

@@ -8,9 +8,9 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
-use crate::broker::error_codes as ec;
 use crate::broker::handlers::join_all;
 use crate::broker::shard::Shard;
+use crate::protocol::errors as ec;
 
 pub async fn handle(
     shard: &Rc<Shard>,

@@ -8,9 +8,9 @@ use std::rc::Rc;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
-use crate::broker::error_codes as ec;
 use crate::broker::handlers::{join_all, str_bytes};
 use crate::broker::shard::{AppendOutcome, Shard};
+use crate::protocol::errors as ec;
 
 /// Byte offset of the Attributes field in a RecordBatch v2 header.
 const ATTRIBUTES_OFFSET: usize = 21;
