@@ -1,4 +1,4 @@
-//! Fetch (key 1), v4-16. Sessions are declined (SessionId 0, KIP-227); topic ids from v13.
+//! Fetch (key 1), v4-18. Sessions are declined (SessionId 0, KIP-227); topic ids from v13.
 //! Long poll: if fewer than `min_bytes` are available, every requested partition's owner is asked
 //! to wake us when data arrives, bounded by `max_wait_ms` (capped by `fetch_wait_ms_max`).
 
