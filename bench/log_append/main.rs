@@ -18,9 +18,12 @@ struct Args {
     /// Directory for the log (created, and removed afterwards unless --keep).
     #[arg(long, default_value = "/tmp/shoal-log-bench")]
     dir: PathBuf,
-    /// Concurrent writers (each has one append in flight).
+    /// Concurrent writers.
     #[arg(long, default_value_t = 16)]
     writers: usize,
+    /// Appends each writer keeps in flight (a Kafka producer pipelines up to 5 requests).
+    #[arg(long, default_value_t = 1)]
+    in_flight: usize,
     /// Target batch size in bytes (records of --record-bytes each).
     #[arg(long, default_value_t = 16 << 10)]
     batch_bytes: usize,
@@ -69,7 +72,12 @@ fn now_ms() -> i64 {
 
 fn main() {
     let args = Args::parse();
-    assert!(args.writers > 0 && args.record_bytes > 0 && args.batch_bytes >= args.record_bytes);
+    assert!(
+        args.writers > 0
+            && args.in_flight > 0
+            && args.record_bytes > 0
+            && args.batch_bytes >= args.record_bytes
+    );
     let records = (args.batch_bytes / args.record_bytes).max(1);
     if args.dir.exists() {
         std::fs::remove_dir_all(&args.dir).expect("clear bench dir");
@@ -117,18 +125,32 @@ async fn bench(args: Args, records: usize) -> String {
             let hist = hist.clone();
             let measured_bytes = measured_bytes.clone();
             let template = make_batch(w, records, args.record_bytes);
+            let in_flight = args.in_flight;
             glommio::spawn_local(async move {
+                // The writer's appends are started in order and complete in order (FIFO log
+                // lock); `in_flight` of them are outstanding at a time.
+                let mut pending = std::collections::VecDeque::new();
                 loop {
                     let elapsed = start.elapsed();
-                    if elapsed >= end {
-                        break;
+                    if elapsed < end {
+                        let batch = template.clone();
+                        let len = batch.len() as u64;
+                        let log = log.clone();
+                        let t0 = Instant::now();
+                        let append = glommio::spawn_local(async move {
+                            log.append(batch, 0, now_ms()).await.expect("append");
+                        });
+                        pending.push_back((append, t0, elapsed, len));
+                        if pending.len() < in_flight {
+                            continue;
+                        }
                     }
-                    let batch = template.clone();
-                    let len = batch.len() as u64;
-                    let t0 = Instant::now();
-                    log.append(batch, 0, now_ms()).await.expect("append");
+                    let Some((append, t0, started, len)) = pending.pop_front() else {
+                        break;
+                    };
+                    append.await;
                     let us = t0.elapsed().as_micros() as u64;
-                    if elapsed >= warmup {
+                    if started >= warmup {
                         hist.borrow_mut().saturating_record(us.max(1));
                         *measured_bytes.borrow_mut() += len;
                     }
@@ -152,11 +174,12 @@ async fn bench(args: Args, records: usize) -> String {
     let syncs = (s1.syncs - s0.syncs) as f64;
     let appends = hist.len() as f64;
     format!(
-        "shoal-log-bench: writers={} batch={} B ({} x {} B records) duration={}s sync_before_ack={}\n\
+        "shoal-log-bench: writers={} in_flight={} batch={} B ({} x {} B records) duration={}s sync_before_ack={}\n\
          throughput: {:.1} MB/s ({:.1} MiB/s), {:.0} appends/s\n\
          syncs: {:.0}/s, {:.1} batches per sync, fdatasync avg {:.0} us, write wait before sync avg {:.0} us\n\
          append latency us: p50={} p99={} p99.9={} max={}",
         args.writers,
+        args.in_flight,
         template_len(records, args.record_bytes),
         records,
         args.record_bytes,
