@@ -25,8 +25,12 @@ pub struct NodeConfig {
     pub request_bytes_max: usize,
     /// Open client connections per node; more are closed on accept.
     pub connections_max: usize,
-    /// Requests a single connection may have in flight before reading pauses.
+    /// Requests a single connection may have in flight before reading pauses (librdkafka
+    /// sends one Produce request per partition, so many partitions mean many small requests).
     pub connection_in_flight_max: usize,
+    /// Request bytes a single connection may have in flight before reading pauses (one larger
+    /// request is still admitted when nothing else is in flight).
+    pub connection_in_flight_bytes_max: usize,
     /// Upper bound on a Fetch's `max_wait_ms`.
     pub fetch_wait_ms_max: u64,
     /// Upper bound on a Fetch response's size (Kafka's `fetch.max.bytes`).
@@ -74,7 +78,8 @@ impl Default for NodeConfig {
             cores: None,
             request_bytes_max: 100 * 1024 * 1024,
             connections_max: 10_000,
-            connection_in_flight_max: 64,
+            connection_in_flight_max: 1024,
+            connection_in_flight_bytes_max: 32 * 1024 * 1024,
             fetch_wait_ms_max: 30_000,
             fetch_bytes_max: 55 * 1024 * 1024,
             shard_queue_depth_max: 1024,
@@ -110,8 +115,11 @@ impl NodeConfig {
         if self.request_bytes_max < 1024 {
             return Err("request_bytes_max must be at least 1024".into());
         }
-        if self.connection_in_flight_max == 0 || self.shard_queue_depth_max == 0 {
-            return Err("connection_in_flight_max and shard_queue_depth_max must be > 0".into());
+        if self.connection_in_flight_max == 0
+            || self.connection_in_flight_bytes_max == 0
+            || self.shard_queue_depth_max == 0
+        {
+            return Err("connection_in_flight_max, connection_in_flight_bytes_max and shard_queue_depth_max must be > 0".into());
         }
         if self.num_partitions < 1 || self.num_partitions > self.topic_partitions_max {
             return Err("num_partitions must be in 1..=topic_partitions_max".into());

@@ -1,7 +1,10 @@
 //! One client connection: frames are read and dispatched as they arrive (pipelining up to
-//! `connection_in_flight_max` requests), and responses are written strictly in request order.
+//! `connection_in_flight_max` requests and `connection_in_flight_bytes_max` request bytes; a
+//! single larger request is still admitted alone), and responses are written strictly in
+//! request order.
 //! A malformed frame closes only this connection, with a log line.
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use bytes::{Buf, BytesMut};
@@ -11,6 +14,7 @@ use glommio::net::TcpStream;
 
 use crate::broker::handlers::{self, Reply};
 use crate::broker::shard::Shard;
+use crate::broker::sync::LocalNotify;
 
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
@@ -22,10 +26,18 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         .unwrap_or_else(|_| "?".into());
     let (mut reader, mut writer) = futures_lite::io::split(stream);
     let in_flight_max = shard.node.config.connection_in_flight_max;
-    let (tx, rx) = local_channel::new_bounded::<handlers::Pending>(in_flight_max);
+    let in_flight_bytes_max = shard.node.config.connection_in_flight_bytes_max;
+    // Request bytes dispatched and not yet answered; the writer releases them.
+    let budget = Rc::new((Cell::new(0usize), LocalNotify::default()));
+    let (tx, rx) = local_channel::new_bounded::<(handlers::Pending, usize)>(in_flight_max);
+    let writer_budget = budget.clone();
     let writer_task = glommio::spawn_local(async move {
-        while let Some(pending) = rx.recv().await {
-            match pending.await {
+        while let Some((pending, size)) = rx.recv().await {
+            let reply = pending.await;
+            let (bytes, released) = &*writer_budget;
+            bytes.set(bytes.get() - size);
+            released.notify_all();
+            match reply {
                 Reply::Frame(response) => writer.write_all(&response).await?,
                 Reply::Nothing => {}
                 Reply::Close => break,
@@ -54,11 +66,23 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 buf.reserve(4 + size - buf.len());
                 break;
             }
+            loop {
+                let (bytes, released) = &*budget;
+                if bytes.get() == 0 || bytes.get() + size <= in_flight_bytes_max {
+                    break;
+                }
+                let wait = released.notified();
+                if bytes.get() == 0 || bytes.get() + size <= in_flight_bytes_max {
+                    break;
+                }
+                wait.await;
+            }
+            budget.0.set(budget.0.get() + size);
             buf.advance(4);
             let frame = buf.split_to(size).freeze();
             match handlers::dispatch_from(&shard, frame, &peer) {
                 Ok(pending) => {
-                    if tx.send(pending).await.is_err() {
+                    if tx.send((pending, size)).await.is_err() {
                         break 'read;
                     }
                 }
