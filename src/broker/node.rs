@@ -140,6 +140,36 @@ fn start_watchdog(ready: Arc<AtomicBool>, stages: Arc<Vec<std::sync::atomic::Ato
         .expect("spawn start-up watchdog");
 }
 
+/// File whose lock marks a data dir as owned by a running node (Kafka's `.lock`).
+pub const DATA_DIR_LOCK_FILE: &str = ".lock";
+
+/// Takes the data dir's exclusive lock for the life of the returned file: two nodes on one
+/// data dir would append to the same segments and corrupt them.
+fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, String> {
+    use std::os::fd::AsRawFd;
+    let path = data_dir.join(DATA_DIR_LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("data dir lock {}: {e}", path.display()))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let error = std::io::Error::last_os_error();
+        return Err(if error.kind() == std::io::ErrorKind::WouldBlock {
+            format!(
+                "data dir {} is in use by another shoal process (lock {}); stop it or use another --data-dir",
+                data_dir.display(),
+                path.display()
+            )
+        } else {
+            format!("data dir lock {}: {error}", path.display())
+        });
+    }
+    Ok(file)
+}
+
 pub fn run(config: NodeConfig) -> Result<(), String> {
     config.validate()?;
     let report = crate::io::probe::probe_host();
@@ -149,6 +179,7 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
     }
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("data dir {}: {e}", config.data_dir.display()))?;
+    let _data_dir_lock = lock_data_dir(&config.data_dir)?;
     let core_ids = core_affinity::get_core_ids().unwrap_or_default();
     let available = core_ids.len().max(1);
     let nr_shards = config.cores.unwrap_or(available).max(1);
