@@ -4,14 +4,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod cli;
+
 use clap::{Args, Parser, Subcommand};
 
-use shoal::cli::consume::ConsumeArgs;
-use shoal::cli::group::GroupCommand;
-use shoal::cli::produce::ProduceArgs;
-use shoal::cli::topic::TopicCommand;
-use shoal::cli::ConnectArgs;
-use shoal::config::NodeConfig;
+use cli::consume::ConsumeArgs;
+use cli::group::GroupCommand;
+use cli::produce::ProduceArgs;
+use cli::topic::TopicCommand;
+use cli::ConnectArgs;
+use shoal_broker::config::NodeConfig;
 
 #[derive(Parser)]
 #[command(
@@ -100,7 +102,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(n) = args.node_id {
         config.node_id = n;
     }
-    shoal::broker::node::run(config)
+    shoal_broker::node::run(config)
 }
 
 fn main() -> ExitCode {
@@ -110,10 +112,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Topic { connect, command } => shoal::cli::topic::run(&connect, command),
-        Command::Produce { connect, args } => shoal::cli::produce::run(&connect, args),
-        Command::Consume { connect, args } => shoal::cli::consume::run(&connect, args),
-        Command::Group { connect, command } => shoal::cli::group::run(&connect, command),
+        Command::Topic { connect, command } => cli::topic::run(&connect, command),
+        Command::Produce { connect, args } => cli::produce::run(&connect, args),
+        Command::Consume { connect, args } => cli::consume::run(&connect, args),
+        Command::Group { connect, command } => cli::group::run(&connect, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

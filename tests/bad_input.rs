@@ -4,18 +4,16 @@
 //! serving well-behaved clients throughout: one on its own connection in a background thread
 //! for the whole test, and checks interleaved after every bad request.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use common::raw::{self, Outcome, RawConn};
-use common::Broker;
 use kafka_protocol::messages::ApiVersionsResponse;
 use kafka_protocol::protocol::Decodable;
 use rand::{Rng, SeedableRng};
+use shoal_testkit::raw::{self, Outcome, RawConn};
+use shoal_testkit::Broker;
 
 const CORRUPT_MESSAGE: i16 = 2;
 const UNSUPPORTED_VERSION: i16 = 35;
@@ -159,7 +157,7 @@ fn background_client(addr: &str, stop: &AtomicBool, progress: &Mutex<u64>) -> Re
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(format!("round {rounds}: {e}")),
             Err(panic) => {
-                let msg = common::panic_message(&*panic);
+                let msg = shoal_testkit::panic_message(&*panic);
                 return Err(format!("round {rounds}: {msg}"));
             }
         }

@@ -1,21 +1,19 @@
 //! The CLI as a consumer group member and group admin, against a real `shoal serve`:
 //! `shoal consume --group`, `shoal group describe|seek|delete`.
 
-mod groups_common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use groups_common::{wait_until, Broker};
+use shoal_testkit::{wait_until, Broker};
 
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Runs `shoal ARGS -b ADDR` to completion (bounded), feeding `stdin`.
 fn shoal(addr: &str, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shoal"))
+    let mut child = Command::new(shoal_testkit::shoal_bin())
         .args(args)
         .args(["-b", addr])
         .env("RUST_LOG", "warn")
@@ -136,8 +134,7 @@ fn values(range: std::ops::Range<u32>) -> BTreeSet<String> {
 
 #[test]
 fn group_consumes_resume_from_commits_then_seek_and_delete() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path());
+    let broker = Broker::start();
     let addr = broker.addr.as_str();
     topic_with_records(addr, "t", 4, 100);
 
@@ -297,7 +294,7 @@ struct Member {
 
 impl Member {
     fn spawn(addr: &str, topic: &str, group: &str) -> Member {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        let mut child = Command::new(shoal_testkit::shoal_bin())
             .args(["consume", topic, "--group", group, "--from-beginning"])
             .args([
                 "--session-timeout-ms",
@@ -365,8 +362,7 @@ fn stable_with_members(addr: &str, group: &str, n: usize) -> bool {
 
 #[test]
 fn concurrent_members_share_partitions_and_admin_refuses_active_group() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path());
+    let broker = Broker::start();
     let addr = broker.addr.as_str();
     shoal_ok(addr, &["topic", "create", "s", "-p", "4"], None);
 
@@ -503,8 +499,7 @@ impl Drop for RdMember {
 /// joins first): the consumer protocol bytes (subscription, range assignment) interoperate.
 #[test]
 fn shoal_and_librdkafka_members_share_a_group() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path());
+    let broker = Broker::start();
     let addr = broker.addr.as_str();
     for shoal_leads in [true, false] {
         let (topic, group) = if shoal_leads {

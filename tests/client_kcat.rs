@@ -3,12 +3,10 @@
 //! partition, offset, timestamp and headers; gzip, snappy, lz4 and zstd batches from this old
 //! librdkafka are stored compressed (it only compresses when Produce v0 is advertised).
 
-mod common;
-
 use std::process::Command;
 
-use common::raw::RawConn;
-use common::{
+use shoal_testkit::raw::RawConn;
+use shoal_testkit::{
     describe_output, kcat_bin, make_records, now_ms, run, stored_batches, verify, Broker, Checks,
     Consumed, Produced, CLI_TIMEOUT,
 };

@@ -4,9 +4,7 @@
 //! tests/clients/kafkacheck.py (per-key order, murmur2 partition, headers, timestamps,
 //! delivery-report offsets). Here: how the broker stored the batches.
 
-mod common;
-
-use common::{check_idempotent_batches, stored_batches, Broker};
+use shoal_testkit::{check_idempotent_batches, stored_batches, Broker};
 
 const PARTITIONS: i32 = 8;
 const RECORDS: &str = "10000";

@@ -10,9 +10,7 @@
 //! 7. Manual commit after processing: a SIGKILLed consumer's successor resumes exactly at the
 //!    last commit (no gaps; duplicates are exactly the uncommitted tail).
 
-mod common;
-
-use common::Broker;
+use shoal_testkit::Broker;
 
 /// Runs `groups_queue.py` with `client` and the `groups` spec ("NAME:MEMBERS,...").
 fn queue(broker: &Broker, client: &str, topic: &str, groups: &str, count: usize) {

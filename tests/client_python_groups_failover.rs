@@ -8,9 +8,7 @@
 //! 4. Scale 3 -> 5 -> 6 -> 7 members on 6 partitions: spread, disjoint, complete; the 7th idle.
 //! 5. Committed offsets survive a broker SIGKILL + restart: the group resumes exactly there.
 
-mod common;
-
-use common::Broker;
+use shoal_testkit::Broker;
 
 fn assert_ok(stdout: &str, what: &str) {
     assert!(

@@ -2,11 +2,9 @@
 //! headers and timestamps through BaseProducer/BaseConsumer; gzip, snappy, lz4 and zstd
 //! batches accepted, stored as sent and read back; the idempotent producer.
 
-mod common;
-
-use common::rdk;
-use common::{make_records, stored_batches, verify, Broker, Checks};
 use rdkafka::Offset;
+use shoal_testkit::rdk;
+use shoal_testkit::{make_records, stored_batches, verify, Broker, Checks};
 
 const PARTITIONS: i32 = 8;
 const RECORDS: usize = 10_000;
@@ -26,7 +24,7 @@ fn murmur2_oracle_matches_kafka_test_vectors() {
         (b"abc", 479470107),
     ] {
         assert_eq!(
-            common::murmur2(data),
+            shoal_testkit::murmur2(data),
             want,
             "murmur2({:?})",
             String::from_utf8_lossy(data)
@@ -151,5 +149,5 @@ fn rdkafka_idempotent_producer_round_trip() {
         Some(&delivered),
         Checks::ALL,
     );
-    common::check_idempotent_batches(&stored_batches(&broker.addr(), topic, PARTITIONS));
+    shoal_testkit::check_idempotent_batches(&stored_batches(&broker.addr(), topic, PARTITIONS));
 }

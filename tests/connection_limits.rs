@@ -2,11 +2,9 @@
 //! client that pipelines many requests larger than the budget still gets every one answered,
 //! in order, and nothing is lost or reordered.
 
-mod common;
-
-use common::raw::{self, Outcome, RawConn};
-use common::{Broker, BrokerOptions};
 use kafka_protocol::messages::ProduceResponse;
+use shoal_testkit::raw::{self, Outcome, RawConn};
+use shoal_testkit::{Broker, BrokerOptions};
 
 const PIPELINED_REQUESTS: usize = 40;
 const RECORDS_PER_BATCH: usize = 8;

@@ -1,13 +1,11 @@
 //! A second node on a data dir that a running node owns refuses to start, with a message that
 //! names the problem; the first node keeps serving.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::raw::RawConn;
-use common::Broker;
+use shoal_testkit::raw::RawConn;
+use shoal_testkit::Broker;
 
 #[test]
 fn second_node_on_the_same_data_dir_refuses_to_start() {
@@ -15,15 +13,15 @@ fn second_node_on_the_same_data_dir_refuses_to_start() {
     let mut conn = RawConn::connect(&broker.addr());
     conn.create_topic("locked", 1);
 
-    let mut second = Command::new(common::shoal_bin());
+    let mut second = Command::new(shoal_testkit::shoal_bin());
     second.args([
         "serve",
         "--data-dir",
         &broker.data_dir().display().to_string(),
         "--listen",
-        &format!("127.0.0.1:{}", common::free_port()),
+        &format!("127.0.0.1:{}", shoal_testkit::free_port()),
     ]);
-    let output = common::run(second, None, Duration::from_secs(30));
+    let output = shoal_testkit::run(second, None, Duration::from_secs(30));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         !output.status.success(),
@@ -35,7 +33,7 @@ fn second_node_on_the_same_data_dir_refuses_to_start() {
     );
 
     broker.assert_running();
-    let (error, offset) = conn.produce("locked", 0, &[common::raw::record(None, b"v", 1)]);
+    let (error, offset) = conn.produce("locked", 0, &[shoal_testkit::raw::record(None, b"v", 1)]);
     assert_eq!((error, offset), (0, 0), "the first node still serves");
 
     // Once the first node is gone the lock goes with it: a restart on the same dir works.

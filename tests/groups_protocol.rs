@@ -2,16 +2,14 @@
 //! `kafka-protocol` crate's codecs: old non-flexible versions (kafka-python, aiokafka) as much as
 //! the newest flexible ones. A mis-encoded response would close the connection or fail to decode.
 
-mod groups_common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use groups_common::Broker;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use shoal_testkit::Broker;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -311,8 +309,7 @@ fn life_cycle(conn: &mut Conn, addr_port: i32, i: i16) {
 
 #[test]
 fn every_group_api_version_round_trips() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path());
+    let broker = Broker::start();
     let port: i32 = broker.addr.rsplit_once(':').unwrap().1.parse().unwrap();
     let mut conn = Conn::open(&broker.addr);
     create_topic(&mut conn, "t", 2);

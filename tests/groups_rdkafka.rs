@@ -3,15 +3,12 @@
 //! subscribe (a second group gets everything), take-over from committed offsets when a member
 //! leaves, and committed offsets + membership across a broker SIGKILL/restart.
 
-mod groups_common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use groups_common::{wait_until, Broker};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -19,6 +16,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use shoal_testkit::{wait_until, Broker};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -276,8 +274,7 @@ fn assert_exactly_once(seen: &Mutex<Vec<Seen>>, range: std::ops::Range<u64>, wha
 
 #[test]
 fn queue_pubsub_and_takeover_from_committed_offsets() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path());
+    let broker = Broker::start();
     let addr = broker.addr.clone();
     create_topic(&addr, "orders", 6);
 
@@ -395,8 +392,7 @@ fn queue_pubsub_and_takeover_from_committed_offsets() {
 
 #[test]
 fn offsets_and_membership_survive_a_broker_crash() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path());
+    let broker = Broker::start();
     let addr = broker.addr.clone();
     create_topic(&addr, "events", 3);
     produce(&addr, "events", 3, 0..3_000);
@@ -427,8 +423,8 @@ fn offsets_and_membership_survive_a_broker_crash() {
     drop(admin_view);
 
     // SIGKILL and restart on the same address and data.
-    let (data_dir, addr) = broker.kill();
-    let broker = Broker::start_on(&data_dir, &addr);
+    let mut broker = broker;
+    broker.restart();
     produce(&addr, "events", 3, 3_000..3_300);
     wait_until(WAIT, "the member consumed the 300 new records", || {
         seen.lock().unwrap().len() >= 3_300
@@ -448,8 +444,8 @@ fn offsets_and_membership_survive_a_broker_crash() {
     member.close();
 
     // A new consumer of the group resumes from the committed offsets: nothing re-read.
-    let (data_dir, addr) = broker.kill();
-    let _broker = Broker::start_on(&data_dir, &addr);
+    let mut broker = broker;
+    broker.restart();
     produce(&addr, "events", 3, 3_300..3_330);
     let seen2 = Arc::new(Mutex::new(Vec::new()));
     let member = Member::spawn(&addr, "durable", "events", "d1", seen2.clone());
@@ -534,8 +530,7 @@ fn committed(addr: &str, group: &str, topic: &str, partitions: i32) -> BTreeMap<
 
 #[test]
 fn killed_member_partitions_move_to_the_others_from_committed_offsets() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path());
+    let broker = Broker::start();
     let addr = broker.addr.clone();
     create_topic(&addr, "jobs", 6);
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -626,8 +621,7 @@ fn killed_member_partitions_move_to_the_others_from_committed_offsets() {
 
 #[test]
 fn partitions_are_the_unit_of_parallelism() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path());
+    let broker = Broker::start();
     let addr = broker.addr.clone();
     create_topic(&addr, "wide", 6);
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -692,8 +686,7 @@ fn partitions_are_the_unit_of_parallelism() {
 
 #[test]
 fn static_member_restart_within_session_timeout_causes_no_rebalance() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path());
+    let broker = Broker::start();
     let addr = broker.addr.clone();
     create_topic(&addr, "static", 6);
     let seen = Arc::new(Mutex::new(Vec::new()));

@@ -1,8 +1,6 @@
 //! Clients cannot write to or delete the internal `__consumer_offsets` topic (as in Kafka).
 
-mod common;
-
-use common::{describe_output, Broker};
+use shoal_testkit::{describe_output, Broker};
 
 #[test]
 fn internal_offsets_topic_refuses_produce_and_delete() {

@@ -1,8 +1,6 @@
 //! The blocking client against a small in-process fake broker built from Shoal's own codecs
 //! (on 127.0.0.1, one thread per connection). The real broker is exercised separately.
 
-mod protocol_support;
-
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -10,11 +8,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
-use protocol_support::fake_broker::FakeBroker;
-use shoal::client::*;
-use shoal::partitioner::partition_for_key;
-use shoal::protocol::errors;
-use shoal::protocol::records::{NewRecord, RecordHeader};
+use shoal_client::*;
+use shoal_protocol::errors;
+use shoal_protocol::partitioner::partition_for_key;
+use shoal_protocol::records::{NewRecord, RecordHeader};
+use shoal_testkit::fake_broker::FakeBroker;
 
 fn record(key: Option<&str>, value: &str) -> NewRecord {
     NewRecord {
@@ -34,7 +32,7 @@ fn record(key: Option<&str>, value: &str) -> NewRecord {
     }
 }
 
-use shoal::protocol::versions::ApiRange;
+use shoal_protocol::versions::ApiRange;
 
 const fn r(api_key: ApiKey, min: i16, max: i16) -> ApiRange {
     ApiRange { api_key, min, max }
@@ -146,7 +144,7 @@ fn round_trip(broker: FakeBroker) {
         Err(ClientError::UnknownTopic(_))
     ));
 
-    let batch = shoal::protocol::records::build_batch(
+    let batch = shoal_protocol::records::build_batch(
         &[record(Some("k"), "one"), record(None, "two")],
         Default::default(),
     );
@@ -343,7 +341,7 @@ fn acks_zero_gets_no_response_and_the_connection_stays_in_sync() {
             false,
         )
         .unwrap();
-    let batch = shoal::protocol::records::build_batch(&[record(None, "x")], Default::default());
+    let batch = shoal_protocol::records::build_batch(&[record(None, "x")], Default::default());
     for _ in 0..3 {
         assert_eq!(
             client
@@ -438,7 +436,7 @@ fn consumer_reads_from_start_positions_until_caught_up() {
     let mut client = Client::connect(broker.config()).unwrap();
     for p in 0..3 {
         for b in 0..2 {
-            let batch = shoal::protocol::records::build_batch(
+            let batch = shoal_protocol::records::build_batch(
                 &[
                     record(None, &format!("p{p}-b{b}-0")),
                     record(None, &format!("p{p}-b{b}-1")),

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rdkafka::mocking::MockCluster;
-use shoal::client::*;
-use shoal::partitioner::partition_for_key;
-use shoal::protocol::records::{NewRecord, RecordHeader};
+use shoal_client::*;
+use shoal_protocol::partitioner::partition_for_key;
+use shoal_protocol::records::{NewRecord, RecordHeader};
 
 fn config(bootstrap: String) -> ClientConfig {
     ClientConfig {
@@ -129,7 +129,7 @@ fn retriable_errors_are_retried_and_a_dead_bootstrap_broker_is_replaced() {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
         ],
     );
-    let batch = shoal::protocol::records::build_batch(
+    let batch = shoal_protocol::records::build_batch(
         &[NewRecord {
             value: Some(Bytes::from_static(b"x")),
             ..NewRecord::default()
@@ -150,7 +150,7 @@ fn retriable_errors_are_retried_and_a_dead_bootstrap_broker_is_replaced() {
     let err = client.produce("retry", 0, batch, Acks::All).unwrap_err();
     assert_eq!(
         err.code(),
-        Some(shoal::protocol::errors::INVALID_REQUIRED_ACKS)
+        Some(shoal_protocol::errors::INVALID_REQUIRED_ACKS)
     );
 
     // The bootstrap broker goes down: metadata moves to another broker.

@@ -1,19 +1,17 @@
 //! Request/response codecs against kafka-protocol as the oracle, for every supported API at
 //! every served version.
 
-mod protocol_support;
-
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable};
-use protocol_support::*;
-use shoal::protocol::errors;
-use shoal::protocol::request::{decode_request, RequestError};
-use shoal::protocol::response::{
+use shoal_protocol::errors;
+use shoal_protocol::request::{decode_request, RequestError};
+use shoal_protocol::response::{
     encode_response, error_response, response_header_version, Response,
 };
-use shoal::protocol::shape;
-use shoal::protocol::versions::{served, ADVERTISED};
+use shoal_protocol::shape;
+use shoal_protocol::versions::{served, ADVERTISED};
+use shoal_testkit::protocol::*;
 
 fn served_versions() -> Vec<(ApiKey, i16)> {
     let mut out = Vec::new();
@@ -61,7 +59,7 @@ fn produce_records_are_zero_copy_slices_of_the_frame() {
     let request = sample(ApiKey::Produce, 9);
     let (frame, _) = frame(&request, 9, 1);
     let decoded = decode_request(frame.clone()).unwrap();
-    let shoal::protocol::Request::Produce(p) = decoded.request else {
+    let shoal_protocol::Request::Produce(p) = decoded.request else {
         panic!("not produce")
     };
     let records = p.topic_data[0].partition_data[0].records.clone().unwrap();
@@ -112,7 +110,7 @@ fn error_responses_encode_at_every_version_and_carry_the_code() {
         );
         // Everything that was asked about is answered.
         match (&request, &decoded) {
-            (shoal::protocol::Request::Produce(req), Response::Produce(resp)) => {
+            (shoal_protocol::Request::Produce(req), Response::Produce(resp)) => {
                 assert_eq!(resp.responses.len(), req.topic_data.len());
                 for t in &resp.responses {
                     assert_eq!(t.partition_responses.len(), 2);
@@ -122,7 +120,7 @@ fn error_responses_encode_at_every_version_and_carry_the_code() {
                         .all(|p| p.error_code == errors::NOT_COORDINATOR));
                 }
             }
-            (shoal::protocol::Request::Fetch(req), Response::Fetch(resp)) => {
+            (shoal_protocol::Request::Fetch(req), Response::Fetch(resp)) => {
                 assert_eq!(resp.responses.len(), req.topics.len());
                 assert!(resp
                     .responses
@@ -130,14 +128,14 @@ fn error_responses_encode_at_every_version_and_carry_the_code() {
                     .flat_map(|t| &t.partitions)
                     .all(|p| p.error_code == errors::NOT_COORDINATOR));
             }
-            (shoal::protocol::Request::Metadata(_), Response::Metadata(resp)) => {
+            (shoal_protocol::Request::Metadata(_), Response::Metadata(resp)) => {
                 assert_eq!(resp.topics.len(), 2);
                 assert!(resp
                     .topics
                     .iter()
                     .all(|t| t.error_code == errors::NOT_COORDINATOR));
             }
-            (shoal::protocol::Request::CreateTopics(_), Response::CreateTopics(resp)) => {
+            (shoal_protocol::Request::CreateTopics(_), Response::CreateTopics(resp)) => {
                 assert_eq!(resp.topics.len(), 2);
                 assert!(resp
                     .topics
@@ -151,7 +149,7 @@ fn error_responses_encode_at_every_version_and_carry_the_code() {
 
 #[test]
 fn api_versions_response_uses_header_v0_even_when_flexible() {
-    let (v, body) = shoal::protocol::api_versions_response(3);
+    let (v, body) = shoal_protocol::api_versions_response(3);
     assert_eq!(v, 3);
     let frame = encode_response(5, v, &Response::ApiVersions(body.clone())).unwrap();
     // Size, correlation id, then directly the body (no tagged-field byte of header v1).
@@ -379,7 +377,7 @@ fn element_count_is_bounded_whatever_the_frame_size() {
     body.extend_from_slice(&(n as i32).to_be_bytes());
     body.resize(4 + 2 * n, 0);
     let decoded = decode_request(raw_frame(ApiKey::Metadata, 1, &body)).unwrap();
-    let shoal::protocol::Request::Metadata(m) = decoded.request else {
+    let shoal_protocol::Request::Metadata(m) = decoded.request else {
         panic!()
     };
     assert_eq!(m.topics.unwrap().len(), n);

@@ -1,14 +1,12 @@
 //! The chunked Fetch response encoder against kafka-protocol's FetchResponse as the oracle.
 
-mod protocol_support;
-
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable};
-use protocol_support::{batch, s, t, uuid};
-use shoal::protocol::fetch::*;
-use shoal::protocol::records::decode_record_set;
-use shoal::protocol::response::response_header_version;
+use shoal_protocol::fetch::*;
+use shoal_protocol::records::decode_record_set;
+use shoal_protocol::response::response_header_version;
+use shoal_testkit::protocol::{batch, s, t, uuid};
 
 fn records_of(topic: usize, partition: usize) -> Bytes {
     let mut set = BytesMut::new();

@@ -1,14 +1,12 @@
 //! Garbage never panics (or aborts) the decoders.
 
-mod protocol_support;
-
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 use proptest::prelude::*;
-use protocol_support::*;
-use shoal::protocol::records::{decode_record_set, validate_produce_batch, Batches};
-use shoal::protocol::request::decode_request;
-use shoal::protocol::versions::{served, ADVERTISED};
+use shoal_protocol::records::{decode_record_set, validate_produce_batch, Batches};
+use shoal_protocol::request::decode_request;
+use shoal_protocol::versions::{served, ADVERTISED};
+use shoal_testkit::protocol::*;
 
 fn served_pairs() -> Vec<(ApiKey, i16)> {
     ADVERTISED

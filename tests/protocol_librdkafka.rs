@@ -2,22 +2,20 @@
 //! request librdkafka sends must decode, every response we encode must satisfy it, and its
 //! compressed batches must pass our CRC check and decode with our record codec.
 
-mod protocol_support;
-
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::ApiKey;
-use protocol_support::fake_broker::FakeBroker;
 use rdkafka::config::ClientConfig as RdConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use shoal::partitioner::partition_for_key;
-use shoal::protocol::records::{decode_batch, BatchHeader, Compression};
+use shoal_protocol::partitioner::partition_for_key;
+use shoal_protocol::records::{decode_batch, BatchHeader, Compression};
+use shoal_testkit::fake_broker::FakeBroker;
 
 #[derive(Default, Clone)]
 struct Deliveries {
@@ -208,8 +206,8 @@ fn librdkafka_produces_every_codec_and_consumes_through_our_codecs() {
 
 #[test]
 fn librdkafka_consumes_what_our_producer_compressed() {
-    use shoal::client::{Client, Producer, ProducerConfig};
-    use shoal::protocol::records::NewRecord;
+    use shoal_client::{Client, Producer, ProducerConfig};
+    use shoal_protocol::records::NewRecord;
     let broker = FakeBroker::start();
     let codecs = ["none", "gzip", "snappy", "lz4", "zstd"];
     for codec in codecs {

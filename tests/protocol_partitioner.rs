@@ -3,7 +3,7 @@
 
 use rand::{Rng, SeedableRng};
 use rdkafka::bindings::rd_kafka_msg_partitioner_murmur2_random;
-use shoal::partitioner::partition_for_key;
+use shoal_protocol::partitioner::partition_for_key;
 
 fn librdkafka_partition(key: &[u8], partition_count: i32) -> i32 {
     // Non-null key: librdkafka only hashes the key; the topic handle is not touched.

@@ -7,8 +7,8 @@ use kafka_protocol::records::{
     Compression as KpCompression, Record as KpRecord, RecordBatchDecoder, RecordBatchEncoder,
     RecordEncodeOptions, TimestampType,
 };
-use shoal::protocol::errors;
-use shoal::protocol::records::*;
+use shoal_protocol::errors;
+use shoal_protocol::records::*;
 
 fn new_records(n: usize) -> Vec<NewRecord> {
     (0..n)

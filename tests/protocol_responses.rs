@@ -1,16 +1,14 @@
 //! The response shape walker (used by the client before kafka-protocol decodes) against
 //! kafka-protocol's encoder, for populated responses at every version the client can use.
 
-mod protocol_support;
-
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Encodable;
 use proptest::prelude::*;
-use protocol_support::{g, s, t, uuid};
-use shoal::client::CLIENT_VERSIONS;
-use shoal::protocol::response::Response;
-use shoal::protocol::shape;
+use shoal_client::CLIENT_VERSIONS;
+use shoal_protocol::response::Response;
+use shoal_protocol::shape;
+use shoal_testkit::protocol::{g, s, t, uuid};
 
 fn sample_response(api: ApiKey, v: i16) -> Response {
     let flexible = api.request_header_version(v) >= 2;

@@ -3,16 +3,14 @@
 //! offsets the acknowledgements gave, topics keep their partitions, and offsets continue.
 //! Also: SIGTERM shuts down cleanly and loses nothing.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::raw::RawConn;
-use common::rdk;
-use common::{make_records, verify, wait_for, Broker, Checks, Consumed, Produced};
 use rdkafka::producer::Producer;
 use rdkafka::Offset;
+use shoal_testkit::raw::RawConn;
+use shoal_testkit::rdk;
+use shoal_testkit::{make_records, verify, wait_for, Broker, Checks, Consumed, Produced};
 
 const PARTITIONS: i32 = 4;
 

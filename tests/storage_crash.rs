@@ -3,8 +3,6 @@
 //! moments, reopens the log and checks that every acknowledged batch is present and
 //! byte-identical and that the log ends on a batch boundary. A variant damages the tail.
 
-mod storage_util;
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -15,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use shoal::storage::batch::{self, BatchHeader};
-use shoal::storage::{LogConfig, PartitionLog};
-use storage_util::*;
+use shoal_storage::batch::{self, BatchHeader};
+use shoal_storage::{LogConfig, PartitionLog};
+use shoal_testkit::storage::*;
 
 const CHILD_DIR_ENV: &str = "SHOAL_CRASH_CHILD_DIR";
 const CHILD_ROUND_ENV: &str = "SHOAL_CRASH_CHILD_ROUND";

@@ -1,15 +1,14 @@
 //! Faults: a full disk (RLIMIT_FSIZE in a child process) and a damaged sealed segment give
 //! typed errors for that partition, never a panic, and lose no acknowledged batch.
 
-mod storage_util;
-
+use shoal_broker::errors::KafkaCode;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use shoal::storage::batch::BatchHeader;
-use shoal::storage::{LogConfig, PartitionLog, StorageError};
-use storage_util::*;
+use shoal_storage::batch::BatchHeader;
+use shoal_storage::{LogConfig, PartitionLog, StorageError};
+use shoal_testkit::storage::*;
 
 const CHILD_DIR_ENV: &str = "SHOAL_DISK_FULL_CHILD_DIR";
 /// The child's file size limit: the log hits it after a few dozen batches.
@@ -49,14 +48,14 @@ fn disk_full_child() {
                     acked += 1;
                 }
                 Err(e) => {
-                    writeln!(out, "ERR {} {e}", e.kafka_error_code()).unwrap();
+                    writeln!(out, "ERR {} {e}", e.kafka_code()).unwrap();
                     break;
                 }
             }
         }
         assert!(log.is_failed());
         let again = log.append(make_batch(0, 1, 10, 0), 0, 0).await.unwrap_err();
-        writeln!(out, "ERR2 {}", again.kafka_error_code()).unwrap();
+        writeln!(out, "ERR2 {}", again.kafka_code()).unwrap();
         // Reads of what was acknowledged still work on an offline log.
         let batches = dump(&log).await;
         writeln!(out, "READ {} {acked}", batches.len()).unwrap();
@@ -170,6 +169,6 @@ fn damaged_sealed_segment_is_a_typed_error() {
             .await
             .unwrap_err();
         assert!(matches!(err, StorageError::Corrupt { .. }), "{err:?}");
-        assert_eq!(err.kafka_error_code(), 56);
+        assert_eq!(err.kafka_code(), 56);
     });
 }

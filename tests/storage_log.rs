@@ -1,14 +1,13 @@
 //! PartitionLog behaviour: round trips across rolls, index and timestamp lookups, retention,
 //! truncation, idempotence, leader epochs, validation, group commit, recovery of indexes.
 
-mod storage_util;
-
+use shoal_broker::errors::KafkaCode;
 use std::rc::Rc;
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use shoal::storage::batch::{self, ProducerFields};
-use shoal::storage::{AppendError, FlushPolicy, LogConfig, PartitionLog, StorageError};
-use storage_util::*;
+use shoal_storage::batch::{self, ProducerFields};
+use shoal_storage::{AppendError, FlushPolicy, LogConfig, PartitionLog, StorageError};
+use shoal_testkit::storage::*;
 
 async fn append_random(
     log: &PartitionLog,
@@ -276,7 +275,7 @@ fn idempotent_duplicates_gaps_and_epochs() {
             .append(make_batch_with(1, 3, 10, 0, pf(7, 0, 3)), 0, 0)
             .await
             .unwrap_err();
-        assert_eq!(old.kafka_error_code(), 45);
+        assert_eq!(old.kafka_code(), 45);
         // Gap.
         let gap = log
             .append(make_batch_with(9, 3, 10, 0, pf(7, 0, 22)), 0, 0)
@@ -290,7 +289,7 @@ fn idempotent_duplicates_gaps_and_epochs() {
                 ..
             }
         ));
-        assert_eq!(gap.kafka_error_code(), 45);
+        assert_eq!(gap.kafka_code(), 45);
         // Stale epoch.
         let stale = log
             .append(make_batch_with(9, 1, 10, 0, pf(8, 2, 0)), 0, 0)
@@ -301,13 +300,13 @@ fn idempotent_duplicates_gaps_and_epochs() {
             .append(make_batch_with(9, 1, 10, 0, pf(8, 1, 1)), 0, 0)
             .await
             .unwrap_err();
-        assert_eq!(err.kafka_error_code(), 47);
+        assert_eq!(err.kafka_code(), 47);
         // New epoch must restart at sequence 0.
         let err = log
             .append(make_batch_with(9, 1, 10, 0, pf(8, 3, 5)), 0, 0)
             .await
             .unwrap_err();
-        assert_eq!(err.kafka_error_code(), 45);
+        assert_eq!(err.kafka_code(), 45);
         log.append(make_batch_with(9, 1, 10, 0, pf(8, 3, 0)), 0, 0)
             .await
             .unwrap();
@@ -356,7 +355,7 @@ fn idempotent_duplicates_gaps_and_epochs() {
             .append(make_batch_with(99, 1, 10, 0, pf(7, 0, 85)), 0, 0)
             .await
             .unwrap_err();
-        assert_eq!(gap.kafka_error_code(), 45);
+        assert_eq!(gap.kafka_code(), 45);
         // Truncation forgets the truncated batches: a retry is appended again.
         log.truncate_to(last.base_offset).await.unwrap();
         let again = log
@@ -379,7 +378,7 @@ fn validation_errors_map_to_kafka_codes() {
             .await
             .unwrap();
         let good = make_batch(1, 2, 10, 0);
-        let code = |r: Result<_, AppendError>| r.unwrap_err().kafka_error_code();
+        let code = |r: Result<_, AppendError>| r.unwrap_err().kafka_code();
 
         let mut bad_crc = good.clone();
         let n = bad_crc.len();
@@ -670,7 +669,7 @@ fn log_append_time_and_out_of_range() {
                 end: 3
             }
         ));
-        assert_eq!(err.kafka_error_code(), 1);
+        assert_eq!(err.kafka_code(), 1);
         assert!(log.read(3, 100, 10, true).await.unwrap().slices.is_empty());
         assert!(log.read(0, 100, 0, true).await.unwrap().slices.is_empty());
         let log2 = Rc::clone(&log);
@@ -868,9 +867,6 @@ fn compressed_payloads_stay_opaque() {
         bad[batch::ATTRIBUTES_AT + 1] |= 7;
         let crc = batch::compute_crc(&bad);
         bad[batch::CRC_AT..batch::CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
-        assert_eq!(
-            log.append(bad, 0, 0).await.unwrap_err().kafka_error_code(),
-            2
-        );
+        assert_eq!(log.append(bad, 0, 0).await.unwrap_err().kafka_code(), 2);
     });
 }

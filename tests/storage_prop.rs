@@ -1,10 +1,8 @@
 //! Property tests: random append / reopen / truncate / retention sequences against a model.
 
-mod storage_util;
-
 use proptest::prelude::*;
-use shoal::storage::{FlushPolicy, LogConfig, PartitionLog};
-use storage_util::*;
+use shoal_storage::{FlushPolicy, LogConfig, PartitionLog};
+use shoal_testkit::storage::*;
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -132,7 +130,7 @@ fn run_ops(segment_bytes: u64, index_interval_bytes: u32, sync: bool, ops: Vec<O
             );
         }
         for (_, bytes) in model.batches.iter().step_by(3) {
-            let target = shoal::storage::batch::BatchHeader::parse(bytes)
+            let target = shoal_storage::batch::BatchHeader::parse(bytes)
                 .unwrap()
                 .base_timestamp;
             assert_eq!(

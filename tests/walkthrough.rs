@@ -9,17 +9,15 @@
 //! - `cli_producer_partitions_keys_like_kafka`: `shoal produce --key-separator` puts each key in
 //!   the partition Kafka's murmur2 partitioner picks; `--partition` and `consume --partition`.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{
+use rdkafka::Offset;
+use shoal_testkit::{
     describe_output, kafka_partition, kcat_bin, python_bin, rdk, repo_root, run, shoal_bin, Broker,
 };
-use rdkafka::Offset;
 
 fn lines(text: &str) -> Vec<String> {
     text.lines()
@@ -138,7 +136,7 @@ fn cli_producer_partitions_keys_like_kafka() {
 
     let consumed = rdk::consume(&broker.addr(), "keys", 8, Offset::Beginning, 1002);
     let mut last_seq: HashMap<Vec<u8>, i64> = HashMap::new();
-    let mut by_partition: Vec<Vec<&common::Consumed>> = vec![Vec::new(); 8];
+    let mut by_partition: Vec<Vec<&shoal_testkit::Consumed>> = vec![Vec::new(); 8];
     for c in &consumed {
         by_partition[c.partition as usize].push(c);
     }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use hdrhistogram::Histogram;
-use shoal::storage::batch::{self, ProducerFields, RecordSpec};
-use shoal::storage::{FlushPolicy, LogConfig, PartitionLog};
+use shoal_storage::batch::{self, ProducerFields, RecordSpec};
+use shoal_storage::{FlushPolicy, LogConfig, PartitionLog};
 
 #[derive(Parser, Debug, Clone)]
 #[command(about = "Append benchmark for the Shoal partition log (sync before ack)")]

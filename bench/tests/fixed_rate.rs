@@ -5,94 +5,9 @@
 use shoal_bench::kafka::{self, RunOptions};
 use shoal_bench::result::BenchResult;
 use shoal_bench::workload::Workload;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use shoal_testkit::Broker;
 use std::sync::mpsc;
 use std::time::Duration;
-
-const STARTUP_S_MAX: u64 = 60;
-
-fn shoal_binary() -> PathBuf {
-    if let Ok(p) = std::env::var("SHOAL_BIN") {
-        return PathBuf::from(p);
-    }
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    // The binary of this test's own profile first (what `cargo test [--release]` built).
-    let (own, other) = if cfg!(debug_assertions) {
-        ("debug/shoal", "release/shoal")
-    } else {
-        ("release/shoal", "debug/shoal")
-    };
-    let candidates = [target.join(own), target.join(other)];
-    candidates
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
-        .unwrap_or_else(|| {
-            panic!(
-                "no shoal binary at {:?}: build it first (`cargo build --bin shoal`, which `cargo test --workspace` does) or set SHOAL_BIN",
-                candidates
-            )
-        })
-}
-
-struct Broker {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGCONT);
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_broker() -> Broker {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut child = Command::new(shoal_binary())
-        .args(["serve", "--data-dir"])
-        .arg(dir.path())
-        .args(["--listen", &addr])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn shoal serve");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("shoal: listening on") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    let mut broker = Broker {
-        child,
-        addr,
-        _dir: dir,
-    };
-    if rx.recv_timeout(Duration::from_secs(STARTUP_S_MAX)).is_err() {
-        let status = broker.child.try_wait();
-        panic!(
-            "shoal serve did not print 'shoal: listening on' within {STARTUP_S_MAX} s (exit status: {status:?})"
-        );
-    }
-    broker
-}
 
 fn workload(name: &str, in_flight_max: u64) -> Workload {
     Workload::from_toml(&format!(
@@ -131,7 +46,7 @@ fn run(broker: &Broker, w: &Workload, on_start: Option<mpsc::Sender<()>>) -> Ben
 
 #[test]
 fn fixed_rate_is_accurate_and_a_broker_stall_is_charged() {
-    let broker = start_broker();
+    let broker = Broker::start();
 
     // 1. Well below capacity (2,000 x 512 B/s): the achieved rate is the target.
     let r = run(&broker, &workload("steady", 100_000), None);
@@ -159,7 +74,7 @@ fn fixed_rate_is_accurate_and_a_broker_stall_is_charged() {
     // 2. Pause the broker for 800 ms, 3 s into the run, with at most 50 messages in flight
     // (so the producer is blocked during the stall, as a naive load generator would be).
     let (tx, rx) = mpsc::channel();
-    let pid = broker.child.id() as i32;
+    let pid = broker.pid() as i32;
     let staller = std::thread::spawn(move || {
         rx.recv_timeout(Duration::from_secs(120))
             .expect("the run never started producing");

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use crate::cli::ConnectArgs;
-use crate::client::{Client, FetchOptions, GroupConfig, GroupConsumer, OffsetSpec};
-use crate::protocol::records::Record;
+use shoal_client::{Client, FetchOptions, GroupConfig, GroupConsumer, OffsetSpec};
+use shoal_protocol::records::Record;
 
 #[derive(Args, Debug)]
 pub struct ConsumeArgs {
@@ -227,7 +227,7 @@ pub fn run(connect: &ConnectArgs, args: ConsumeArgs) -> Result<(), String> {
                     "{}-{}: {}",
                     args.topic,
                     pf.partition,
-                    crate::protocol::errors::name(pf.error_code)
+                    shoal_protocol::errors::name(pf.error_code)
                 ));
             }
             let pos = positions

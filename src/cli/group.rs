@@ -4,8 +4,8 @@
 use clap::Subcommand;
 
 use crate::cli::ConnectArgs;
-use crate::client::{Client, OffsetSpec};
-use crate::protocol::errors;
+use shoal_client::{Client, OffsetSpec};
+use shoal_protocol::errors;
 
 #[derive(Subcommand, Debug)]
 pub enum GroupCommand {
@@ -113,7 +113,7 @@ fn seek(
         }
         partitions
     };
-    let err = |e: crate::client::ClientError| e.to_string();
+    let err = |e: shoal_client::ClientError| e.to_string();
     let earliest = client
         .list_offsets(topic, &partitions, OffsetSpec::Earliest)
         .map_err(err)?;

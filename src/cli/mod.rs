@@ -1,4 +1,4 @@
-//! The rpk-style command line: every command speaks the Kafka protocol through `crate::client`,
+//! The rpk-style command line: every command speaks the Kafka protocol through `shoal_client`,
 //! like any other client, against `--brokers` (default 127.0.0.1:9092).
 
 pub mod consume;
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::client::{Client, ClientConfig};
+use shoal_client::{Client, ClientConfig};
 
 #[derive(Args, Debug, Clone)]
 pub struct ConnectArgs {

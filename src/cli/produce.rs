@@ -7,8 +7,8 @@ use bytes::Bytes;
 use clap::Args;
 
 use crate::cli::{parse_key_value, ConnectArgs};
-use crate::client::{Acks, NullKeyPolicy, Producer, ProducerConfig};
-use crate::protocol::records::{NewRecord, RecordHeader};
+use shoal_client::{Acks, NullKeyPolicy, Producer, ProducerConfig};
+use shoal_protocol::records::{NewRecord, RecordHeader};
 
 #[derive(Args, Debug)]
 pub struct ProduceArgs {
@@ -70,7 +70,7 @@ pub fn run(connect: &ConnectArgs, args: ProduceArgs) -> Result<(), String> {
             key,
             value: Some(Bytes::from(value)),
             headers: headers.clone(),
-            timestamp_ms: crate::broker::shard::now_ms(),
+            timestamp_ms: shoal_protocol::now_ms(),
         };
         producer
             .send(&args.topic, args.partition, record)

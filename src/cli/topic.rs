@@ -3,7 +3,7 @@
 use clap::Subcommand;
 
 use crate::cli::{parse_key_value, ConnectArgs};
-use crate::client::{ConfigResource, NewTopic, OffsetSpec};
+use shoal_client::{ConfigResource, NewTopic, OffsetSpec};
 
 #[derive(Subcommand, Debug)]
 pub enum TopicCommand {
@@ -81,7 +81,7 @@ pub fn run(connect: &ConnectArgs, command: TopicCommand) -> Result<(), String> {
             if topic.error_code != 0 {
                 return Err(format!(
                     "topic {name}: {}",
-                    crate::protocol::errors::name(topic.error_code)
+                    shoal_protocol::errors::name(topic.error_code)
                 ));
             }
             let partitions: Vec<i32> = topic.partitions.iter().map(|p| p.partition).collect();

@@ -1,0 +1,301 @@
+//! Node configuration and limits.
+//!
+//! Everything has a default so `shoal serve` needs no file. A TOML file (`--config`) can set any
+//! field below; topic defaults use Kafka's names (`retention.ms`, `segment.bytes`, ...).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use shoal_storage::{FlushPolicy, LogConfig};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    pub node_id: i32,
+    pub data_dir: PathBuf,
+    /// Kafka listener, `HOST:PORT`.
+    pub listen: String,
+    /// Address given to clients in Metadata; defaults to `listen`.
+    pub advertise: Option<String>,
+    /// Shards (one pinned executor per core). Default: every available core.
+    pub cores: Option<usize>,
+    /// Largest request frame accepted (Kafka's `socket.request.max.bytes`).
+    pub request_bytes_max: usize,
+    /// Open client connections per node; more are closed on accept.
+    pub connections_max: usize,
+    /// Requests a single connection may have in flight before reading pauses (librdkafka
+    /// sends one Produce request per partition, so many partitions mean many small requests).
+    pub connection_in_flight_max: usize,
+    /// Request bytes a single connection may have in flight before reading pauses (one larger
+    /// request is still admitted when nothing else is in flight).
+    pub connection_in_flight_bytes_max: usize,
+    /// Upper bound on a Fetch's `max_wait_ms`.
+    pub fetch_wait_ms_max: u64,
+    /// Upper bound on a Fetch response's size (Kafka's `fetch.max.bytes`).
+    pub fetch_bytes_max: usize,
+    /// Depth of each cross-shard message queue.
+    pub shard_queue_depth_max: usize,
+    /// Partitions in one topic.
+    pub topic_partitions_max: i32,
+    /// Kafka's `auto.create.topics.enable`.
+    pub auto_create_topics_enable: bool,
+    /// Kafka's `num.partitions`: partitions of an auto-created topic.
+    pub num_partitions: i32,
+    /// Kafka's `log.retention.check.interval.ms`.
+    pub retention_check_interval_ms: u64,
+    /// Topic config defaults, Kafka names (e.g. `"retention.ms" = "86400000"`).
+    pub topic_defaults: BTreeMap<String, String>,
+    /// Partitions of `__consumer_offsets` when it is created (Kafka's `offsets.topic.num.partitions`).
+    pub offsets_topic_num_partitions: i32,
+    /// Kafka's `group.initial.rebalance.delay.ms` (Kafka: 3000; smaller here so groups form fast).
+    pub group_initial_rebalance_delay_ms: i64,
+    /// Kafka's `group.min.session.timeout.ms` / `group.max.session.timeout.ms`.
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    /// Kafka's `group.max.size`.
+    pub group_members_max: usize,
+    /// Kafka's `offsets.retention.minutes`: offsets of an empty group expire after this.
+    pub offsets_retention_minutes: i64,
+    /// Kafka's `offsets.retention.check.interval.ms`.
+    pub offsets_retention_check_interval_ms: i64,
+    /// Kafka's `offset.metadata.max.bytes`.
+    pub offset_metadata_bytes_max: usize,
+    /// Group records waiting to be appended per coordinator partition; more are refused.
+    pub group_writes_queued_max: usize,
+    /// How often group timers (sessions, rebalances) are checked.
+    pub group_tick_interval_ms: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            node_id: 0,
+            data_dir: PathBuf::from("./shoal-data"),
+            listen: "127.0.0.1:9092".to_string(),
+            advertise: None,
+            cores: None,
+            request_bytes_max: 100 * 1024 * 1024,
+            connections_max: 10_000,
+            connection_in_flight_max: 1024,
+            connection_in_flight_bytes_max: 32 * 1024 * 1024,
+            fetch_wait_ms_max: 30_000,
+            fetch_bytes_max: 55 * 1024 * 1024,
+            shard_queue_depth_max: 1024,
+            topic_partitions_max: 10_000,
+            auto_create_topics_enable: true,
+            num_partitions: 1,
+            retention_check_interval_ms: 300_000,
+            topic_defaults: BTreeMap::new(),
+            offsets_topic_num_partitions: 50,
+            group_initial_rebalance_delay_ms: 100,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_members_max: 1_000,
+            offsets_retention_minutes: 7 * 24 * 60,
+            offsets_retention_check_interval_ms: 600_000,
+            offset_metadata_bytes_max: 4_096,
+            group_writes_queued_max: 4_096,
+            group_tick_interval_ms: 50,
+        }
+    }
+}
+
+impl NodeConfig {
+    pub fn load(path: &std::path::Path) -> Result<NodeConfig, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let config: NodeConfig =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.request_bytes_max < 1024 {
+            return Err("request_bytes_max must be at least 1024".into());
+        }
+        if self.connection_in_flight_max == 0
+            || self.connection_in_flight_bytes_max == 0
+            || self.shard_queue_depth_max == 0
+        {
+            return Err("connection_in_flight_max, connection_in_flight_bytes_max and shard_queue_depth_max must be > 0".into());
+        }
+        if self.num_partitions < 1 || self.num_partitions > self.topic_partitions_max {
+            return Err("num_partitions must be in 1..=topic_partitions_max".into());
+        }
+        if self.offsets_topic_num_partitions < 1
+            || self.offsets_topic_num_partitions > self.topic_partitions_max
+        {
+            return Err("offsets_topic_num_partitions must be in 1..=topic_partitions_max".into());
+        }
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms
+            || self.group_members_max == 0
+        {
+            return Err("group_min_session_timeout_ms must be <= group_max_session_timeout_ms, group_members_max > 0".into());
+        }
+        if self.group_initial_rebalance_delay_ms < 0 || self.offsets_retention_minutes < 1 {
+            return Err(
+                "group_initial_rebalance_delay_ms must be >= 0, offsets_retention_minutes >= 1"
+                    .into(),
+            );
+        }
+        topic_log_config(&self.topic_defaults, &BTreeMap::new()).map(|_| ())
+    }
+
+    pub fn advertised(&self) -> &str {
+        self.advertise.as_deref().unwrap_or(&self.listen)
+    }
+}
+
+/// Topic config keys Shoal understands, with Kafka's defaults.
+pub const TOPIC_CONFIG_DEFAULTS: &[(&str, &str)] = &[
+    ("cleanup.policy", "delete"),
+    ("flush.messages", "9223372036854775807"),
+    ("flush.ms", "9223372036854775807"),
+    ("index.interval.bytes", "4096"),
+    ("max.message.bytes", "1048588"),
+    ("message.timestamp.type", "CreateTime"),
+    ("min.insync.replicas", "1"),
+    ("retention.bytes", "-1"),
+    ("retention.ms", "604800000"),
+    ("segment.bytes", "1073741824"),
+    ("segment.index.bytes", "10485760"),
+    ("segment.ms", "604800000"),
+];
+
+/// Effective value of one topic config: the topic's own, else the node default, else Kafka's.
+pub fn topic_config_value<'a>(
+    key: &str,
+    node_defaults: &'a BTreeMap<String, String>,
+    topic: &'a BTreeMap<String, String>,
+) -> Option<(&'a str, ConfigSource)> {
+    if let Some(v) = topic.get(key) {
+        return Some((v.as_str(), ConfigSource::Topic));
+    }
+    if let Some(v) = node_defaults.get(key) {
+        return Some((v.as_str(), ConfigSource::Node));
+    }
+    TOPIC_CONFIG_DEFAULTS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| (*v, ConfigSource::Default))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    Topic,
+    Node,
+    Default,
+}
+
+/// Checks one topic config entry; returns a message naming the problem.
+pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
+    let int = |min: i64| -> Result<(), String> {
+        match value.parse::<i64>() {
+            Ok(v) if v >= min => Ok(()),
+            _ => Err(format!("{key}={value}: expected an integer >= {min}")),
+        }
+    };
+    match key {
+        "cleanup.policy" => match value {
+            "delete" => Ok(()),
+            _ => Err(format!(
+                "{key}={value}: only 'delete' is supported (compaction is not implemented yet)"
+            )),
+        },
+        "message.timestamp.type" => match value {
+            "CreateTime" | "LogAppendTime" => Ok(()),
+            _ => Err(format!(
+                "{key}={value}: expected CreateTime or LogAppendTime"
+            )),
+        },
+        "retention.ms" | "retention.bytes" => int(-1),
+        "segment.bytes" => int(14),
+        "segment.ms" | "flush.ms" | "flush.messages" => int(1),
+        "index.interval.bytes" => int(0),
+        "segment.index.bytes" => int(8),
+        "max.message.bytes" => int(0),
+        "min.insync.replicas" => int(1),
+        _ => Err(format!("unknown topic config '{key}'")),
+    }
+}
+
+/// Builds the storage configuration of a topic from its configs over the node defaults.
+pub fn topic_log_config(
+    node_defaults: &BTreeMap<String, String>,
+    topic: &BTreeMap<String, String>,
+) -> Result<LogConfig, String> {
+    for (k, v) in node_defaults.iter().chain(topic.iter()) {
+        validate_topic_config(k, v)?;
+    }
+    let get = |key: &str| -> i64 {
+        let (v, _) = topic_config_value(key, node_defaults, topic).expect("known key");
+        v.parse::<i64>().expect("validated")
+    };
+    let explicit = |key: &str| topic.contains_key(key) || node_defaults.contains_key(key);
+    let flush = if explicit("flush.ms") || explicit("flush.messages") {
+        FlushPolicy::Interval {
+            flush_ms: get("flush.ms") as u64,
+            flush_messages: get("flush.messages") as u64,
+        }
+    } else {
+        FlushPolicy::SyncBeforeAck
+    };
+    let timestamp_type = topic_config_value("message.timestamp.type", node_defaults, topic)
+        .map(|(v, _)| v)
+        .unwrap_or("CreateTime");
+    Ok(LogConfig {
+        segment_bytes: get("segment.bytes") as u64,
+        segment_ms: get("segment.ms") as u64,
+        index_interval_bytes: get("index.interval.bytes").min(u32::MAX as i64) as u32,
+        segment_index_bytes: get("segment.index.bytes").min(u32::MAX as i64) as u32,
+        retention_ms: get("retention.ms"),
+        retention_bytes: get("retention.bytes"),
+        max_message_bytes: get("max.message.bytes").min(u32::MAX as i64) as u32,
+        flush,
+        log_append_time: timestamp_type == "LogAppendTime",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_sync_before_ack() {
+        let cfg = topic_log_config(&BTreeMap::new(), &BTreeMap::new()).unwrap();
+        assert!(matches!(cfg.flush, FlushPolicy::SyncBeforeAck));
+        assert_eq!(cfg.segment_bytes, 1 << 30);
+        assert_eq!(cfg.retention_ms, 604_800_000);
+    }
+
+    #[test]
+    fn topic_overrides_node_and_flush_ms_selects_interval() {
+        let node: BTreeMap<String, String> =
+            [("retention.ms".to_string(), "1000".to_string())].into();
+        let topic: BTreeMap<String, String> = [("flush.ms".to_string(), "50".to_string())].into();
+        let cfg = topic_log_config(&node, &topic).unwrap();
+        assert_eq!(cfg.retention_ms, 1000);
+        assert!(matches!(
+            cfg.flush,
+            FlushPolicy::Interval { flush_ms: 50, .. }
+        ));
+    }
+
+    #[test]
+    fn bad_configs_are_named() {
+        assert!(validate_topic_config("retention.ms", "soon")
+            .unwrap_err()
+            .contains("retention.ms"));
+        assert!(validate_topic_config("cleanup.policy", "compact").is_err());
+        assert!(validate_topic_config("no.such.key", "1")
+            .unwrap_err()
+            .contains("unknown"));
+    }
+
+    #[test]
+    fn default_node_config_is_valid() {
+        NodeConfig::default().validate().unwrap();
+    }
+}

@@ -1,0 +1,24 @@
+//! What every shard of a node shares, read-only or atomic: the configuration, the metadata store
+//! and the node's counters. A shard holds this, never the node's start-up machinery.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+use crate::config::NodeConfig;
+use crate::metadata::MetadataStore;
+
+pub struct NodeContext {
+    pub config: NodeConfig,
+    pub nr_shards: usize,
+    pub metadata: MetadataStore,
+    pub shutdown: AtomicBool,
+    pub connections: AtomicUsize,
+    pub advertised_host: String,
+    pub advertised_port: i32,
+}
+
+impl NodeContext {
+    pub fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
+        self.config.data_dir.join(format!("{topic}-{partition}"))
+    }
+}

@@ -1,0 +1,34 @@
+//! Typed errors of the lower layers mapped to Kafka error codes: the one place where storage
+//! outcomes become wire codes (the codes themselves are `shoal_protocol::errors`).
+
+use shoal_protocol::errors as ec;
+use shoal_storage::{AppendError, StorageError};
+
+/// The Kafka error code a typed error is answered with.
+pub trait KafkaCode {
+    fn kafka_code(&self) -> i16;
+}
+
+impl KafkaCode for StorageError {
+    fn kafka_code(&self) -> i16 {
+        match self {
+            StorageError::OffsetOutOfRange { .. } => ec::OFFSET_OUT_OF_RANGE,
+            _ => ec::KAFKA_STORAGE_ERROR,
+        }
+    }
+}
+
+impl KafkaCode for AppendError {
+    fn kafka_code(&self) -> i16 {
+        match self {
+            AppendError::CorruptMessage(_) => ec::CORRUPT_MESSAGE,
+            AppendError::InvalidRecord(_) => ec::INVALID_RECORD,
+            AppendError::UnsupportedForMessageFormat(_) => ec::UNSUPPORTED_FOR_MESSAGE_FORMAT,
+            AppendError::MessageTooLarge { .. } => ec::MESSAGE_TOO_LARGE,
+            AppendError::RecordListTooLarge { .. } => ec::RECORD_LIST_TOO_LARGE,
+            AppendError::OutOfOrderSequence { .. } => ec::OUT_OF_ORDER_SEQUENCE_NUMBER,
+            AppendError::InvalidProducerEpoch { .. } => ec::INVALID_PRODUCER_EPOCH,
+            AppendError::Storage(_) => ec::KAFKA_STORAGE_ERROR,
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! ListOffsets (key 2), v1-10: earliest (-2), latest (-1), max timestamp (-3), or by timestamp.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use crate::handlers::join_all;
+use crate::shard::Shard;
+use shoal_protocol::errors as ec;
+
+pub const EARLIEST_TIMESTAMP: i64 = -2;
+pub const LATEST_TIMESTAMP: i64 = -1;
+pub const MAX_TIMESTAMP: i64 = -3;
+
+/// (error, offset, timestamp) for one partition, computed on its owner.
+pub async fn lookup(
+    shard: &Rc<Shard>,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+) -> (i16, i64, i64) {
+    let result = shard
+        .on_partition(topic, partition, move |_, p| async move {
+            match timestamp {
+                EARLIEST_TIMESTAMP => (ec::NONE, p.log.log_start_offset(), -1),
+                LATEST_TIMESTAMP | MAX_TIMESTAMP => (ec::NONE, p.log.high_watermark(), -1),
+                ts => match p.log.offset_for_timestamp(ts).await {
+                    Ok(Some((offset, found_ts))) if offset < p.log.high_watermark() => {
+                        (ec::NONE, offset, found_ts)
+                    }
+                    Ok(_) => (ec::NONE, -1, -1),
+                    Err(e) => {
+                        log::error!("offset_for_timestamp: {e}");
+                        (ec::KAFKA_STORAGE_ERROR, -1, -1)
+                    }
+                },
+            }
+        })
+        .await;
+    result.unwrap_or_else(|code| (code, -1, -1))
+}
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    version: i16,
+    request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
+    let mut tasks = Vec::new();
+    for t in &request.topics {
+        for p in &t.partitions {
+            let shard = shard.clone();
+            let topic = t.name.0.to_string();
+            let (partition, ts, epoch) = (p.partition_index, p.timestamp, p.current_leader_epoch);
+            tasks.push(glommio::spawn_local(async move {
+                if epoch > 0 {
+                    return (ec::UNKNOWN_LEADER_EPOCH, -1, -1);
+                }
+                lookup(&shard, &topic, partition, ts).await
+            }));
+        }
+    }
+    let mut results = join_all(tasks).await.into_iter();
+    let topics = request
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let (error, offset, timestamp) = results.next().expect("one per partition");
+                    ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(error)
+                        .with_offset(offset)
+                        .with_timestamp(timestamp)
+                        .with_leader_epoch(if error != ec::NONE && version >= 4 {
+                            -1
+                        } else if version >= 4 {
+                            0
+                        } else {
+                            -1
+                        })
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}

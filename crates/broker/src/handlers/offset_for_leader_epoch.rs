@@ -1,0 +1,63 @@
+//! OffsetForLeaderEpoch (key 23), v2-4: the end offset of the requested leader epoch, from the
+//! partition's leader-epoch checkpoint (clients use it to detect log truncation).
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+
+use crate::handlers::join_all;
+use crate::shard::Shard;
+use shoal_protocol::errors as ec;
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    _version: i16,
+    request: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    let mut tasks = Vec::new();
+    for t in &request.topics {
+        for p in &t.partitions {
+            let shard = shard.clone();
+            let topic = t.topic.0.to_string();
+            let (partition, epoch, current) = (p.partition, p.leader_epoch, p.current_leader_epoch);
+            tasks.push(glommio::spawn_local(async move {
+                if current > 0 {
+                    return (ec::UNKNOWN_LEADER_EPOCH, -1, -1);
+                }
+                shard
+                    .on_partition(&topic, partition, move |_, p| async move {
+                        let (e, end) = p.log.end_offset_for_leader_epoch(epoch);
+                        (ec::NONE, e, end.min(p.log.high_watermark()))
+                    })
+                    .await
+                    .unwrap_or_else(|code| (code, -1, -1))
+            }));
+        }
+    }
+    let mut results = join_all(tasks).await.into_iter();
+    let topics = request
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let (error, epoch, end) = results.next().expect("one per partition");
+                    EpochEndOffset::default()
+                        .with_partition(p.partition)
+                        .with_error_code(error)
+                        .with_leader_epoch(epoch)
+                        .with_end_offset(end)
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default()
+                .with_topic(t.topic.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
+}

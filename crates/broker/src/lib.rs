@@ -1,0 +1,13 @@
+//! The Kafka-facing broker: a node of shards, their connections, request handlers and metadata.
+
+pub mod config;
+pub mod connection;
+pub mod context;
+pub mod errors;
+pub mod group;
+pub mod handlers;
+pub mod io;
+pub mod metadata;
+pub mod node;
+pub mod partition;
+pub mod shard;

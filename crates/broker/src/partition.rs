@@ -1,0 +1,161 @@
+//! A partition as its owning shard holds it, and the owner-side operations on it (append, read,
+//! wait for data). Nothing here knows the shard mesh: callers reach the owner first
+//! (`Shard::on_partition`), then call these.
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use uuid::Uuid;
+
+use crate::errors::KafkaCode;
+use shoal_protocol::errors as ec;
+use shoal_protocol::now_ms;
+use shoal_storage::PartitionLog;
+use shoal_sync::Notify;
+
+pub struct LocalPartition {
+    pub topic_id: Uuid,
+    pub log: Rc<PartitionLog>,
+    /// Notified whenever the high watermark may have moved (long-polling fetches wait here).
+    pub data_ready: Notify,
+}
+
+impl AppendOutcome {
+    pub fn error(code: i16, message: impl Into<String>) -> Self {
+        AppendOutcome {
+            error_code: code,
+            error_message: Some(message.into()),
+            base_offset: -1,
+            log_append_time_ms: -1,
+            log_start_offset: -1,
+        }
+    }
+}
+
+/// Result of appending one partition's batch (owner side).
+#[derive(Debug, Clone)]
+pub struct AppendOutcome {
+    pub error_code: i16,
+    pub error_message: Option<String>,
+    pub base_offset: i64,
+    pub log_append_time_ms: i64,
+    pub log_start_offset: i64,
+}
+
+/// Result of reading one partition (owner side).
+#[derive(Debug, Clone, Default)]
+pub struct ReadOutcome {
+    pub error_code: i16,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub records: Option<Bytes>,
+}
+
+impl ReadOutcome {
+    pub fn error(code: i16) -> Self {
+        ReadOutcome {
+            error_code: code,
+            high_watermark: -1,
+            log_start_offset: -1,
+            records: None,
+        }
+    }
+    pub fn bytes(&self) -> usize {
+        self.records.as_ref().map_or(0, |r| r.len())
+    }
+}
+
+/// Owner-side partition operations, run through `Shard::on_partition`.
+pub mod ops {
+    use super::*;
+
+    /// Must reach `PartitionLog::append` without awaiting first (see `Shard::append_ordered`).
+    pub async fn append(p: Rc<LocalPartition>, batch: Bytes) -> AppendOutcome {
+        let result = p.log.append(BytesMut::from(&batch[..]), 0, now_ms()).await;
+        match result {
+            Ok(info) => {
+                p.data_ready.notify_all();
+                AppendOutcome {
+                    error_code: ec::NONE,
+                    error_message: None,
+                    base_offset: info.base_offset,
+                    log_append_time_ms: info.log_append_time_ms,
+                    log_start_offset: info.log_start_offset,
+                }
+            }
+            Err(e) => AppendOutcome {
+                error_code: e.kafka_code(),
+                error_message: Some(e.to_string()),
+                base_offset: -1,
+                log_append_time_ms: -1,
+                log_start_offset: p.log.log_start_offset(),
+            },
+        }
+    }
+
+    /// Reads whole batches from `offset` below the high watermark.
+    pub async fn read(
+        p: Rc<LocalPartition>,
+        offset: i64,
+        max_bytes: u32,
+        min_one_batch: bool,
+    ) -> ReadOutcome {
+        let hw = p.log.high_watermark();
+        let log_start = p.log.log_start_offset();
+        let mut out = ReadOutcome {
+            error_code: ec::NONE,
+            high_watermark: hw,
+            log_start_offset: log_start,
+            records: None,
+        };
+        if offset == hw {
+            out.records = Some(Bytes::new());
+            return out;
+        }
+        if offset < log_start || offset > hw {
+            out.error_code = ec::OFFSET_OUT_OF_RANGE;
+            return out;
+        }
+        match p.log.read(offset, max_bytes, hw, min_one_batch).await {
+            Ok(result) if result.slices.len() == 1 => match result.slices[0].read().await {
+                Ok(b) => out.records = Some(b),
+                Err(e) => {
+                    log::error!("read: {e}");
+                    out.error_code = e.kafka_code();
+                }
+            },
+            Ok(result) => {
+                let mut buf = BytesMut::with_capacity(result.bytes);
+                for slice in &result.slices {
+                    match slice.read().await {
+                        Ok(b) => buf.extend_from_slice(&b),
+                        Err(e) => {
+                            log::error!("read: {e}");
+                            out.error_code = e.kafka_code();
+                            return out;
+                        }
+                    }
+                }
+                out.records = Some(buf.freeze());
+            }
+            Err(e) => out.error_code = e.kafka_code(),
+        }
+        out
+    }
+
+    /// Waits until the partition has data at `offset` (or it changes state), bounded by `deadline`.
+    pub async fn wait_for_data(p: Rc<LocalPartition>, offset: i64, deadline: Instant) {
+        loop {
+            if p.log.high_watermark() > offset || p.log.log_start_offset() > offset {
+                return;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            let notified = p.data_ready.notified();
+            futures_lite::future::or(notified, glommio::timer::sleep(deadline - now)).await;
+        }
+    }
+}

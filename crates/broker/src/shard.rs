@@ -1,0 +1,393 @@
+//! A shard: one pinned executor's share of the node. It owns a set of partitions (their logs live
+//! only here), accepts its own connections, and runs work for other shards that arrives as
+//! messages (`Job`s) over a bounded channel mesh. Nothing here is shared with other threads except
+//! the immutable metadata snapshot and the node's atomics.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use glommio::channels::channel_mesh::Senders;
+use uuid::Uuid;
+
+use crate::context::NodeContext;
+use crate::metadata::{MetadataSnapshot, TopicMeta};
+use crate::partition::{ops, AppendOutcome, LocalPartition};
+use shoal_protocol::errors as ec;
+use shoal_protocol::now_ms;
+use shoal_storage::PartitionLog;
+use shoal_sync::FifoLock;
+use shoal_sync::{oneshot, Canceled, Notify, OneshotSender};
+
+/// A result crossing shards.
+pub type ReplyValue = Box<dyn Any + Send>;
+
+/// Work sent to another shard: runs there with that shard's state and yields the reply.
+pub type Job = Box<dyn FnOnce(Rc<Shard>) -> Pin<Box<dyn Future<Output = ReplyValue>>> + Send>;
+
+/// What travels on the shard mesh. Replies come back as messages and complete a oneshot on the
+/// origin shard, so no task waker is ever woken or dropped on a foreign thread (glommio's
+/// foreign-waker path races with task destruction).
+pub enum ShardMessage {
+    Job { origin: usize, id: u64, run: Job },
+    Reply { id: u64, value: ReplyValue },
+}
+
+/// Removes a pending reply slot when its waiter goes away.
+struct PendingGuard<'a> {
+    shard: &'a Shard,
+    id: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.shard.pending.borrow_mut().remove(&self.id);
+    }
+}
+
+/// A partition's place on its shard, created synchronously when the first request for it arrives.
+/// `gate` orders appends by arrival, including those that arrive while the log is still opening.
+struct PartitionSlot {
+    topic_id: Uuid,
+    gate: FifoLock,
+    open: RefCell<Option<Rc<LocalPartition>>>,
+}
+
+pub struct Shard {
+    pub id: usize,
+    pub ctx: Arc<NodeContext>,
+    snapshot: RefCell<Arc<MetadataSnapshot>>,
+    partitions: RefCell<HashMap<String, HashMap<i32, Rc<PartitionSlot>>>>,
+    /// Keeps jobs sent to each peer in the order they were sent.
+    send_locks: Vec<shoal_sync::FifoLock>,
+    peers: RefCell<Option<Rc<Senders<ShardMessage>>>>,
+    pending: RefCell<HashMap<u64, OneshotSender<ReplyValue>>>,
+    next_reply_id: Cell<u64>,
+}
+
+impl Shard {
+    pub fn new(id: usize, ctx: Arc<NodeContext>) -> Rc<Shard> {
+        let snapshot = ctx.metadata.snapshot();
+        let send_locks = (0..ctx.nr_shards)
+            .map(|_| shoal_sync::FifoLock::new())
+            .collect();
+        Rc::new(Shard {
+            id,
+            ctx,
+            snapshot: RefCell::new(snapshot),
+            partitions: RefCell::new(HashMap::new()),
+            send_locks,
+            peers: RefCell::new(None),
+            pending: RefCell::new(HashMap::new()),
+            next_reply_id: Cell::new(0),
+        })
+    }
+
+    pub fn set_peers(&self, senders: Senders<ShardMessage>) {
+        *self.peers.borrow_mut() = Some(Rc::new(senders));
+    }
+
+    /// Handles a message from another shard (called by the mesh receive loops).
+    pub fn handle_message(self: &Rc<Self>, message: ShardMessage) {
+        match message {
+            ShardMessage::Job { origin, id, run } => {
+                let shard = self.clone();
+                glommio::spawn_local(async move {
+                    let value = run(shard.clone()).await;
+                    let peers = shard.peers.borrow().clone();
+                    if let Some(peers) = peers {
+                        let _ = peers
+                            .send_to(origin, ShardMessage::Reply { id, value })
+                            .await;
+                    }
+                })
+                .detach();
+            }
+            ShardMessage::Reply { id, value } => {
+                let waiter = self.pending.borrow_mut().remove(&id);
+                if let Some(tx) = waiter {
+                    tx.send(value);
+                }
+            }
+        }
+    }
+
+    /// The current metadata; refreshed from the node only when its version moved.
+    pub fn metadata(&self) -> Arc<MetadataSnapshot> {
+        let version = self.ctx.metadata.version();
+        if self.snapshot.borrow().version != version {
+            *self.snapshot.borrow_mut() = self.ctx.metadata.snapshot();
+        }
+        self.snapshot.borrow().clone()
+    }
+
+    /// Runs `f` on shard `target` (directly when it is this shard) and returns its result.
+    pub async fn invoke_on<R, F, Fut>(self: &Rc<Self>, target: usize, f: F) -> Result<R, Canceled>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
+        if target == self.id {
+            return Ok(f(self.clone()).await);
+        }
+        let peers = self.peers.borrow().clone().ok_or(Canceled)?;
+        let id = self.next_reply_id.get();
+        self.next_reply_id.set(id + 1);
+        let (tx, rx) = oneshot();
+        self.pending.borrow_mut().insert(id, tx);
+        let _pending = PendingGuard { shard: self, id };
+        let run: Job =
+            Box::new(move |shard| Box::pin(async move { Box::new(f(shard).await) as ReplyValue }));
+        {
+            let _in_order = self.send_locks[target].lock().await.map_err(|_| Canceled)?;
+            let message = ShardMessage::Job {
+                origin: self.id,
+                id,
+                run,
+            };
+            peers.send_to(target, message).await.map_err(|_| Canceled)?;
+        }
+        let value = rx.await?;
+        Ok(*value
+            .downcast::<R>()
+            .expect("a reply has the type its job produced"))
+    }
+
+    /// Runs `f` with the partition on its owning shard; errors are Kafka error codes.
+    pub async fn on_partition<R, F, Fut>(
+        self: &Rc<Self>,
+        topic: &str,
+        partition: i32,
+        f: F,
+    ) -> Result<R, i16>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Shard>, Rc<LocalPartition>) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
+        let owner = self.owner_of(topic, partition)?;
+        let topic = topic.to_string();
+        let result = self
+            .invoke_on(owner, move |shard| async move {
+                match shard.partition(&topic, partition).await {
+                    Ok(p) => Ok(f(shard, p).await),
+                    Err(code) => Err(code),
+                }
+            })
+            .await;
+        result.unwrap_or(Err(ec::NOT_LEADER_OR_FOLLOWER))
+    }
+
+    pub fn owner_of(&self, topic: &str, partition: i32) -> Result<usize, i16> {
+        let meta = self.metadata();
+        let t = meta.topic(topic).ok_or(ec::UNKNOWN_TOPIC_OR_PARTITION)?;
+        if partition < 0 || partition >= t.partitions() {
+            return Err(ec::UNKNOWN_TOPIC_OR_PARTITION);
+        }
+        Ok(t.partition_shards[partition as usize] as usize % self.ctx.nr_shards)
+    }
+
+    /// The slot of a partition this shard owns (created on first use, synchronously).
+    fn slot(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(Rc<PartitionSlot>, Arc<TopicMeta>), i16> {
+        let meta = self.metadata();
+        let t = meta
+            .topic(topic)
+            .ok_or(ec::UNKNOWN_TOPIC_OR_PARTITION)?
+            .clone();
+        if partition < 0 || partition >= t.partitions() {
+            return Err(ec::UNKNOWN_TOPIC_OR_PARTITION);
+        }
+        if t.partition_shards[partition as usize] as usize % self.ctx.nr_shards != self.id {
+            return Err(ec::NOT_LEADER_OR_FOLLOWER);
+        }
+        let mut map = self.partitions.borrow_mut();
+        let slots = map.entry(topic.to_string()).or_default();
+        match slots.get(&partition) {
+            Some(slot) if slot.topic_id == t.id => Ok((slot.clone(), t)),
+            _ => {
+                let slot = Rc::new(PartitionSlot {
+                    topic_id: t.id,
+                    gate: FifoLock::new(),
+                    open: RefCell::new(None),
+                });
+                slots.insert(partition, slot.clone());
+                Ok((slot, t))
+            }
+        }
+    }
+
+    /// The local partition, opening (and recovering) its log on first use.
+    pub async fn partition(&self, topic: &str, partition: i32) -> Result<Rc<LocalPartition>, i16> {
+        let (slot, t) = self.slot(topic, partition)?;
+        let existing = slot.open.borrow().clone();
+        if let Some(p) = existing {
+            return Ok(p);
+        }
+        let _gate = slot
+            .gate
+            .lock()
+            .await
+            .map_err(|_| ec::NOT_LEADER_OR_FOLLOWER)?;
+        self.open_slot(&slot, &t, topic, partition).await
+    }
+
+    /// Appends in arrival order: the gate is held until the log has queued this append.
+    pub async fn append_ordered(&self, topic: &str, partition: i32, batch: Bytes) -> AppendOutcome {
+        let (slot, t) = match self.slot(topic, partition) {
+            Ok(x) => x,
+            Err(code) => return AppendOutcome::error(code, "partition unavailable"),
+        };
+        let Ok(gate) = slot.gate.lock().await else {
+            return AppendOutcome::error(ec::NOT_LEADER_OR_FOLLOWER, "partition closed");
+        };
+        let existing = slot.open.borrow().clone();
+        let p = match existing {
+            Some(p) => p,
+            None => match self.open_slot(&slot, &t, topic, partition).await {
+                Ok(p) => p,
+                Err(code) => return AppendOutcome::error(code, "partition unavailable"),
+            },
+        };
+        // PartitionLog::append takes its place in the log's FIFO on its first poll.
+        let mut append = Box::pin(ops::append(p, batch));
+        let first = futures_lite::future::poll_once(&mut append).await;
+        drop(gate);
+        match first {
+            Some(outcome) => outcome,
+            None => append.await,
+        }
+    }
+
+    async fn open_slot(
+        &self,
+        slot: &PartitionSlot,
+        t: &TopicMeta,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Rc<LocalPartition>, i16> {
+        let existing = slot.open.borrow().clone();
+        if let Some(p) = existing {
+            return Ok(p);
+        }
+        let log_config =
+            crate::config::topic_log_config(&self.ctx.config.topic_defaults, &t.configs).map_err(
+                |e| {
+                    log::error!("topic {topic}: bad config: {e}");
+                    ec::INVALID_CONFIG
+                },
+            )?;
+        let dir = self.ctx.partition_dir(topic, partition);
+        let log = PartitionLog::open(dir.clone(), log_config)
+            .await
+            .map_err(|e| {
+                log::error!("shard {}: cannot open {}: {e}", self.id, dir.display());
+                ec::KAFKA_STORAGE_ERROR
+            })?;
+        let p = Rc::new(LocalPartition {
+            topic_id: t.id,
+            log,
+            data_ready: Notify::default(),
+        });
+        *slot.open.borrow_mut() = Some(p.clone());
+        Ok(p)
+    }
+
+    /// Opens every partition this shard owns (at start, so recovery runs before serving).
+    pub async fn open_owned_partitions(&self) {
+        let meta = self.metadata();
+        for t in meta.topics.values() {
+            for (p, &s) in t.partition_shards.iter().enumerate() {
+                if s as usize % self.ctx.nr_shards == self.id {
+                    if let Err(code) = self.partition(&t.name, p as i32).await {
+                        log::error!(
+                            "shard {}: {}-{p} unavailable (error {code})",
+                            self.id,
+                            t.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes and deletes this shard's partitions of a deleted topic.
+    pub async fn drop_topic(&self, topic: &str, partitions: i32, topic_id: Uuid) {
+        let removed = self
+            .partitions
+            .borrow_mut()
+            .remove(topic)
+            .unwrap_or_default();
+        for (p, slot) in removed {
+            if slot.topic_id != topic_id {
+                continue;
+            }
+            slot.gate.close();
+            let Some(lp) = slot.open.borrow_mut().take() else {
+                continue;
+            };
+            lp.data_ready.notify_all();
+            let log = lp.log.clone();
+            drop(lp);
+            if let Err(e) = log.delete().await {
+                log::error!("shard {}: deleting {topic}-{p}: {e}", self.id);
+            }
+        }
+        if self.id == 0 {
+            // Directories of partitions never opened in this run.
+            for p in 0..partitions {
+                let dir = self.ctx.partition_dir(topic, p);
+                if dir.exists() {
+                    if let Err(e) = std::fs::remove_dir_all(&dir) {
+                        log::error!("deleting {}: {e}", dir.display());
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn local_partitions(&self) -> Vec<Rc<LocalPartition>> {
+        self.partitions
+            .borrow()
+            .values()
+            .flat_map(|m| m.values().filter_map(|s| s.open.borrow().clone()))
+            .collect()
+    }
+
+    /// Periodic work: segment.ms rolls, flush.ms flushes, retention.
+    pub async fn tick(&self, retention_due: bool) {
+        let now = now_ms();
+        for p in self.local_partitions() {
+            let hw_before = p.log.high_watermark();
+            if let Err(e) = p.log.tick(now).await {
+                log::error!("shard {}: tick: {e}", self.id);
+            }
+            if retention_due {
+                if let Err(e) = p.log.enforce_retention(now).await {
+                    log::error!("shard {}: retention: {e}", self.id);
+                }
+            }
+            // Interval-flushed logs move their watermark without an append completing.
+            if p.log.high_watermark() != hw_before {
+                p.data_ready.notify_all();
+            }
+        }
+    }
+
+    pub async fn close_all(&self) {
+        for p in self.local_partitions() {
+            if let Err(e) = p.log.close().await {
+                log::error!("shard {}: close: {e}", self.id);
+            }
+        }
+    }
+}

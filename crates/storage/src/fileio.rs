@@ -1,0 +1,216 @@
+//! Small file helpers over glommio (io_uring): whole-file reads, full positional writes,
+//! atomic replace (tmp + fdatasync + rename + directory sync).
+
+use std::path::{Path, PathBuf};
+
+use glommio::io::{BufferedFile, Directory, OpenOptions};
+
+use super::error::StorageError;
+
+pub(crate) fn io_err(
+    op: &'static str,
+    path: &Path,
+    error: impl Into<std::io::Error>,
+) -> StorageError {
+    StorageError::io(op, path.to_path_buf(), error)
+}
+
+fn is_not_found(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::NotFound
+}
+
+/// Writes all of `bytes` at `position`, retrying short writes (e.g. near a full disk).
+pub(crate) async fn write_all_at(
+    file: &BufferedFile,
+    path: &Path,
+    mut bytes: Vec<u8>,
+    mut position: u64,
+) -> Result<(), StorageError> {
+    while !bytes.is_empty() {
+        let len = bytes.len();
+        let written = file
+            .write_at(bytes.clone(), position)
+            .await
+            .map_err(|e| io_err("write", path, e))?;
+        if written == 0 {
+            return Err(io_err(
+                "write",
+                path,
+                std::io::Error::new(std::io::ErrorKind::WriteZero, "wrote 0 bytes"),
+            ));
+        }
+        assert!(written <= len);
+        if written == len {
+            return Ok(());
+        }
+        bytes.drain(..written);
+        position += written as u64;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` at `position`, moving the buffer to the kernel without a copy. A short
+/// write (full disk) is an error: the caller takes the log offline.
+pub(crate) async fn write_owned_at(
+    file: &BufferedFile,
+    path: &Path,
+    bytes: Vec<u8>,
+    position: u64,
+) -> Result<(), StorageError> {
+    let len = bytes.len();
+    let written = file
+        .write_at(bytes, position)
+        .await
+        .map_err(|e| io_err("write", path, e))?;
+    if written == len {
+        return Ok(());
+    }
+    Err(io_err(
+        "write",
+        path,
+        std::io::Error::new(
+            std::io::ErrorKind::WriteZero,
+            format!("short write: {written} of {len} bytes"),
+        ),
+    ))
+}
+
+/// Reads up to `len` bytes at `position`; shorter only at end of file.
+pub(crate) async fn read_at(
+    file: &BufferedFile,
+    path: &Path,
+    position: u64,
+    len: usize,
+) -> Result<Vec<u8>, StorageError> {
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        let at = position + out.len() as u64;
+        let chunk = file
+            .read_at(at, len - out.len())
+            .await
+            .map_err(|e| io_err("read", path, e))?;
+        if chunk.is_empty() {
+            break;
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// Whole file, or None if it does not exist. Files over `bytes_max` are an error.
+pub(crate) async fn read_file(
+    path: &Path,
+    bytes_max: u64,
+) -> Result<Option<Vec<u8>>, StorageError> {
+    let file = match BufferedFile::open(path).await {
+        Ok(file) => file,
+        Err(e) => {
+            let e: std::io::Error = e.into();
+            if is_not_found(&e) {
+                return Ok(None);
+            }
+            return Err(io_err("open", path, e));
+        }
+    };
+    let size = file
+        .file_size()
+        .await
+        .map_err(|e| io_err("stat", path, e))?;
+    if size > bytes_max {
+        let _ = file.close().await;
+        return Err(StorageError::Corrupt {
+            path: path.to_path_buf(),
+            position: 0,
+            reason: format!("file of {size} bytes exceeds {bytes_max}"),
+        });
+    }
+    let bytes = read_at(&file, path, 0, size as usize).await;
+    let _ = file.close().await;
+    bytes.map(Some)
+}
+
+pub(crate) async fn open_rw(path: &Path, create: bool) -> Result<BufferedFile, StorageError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .buffered_open(path)
+        .await
+        .map_err(|e| io_err("open", path, e))
+}
+
+pub(crate) async fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    let d = Directory::open(dir)
+        .await
+        .map_err(|e| io_err("open dir", dir, e))?;
+    let result = d.sync().await.map_err(|e| io_err("sync dir", dir, e));
+    let _ = d.close().await;
+    result
+}
+
+/// Replaces `path` with `bytes` atomically and durably.
+pub(crate) async fn write_file_atomic(path: &Path, bytes: Vec<u8>) -> Result<(), StorageError> {
+    let tmp = tmp_path(path);
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .buffered_open(&tmp)
+        .await
+        .map_err(|e| io_err("create", &tmp, e))?;
+    let written = async {
+        write_all_at(&file, &tmp, bytes, 0).await?;
+        file.fdatasync()
+            .await
+            .map_err(|e| io_err("fdatasync", &tmp, e))
+    }
+    .await;
+    let _ = file.close().await;
+    written?;
+    glommio::io::rename(&tmp, path)
+        .await
+        .map_err(|e| io_err("rename", path, e))?;
+    sync_dir(path.parent().expect("file in a directory")).await
+}
+
+/// Writes `bytes` to `path` (create or truncate) and fdatasyncs it, in place.
+pub(crate) async fn write_file_synced(path: &Path, bytes: Vec<u8>) -> Result<(), StorageError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .buffered_open(path)
+        .await
+        .map_err(|e| io_err("create", path, e))?;
+    let written = async {
+        if !bytes.is_empty() {
+            write_all_at(&file, path, bytes, 0).await?;
+        }
+        file.fdatasync()
+            .await
+            .map_err(|e| io_err("fdatasync", path, e))
+    }
+    .await;
+    let _ = file.close().await;
+    written
+}
+
+pub(crate) async fn remove_file(path: &Path) -> Result<(), StorageError> {
+    match glommio::io::remove(path).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let e: std::io::Error = e.into();
+            if is_not_found(&e) {
+                Ok(())
+            } else {
+                Err(io_err("remove", path, e))
+            }
+        }
+    }
+}
+
+pub(crate) fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().expect("file name").to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}

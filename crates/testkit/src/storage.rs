@@ -1,0 +1,213 @@
+//! Helpers shared by the storage tests.
+
+use std::future::Future;
+use std::path::Path;
+
+use bytes::{Bytes, BytesMut};
+use shoal_storage::batch::{self, ProducerFields, RecordSpec};
+use shoal_storage::{LogConfig, PartitionLog, ReadResult};
+
+/// Runs `f` on a fresh glommio executor (small io memory keeps setup cheap).
+pub fn run<F, Fut, T>(f: F) -> T
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .io_memory(1 << 20)
+        .spawn(f)
+        .expect("spawn glommio executor")
+        .join()
+        .expect("executor thread")
+}
+
+/// A client batch of `records` records of `value_bytes` bytes each, deterministic in `seed`.
+pub fn make_batch(seed: u64, records: usize, value_bytes: usize, timestamp: i64) -> BytesMut {
+    make_batch_with(seed, records, value_bytes, timestamp, ProducerFields::NONE)
+}
+
+pub fn make_batch_with(
+    seed: u64,
+    records: usize,
+    value_bytes: usize,
+    timestamp: i64,
+    producer: ProducerFields,
+) -> BytesMut {
+    let values: Vec<Vec<u8>> = (0..records)
+        .map(|r| {
+            let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (r as u64);
+            (0..value_bytes)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect()
+        })
+        .collect();
+    let key = seed.to_be_bytes();
+    let specs: Vec<RecordSpec<'_>> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| RecordSpec {
+            timestamp_delta: i as i64,
+            key: Some(&key),
+            value: Some(v),
+            headers: &[],
+        })
+        .collect();
+    batch::build_batch(timestamp, producer, &specs)
+}
+
+/// The bytes the log must hold for `batch` appended at `base_offset` in `leader_epoch`.
+pub fn stamped(batch: &[u8], base_offset: i64, leader_epoch: i32) -> Vec<u8> {
+    let mut out = batch.to_vec();
+    batch::set_base_offset(&mut out, base_offset);
+    batch::set_partition_leader_epoch(&mut out, leader_epoch);
+    out
+}
+
+pub async fn read_all(result: &ReadResult) -> Vec<u8> {
+    let mut out = Vec::with_capacity(result.bytes);
+    for slice in &result.slices {
+        let bytes: Bytes = slice.read().await.expect("read slice");
+        assert_eq!(bytes.len(), slice.len());
+        out.extend_from_slice(&bytes);
+    }
+    assert_eq!(out.len(), result.bytes);
+    out
+}
+
+/// Every batch from the log start to the high watermark, as (base offset, bytes).
+pub async fn dump(log: &PartitionLog) -> Vec<(i64, Vec<u8>)> {
+    let hw = log.high_watermark();
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < hw {
+        let result = log.read(offset, 1 << 20, hw, true).await.expect("read");
+        assert!(
+            !result.slices.is_empty(),
+            "no data at {offset} below hw {hw}"
+        );
+        let bytes = read_all(&result).await;
+        let mut at = 0;
+        while at < bytes.len() {
+            let parsed = batch::BatchHeader::parse(&bytes[at..]).expect("header");
+            let len = parsed.batch_bytes().expect("length");
+            assert!(at + len <= bytes.len(), "slice ends inside a batch");
+            batch::verify(&bytes[at..at + len]).expect("stored batch verifies");
+            out.push((parsed.base_offset, bytes[at..at + len].to_vec()));
+            offset = parsed.next_offset();
+            at += len;
+        }
+    }
+    out
+}
+
+pub fn small_config(segment_bytes: u64, index_interval_bytes: u32) -> LogConfig {
+    LogConfig {
+        segment_bytes,
+        index_interval_bytes,
+        ..LogConfig::default()
+    }
+}
+
+pub fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// What the test expects the log to hold: (base offset, stamped bytes, record count, max ts).
+#[derive(Default, Clone)]
+pub struct Model {
+    pub batches: Vec<(i64, Vec<u8>)>,
+}
+
+impl Model {
+    pub fn push(&mut self, base: i64, bytes: Vec<u8>) {
+        self.batches.push((base, bytes));
+    }
+    pub fn header(&self, i: usize) -> batch::BatchHeader {
+        batch::BatchHeader::parse(&self.batches[i].1).unwrap()
+    }
+    /// Index of the batch containing `offset`.
+    pub fn containing(&self, offset: i64) -> Option<usize> {
+        (0..self.batches.len()).find(|&i| self.header(i).last_offset() >= offset)
+    }
+    pub fn end(&self) -> i64 {
+        self.batches
+            .last()
+            .map(|(_, b)| batch::BatchHeader::parse(b).unwrap().next_offset())
+            .unwrap_or(0)
+    }
+    pub fn truncate(&mut self, offset: i64) {
+        self.batches
+            .retain(|(_, b)| batch::BatchHeader::parse(b).unwrap().last_offset() < offset);
+    }
+    /// First record offset with timestamp >= ts (records built by make_batch: ts = base + i).
+    pub fn offset_for_timestamp(&self, ts: i64) -> Option<(i64, i64)> {
+        for (_, bytes) in &self.batches {
+            let h = batch::BatchHeader::parse(bytes).unwrap();
+            for (delta, ts_delta) in batch::record_timestamps(bytes, 1 << 20).unwrap() {
+                if h.base_timestamp + ts_delta >= ts {
+                    return Some((
+                        h.base_offset + i64::from(delta),
+                        h.base_timestamp + ts_delta,
+                    ));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Checks every offset reads back from the batch containing it, byte-identical, and that
+/// byte limits return whole batches only.
+pub async fn check_reads(log: &PartitionLog, model: &Model) {
+    let hw = log.high_watermark();
+    let start = log.log_start_offset();
+    assert_eq!(hw, model.end().max(start));
+    let dumped = dump(log).await;
+    let expected: Vec<_> = model
+        .batches
+        .iter()
+        .filter(|(b, _)| *b >= start)
+        .cloned()
+        .collect();
+    assert_eq!(dumped.len(), expected.len());
+    for ((ob, ab), (eb, eb_bytes)) in dumped.iter().zip(&expected) {
+        assert_eq!(ob, eb);
+        assert!(ab == eb_bytes, "batch at {eb} differs");
+    }
+    for offset in start..hw {
+        let i = model.containing(offset).unwrap();
+        let result = log.read(offset, 1, hw, true).await.unwrap();
+        assert_eq!(result.slices.len(), 1, "offset {offset}");
+        let bytes = read_all(&result).await;
+        assert!(bytes == model.batches[i].1, "min-one read at {offset}");
+        // Exactly k whole batches fit; one byte less drops the last one.
+        let k = (i..model.batches.len()).take(3).count();
+        let total: usize = model.batches[i..i + k].iter().map(|(_, b)| b.len()).sum();
+        let result = log.read(offset, total as u32, hw, false).await.unwrap();
+        assert_eq!(result.bytes, total, "k={k} batches at {offset}");
+        let result = log.read(offset, total as u32 - 1, hw, false).await.unwrap();
+        let less: usize = model.batches[i..i + k - 1]
+            .iter()
+            .map(|(_, b)| b.len())
+            .sum();
+        assert_eq!(result.bytes, less);
+        // The upper bound stops before the batch containing it.
+        if i + 1 < model.batches.len() {
+            let upper = model.batches[i + 1].0;
+            let result = log.read(offset, u32::MAX, upper, false).await.unwrap();
+            assert_eq!(result.bytes, model.batches[i].1.len());
+        }
+    }
+    assert!(log
+        .read(hw, 1000, hw, true)
+        .await
+        .unwrap()
+        .slices
+        .is_empty());
+}
