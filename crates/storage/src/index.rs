@@ -85,7 +85,7 @@ impl OffsetIndex {
 
     /// Parses and sanity-checks an index file against the log size it indexes.
     pub fn decode(bytes: &[u8], entries_max: usize, log_bytes: u64) -> Result<Self, IndexDamage> {
-        if bytes.len() % 8 != 0 {
+        if !bytes.len().is_multiple_of(8) {
             return Err(IndexDamage(format!(
                 "size {} not a multiple of 8",
                 bytes.len()
@@ -194,7 +194,7 @@ impl TimeIndex {
         entries_max: usize,
         next_relative_offset: u64,
     ) -> Result<Self, IndexDamage> {
-        if bytes.len() % 12 != 0 {
+        if !bytes.len().is_multiple_of(12) {
             return Err(IndexDamage(format!(
                 "size {} not a multiple of 12",
                 bytes.len()
