@@ -19,6 +19,24 @@ def parser(description):
     return ap
 
 
+SESSION_TIMEOUT_MS = 6000  # Kafka's group.min.session.timeout.ms
+
+
+def manual_commit_consumer(bootstrap, group, name):
+    """A group member that commits only when told to, with a short session for fast failover."""
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "client.id": name,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": SESSION_TIMEOUT_MS,
+            "heartbeat.interval.ms": 500,
+        }
+    )
+
+
 def create_topic(bootstrap, topic, partitions):
     admin = AdminClient({"bootstrap.servers": bootstrap})
     futures = admin.create_topics(

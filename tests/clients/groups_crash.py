@@ -18,21 +18,10 @@ import groupcheck
 import kafkacheck
 from kafkacheck import check
 
-SESSION_TIMEOUT_MS = 6000  # Kafka's group.min.session.timeout.ms
+SESSION_TIMEOUT_MS = groupcheck.SESSION_TIMEOUT_MS
 
 
-def consumer(bootstrap, group, name):
-    return Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": group,
-            "client.id": name,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": SESSION_TIMEOUT_MS,
-            "heartbeat.interval.ms": 500,
-        }
-    )
+consumer = groupcheck.manual_commit_consumer
 
 
 def victim(args):

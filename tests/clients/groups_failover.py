@@ -28,22 +28,11 @@ import groupcheck
 import kafkacheck
 from kafkacheck import check
 
-SESSION_TIMEOUT_MS = 6000  # Kafka's group.min.session.timeout.ms
+SESSION_TIMEOUT_MS = groupcheck.SESSION_TIMEOUT_MS
 REBALANCE_S_MAX = 9.0  # one rebalance after the session expired, bounded generously
 
 
-def consumer(bootstrap, group, name):
-    return Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": group,
-            "client.id": name,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": SESSION_TIMEOUT_MS,
-            "heartbeat.interval.ms": 500,
-        }
-    )
+consumer = groupcheck.manual_commit_consumer
 
 
 def commit(c):

@@ -65,16 +65,7 @@ def main():
         batches = consumer.poll(timeout_ms=1000, max_records=2000)
         for tp, msgs in batches.items():
             for m in msgs:
-                consumed.append(
-                    {
-                        "key": m.key,
-                        "value": m.value,
-                        "headers": m.headers,
-                        "ts": m.timestamp,
-                        "partition": m.partition,
-                        "offset": m.offset,
-                    }
-                )
+                consumed.append(kafkacheck.consumed_record(m))
     extra = consumer.poll(timeout_ms=1000)
     check(not any(extra.values()), "consumed more records than were produced")
     consumer.close()

@@ -101,6 +101,18 @@ def make_records(count, client, now_ms=None):
     return records
 
 
+def consumed_record(m):
+    """A kafka-python/aiokafka ConsumerRecord as the dict `verify` takes."""
+    return {
+        "key": m.key,
+        "value": m.value,
+        "headers": m.headers,
+        "ts": m.timestamp,
+        "partition": m.partition,
+        "offset": m.offset,
+    }
+
+
 def norm_headers(headers):
     if headers is None:
         return []

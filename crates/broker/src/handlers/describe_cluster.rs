@@ -1,4 +1,4 @@
-//! DescribeCluster (key 60), v0-1: this node is the whole cluster and its controller.
+//! DescribeCluster (key 60), v0-2: this node is the whole cluster and its controller.
 
 use std::rc::Rc;
 

@@ -1,5 +1,3 @@
-//! The I/O edge: host probes (io_uring, memlock) and the pinned per-core executors.
-//!
-//! Only this layer and the storage/network code running on glommio touch io_uring.
+//! Host probes at start-up (io_uring, memlock): failures become messages that name the fix.
 
 pub mod probe;
