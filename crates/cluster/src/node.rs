@@ -9,7 +9,7 @@ use shoal_metadata::{
     MetadataImage, RecordBatch,
 };
 use shoal_raft::{
-    Entry, EntryType, PersistRequest, RaftConfig, RaftError, RaftNode, Ready, Recovered, Role,
+    Entry, EntryType, MessageType, PersistRequest, RaftConfig, RaftError, RaftNode, Ready, Recovered, Role,
     SoftState,
 };
 use uuid::Uuid;
@@ -323,6 +323,10 @@ impl MetadataNode {
         self.ready_outstanding = false;
         let advanced = self.raft.persisted(ready.inner);
         for m in advanced.messages {
+            if m.msg_type == MessageType::MsgSnapshot as i32 {
+                // Optimistic: if it is lost, the follower's next probe asks for another.
+                self.raft.report_snapshot(m.to, true);
+            }
             self.send(m.to, ClusterMessage::Raft(m));
         }
         if let Some(s) = advanced.snapshot {

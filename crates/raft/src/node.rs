@@ -50,7 +50,14 @@ pub struct SoftState {
 /// A ready awaiting persistence; hand it back to [`RaftNode::persisted`] once `persist` is durable.
 pub struct Ready {
     pub persist: PersistRequest,
-    inner: Option<raft::Ready>,
+    held: Option<Held>,
+}
+
+/// What a ready releases once persisted.
+struct Held {
+    number: u64,
+    messages: Vec<Message>,
+    committed: Vec<Entry>,
 }
 
 /// What may happen once a ready is durable.
@@ -200,7 +207,20 @@ impl RaftNode {
         self.raw.report_unreachable(node_id);
     }
 
+    /// Tells Raft a snapshot sent to `node_id` was handed to the transport (`delivered`) or
+    /// failed; without it the leader waits for that follower forever if the snapshot is lost.
+    pub fn report_snapshot(&mut self, node_id: u64, delivered: bool) {
+        let status = if delivered {
+            raft::SnapshotStatus::Finish
+        } else {
+            raft::SnapshotStatus::Failure
+        };
+        self.raw.report_snapshot(node_id, status);
+    }
+
     /// The next batch of work, or `None` when there is none or a ready is still outstanding.
+    /// Uses raft-rs's asynchronous-persistence protocol (`advance_append_async`, then
+    /// `on_persist_ready` once durable), so `tick`/`step`/`propose` stay legal meanwhile.
     pub fn drain_ready(&mut self) -> Option<Ready> {
         if self.ready_outstanding {
             return None;
@@ -214,57 +234,66 @@ impl RaftNode {
             };
             return Some(Ready {
                 persist,
-                inner: None,
+                held: None,
             });
         }
-        let rd = self.raw.ready();
+        let mut rd = self.raw.ready();
         let snapshot = (!rd.snapshot().is_empty()).then(|| rd.snapshot().clone());
+        // A received snapshot supersedes a local compaction still waiting to be persisted.
+        let compact = self.compact_pending.take().filter(|_| snapshot.is_none());
         let persist = PersistRequest {
             snapshot,
-            entries: rd.entries().clone(),
+            entries: rd.take_entries(),
             hard_state: rd.hs().cloned(),
-            compact: self.compact_pending.take(),
+            compact,
         };
+        // raft-rs reads stabilized entries back from `Storage` right after
+        // `advance_append_async`: the in-memory cache gets them now, durability comes later.
+        let store = self.raw.mut_store();
+        if let Some(s) = &persist.snapshot {
+            store.install_snapshot(s.clone());
+        }
+        store.append(&persist.entries);
+        if let Some(hs) = &persist.hard_state {
+            store.hard_state = hs.clone();
+        }
+        let mut messages = rd.take_messages();
+        messages.extend(rd.take_persisted_messages());
+        let held = Held {
+            number: rd.number(),
+            messages,
+            committed: rd.take_committed_entries(),
+        };
+        self.raw.advance_append_async(rd);
         self.ready_outstanding = true;
         Some(Ready {
             persist,
-            inner: Some(rd),
+            held: Some(held),
         })
     }
 
     /// Call once `ready.persist` is durable: returns what may now be sent and applied. The
     /// caller must apply `committed` (after loading `snapshot`) before its next call.
     pub fn persisted(&mut self, ready: Ready) -> Advanced {
-        assert!(
-            self.ready_outstanding,
-            "persisted() without an outstanding ready"
-        );
+        assert!(self.ready_outstanding, "persisted() without an outstanding ready");
         self.ready_outstanding = false;
-        let Some(mut rd) = ready.inner else {
+        let Some(held) = ready.held else {
             return Advanced::default();
         };
-        let store = self.raw.mut_store();
-        if let Some(s) = &ready.persist.snapshot {
-            store.install_snapshot(s.clone());
-        }
-        store.append(rd.entries());
-        if let Some(hs) = rd.hs() {
-            store.hard_state = hs.clone();
-        }
+        self.raw.on_persist_ready(held.number);
         let mut out = Advanced {
             snapshot: ready.persist.snapshot,
-            ..Default::default()
+            messages: held.messages,
+            committed: held.committed,
         };
-        out.messages = rd.take_messages();
-        out.messages.extend(rd.take_persisted_messages());
-        out.committed = rd.take_committed_entries();
-        let mut light = self.raw.advance(rd);
-        if let Some(commit) = light.commit_index() {
-            self.raw.mut_store().hard_state.commit = commit;
+        let applied = out
+            .committed
+            .last()
+            .map(|e| e.index)
+            .or_else(|| out.snapshot.as_ref().and_then(|s| s.metadata.as_ref()).map(|m| m.index));
+        if let Some(index) = applied {
+            self.raw.advance_apply_to(index);
         }
-        out.messages.extend(light.take_messages());
-        out.committed.extend(light.take_committed_entries());
-        self.raw.advance_apply();
         // Deterministic order whatever raft-rs's internal maps do.
         out.messages.sort_by_key(|m| m.to);
         self.fix_election_timeout();

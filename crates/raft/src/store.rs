@@ -102,8 +102,10 @@ impl LogStore for MemLogStore {
         }
         if let Some(s) = &req.compact {
             let (index, _) = snapshot_point(Some(s));
-            st.entries.retain(|e| e.index > index);
-            st.snapshot = Some(s.clone());
+            if index > st.snapshot_point().0 {
+                st.entries.retain(|e| e.index > index);
+                st.snapshot = Some(s.clone());
+            }
         }
         Ok(())
     }
@@ -281,7 +283,7 @@ impl LogStore for FileLogStore {
         if let Some(hs) = &req.hard_state {
             atomic_write(&self.dir, "hardstate", &hs.encode_to_vec())?;
         }
-        if let Some(s) = &req.compact {
+        if let Some(s) = req.compact.as_ref().filter(|s| snapshot_point(Some(s)).0 > self.prev.0) {
             let point = snapshot_point(Some(s));
             atomic_write(&self.dir, "snapshot", &s.encode_to_vec())?;
             let tail = self.records_after(point.0)?;
