@@ -188,7 +188,10 @@ mod tests {
             let (back, used) = ClusterMessage::decode(&frame).unwrap().unwrap();
             assert_eq!(used, frame.len());
             assert_eq!(back, m);
-            assert_eq!(ClusterMessage::decode(&frame[..frame.len() - 1]).unwrap(), None);
+            assert_eq!(
+                ClusterMessage::decode(&frame[..frame.len() - 1]).unwrap(),
+                None
+            );
         }
     }
 

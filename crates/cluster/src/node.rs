@@ -9,8 +9,8 @@ use shoal_metadata::{
     MetadataImage, RecordBatch,
 };
 use shoal_raft::{
-    Entry, EntryType, MessageType, PersistRequest, RaftConfig, RaftError, RaftNode, Ready, Recovered, Role,
-    SoftState,
+    Entry, EntryType, MessageType, PersistRequest, RaftConfig, RaftError, RaftNode, Ready,
+    Recovered, Role, SoftState,
 };
 use uuid::Uuid;
 
@@ -127,7 +127,10 @@ enum Route {
     Queued,
     /// Handled or held by this node as leader.
     Local,
-    Sent { to: u64, term: u64 },
+    Sent {
+        to: u64,
+        term: u64,
+    },
 }
 
 struct Outbound {
@@ -179,11 +182,15 @@ impl MetadataNode {
         let mut image = MetadataImage::new();
         let mut applied_index = 0;
         if let Some(s) = &recovered.snapshot {
-            image = MetadataImage::decode(&s.data).map_err(|e| NodeError::Snapshot(e.to_string()))?;
+            image =
+                MetadataImage::decode(&s.data).map_err(|e| NodeError::Snapshot(e.to_string()))?;
             applied_index = s.metadata.as_ref().map_or(0, |m| m.index);
         }
-        let mut raft_config =
-            RaftConfig::new(config.node_id, config.voters.clone(), config.learners.clone());
+        let mut raft_config = RaftConfig::new(
+            config.node_id,
+            config.voters.clone(),
+            config.learners.clone(),
+        );
         raft_config.election_tick = config.election_tick;
         raft_config.heartbeat_tick = config.heartbeat_tick;
         raft_config.election_seed = config.election_seed;
@@ -319,7 +326,10 @@ impl MetadataNode {
 
     /// Call once `ready.persist` is durable: releases its messages and applies committed entries.
     pub fn persisted(&mut self, ready: NodeReady) {
-        assert!(self.ready_outstanding, "persisted() without an outstanding ready");
+        assert!(
+            self.ready_outstanding,
+            "persisted() without an outstanding ready"
+        );
         self.ready_outstanding = false;
         let advanced = self.raft.persisted(ready.inner);
         for m in advanced.messages {
@@ -411,7 +421,11 @@ impl MetadataNode {
         let changed = soft != self.soft;
         self.soft = soft;
         let leader = soft.role == Role::Leader;
-        if self.active.as_ref().is_some_and(|a| !leader || a.term != soft.term) {
+        if self
+            .active
+            .as_ref()
+            .is_some_and(|a| !leader || a.term != soft.term)
+        {
             self.deactivate();
         }
         if !leader {
@@ -553,7 +567,8 @@ impl MetadataNode {
 
     /// Sends an answer where the request came from.
     fn deliver(&mut self, key: RequestKey, reply: Result<ControllerReply, ControllerError>) {
-        let own = key.node_id == self.config.node_id && key.incarnation_id == self.config.incarnation_id;
+        let own =
+            key.node_id == self.config.node_id && key.incarnation_id == self.config.incarnation_id;
         if own {
             self.complete(key.seq, reply);
         } else {
@@ -565,7 +580,9 @@ impl MetadataNode {
         let seq = self.next_seq;
         self.next_seq += 1;
         if self.outbound.len() >= OUTBOUND_REQUESTS_MAX {
-            let reply = Err(ControllerError::InvalidRequest("too many requests in flight".into()));
+            let reply = Err(ControllerError::InvalidRequest(
+                "too many requests in flight".into(),
+            ));
             self.finish(seq, purpose, reply);
             return seq;
         }
@@ -658,7 +675,12 @@ impl MetadataNode {
         }
     }
 
-    fn finish(&mut self, seq: u64, purpose: Purpose, reply: Result<ControllerReply, ControllerError>) {
+    fn finish(
+        &mut self,
+        seq: u64,
+        purpose: Purpose,
+        reply: Result<ControllerReply, ControllerError>,
+    ) {
         match purpose {
             Purpose::Client => self.out.answers.push((seq, reply)),
             Purpose::Duty => self.duty.on_reply(reply, self.now_ms),
@@ -672,7 +694,8 @@ impl MetadataNode {
             self.config.rack.clone(),
         );
         if let Some((request, timeout_ms)) =
-            self.duty.next_request(self.now_ms, incarnation_id, &endpoints, &rack)
+            self.duty
+                .next_request(self.now_ms, incarnation_id, &endpoints, &rack)
         {
             self.submit(request, Purpose::Duty, timeout_ms);
         }

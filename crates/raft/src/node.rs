@@ -275,7 +275,10 @@ impl RaftNode {
     /// Call once `ready.persist` is durable: returns what may now be sent and applied. The
     /// caller must apply `committed` (after loading `snapshot`) before its next call.
     pub fn persisted(&mut self, ready: Ready) -> Advanced {
-        assert!(self.ready_outstanding, "persisted() without an outstanding ready");
+        assert!(
+            self.ready_outstanding,
+            "persisted() without an outstanding ready"
+        );
         self.ready_outstanding = false;
         let Some(held) = ready.held else {
             return Advanced::default();
@@ -286,11 +289,12 @@ impl RaftNode {
             messages: held.messages,
             committed: held.committed,
         };
-        let applied = out
-            .committed
-            .last()
-            .map(|e| e.index)
-            .or_else(|| out.snapshot.as_ref().and_then(|s| s.metadata.as_ref()).map(|m| m.index));
+        let applied = out.committed.last().map(|e| e.index).or_else(|| {
+            out.snapshot
+                .as_ref()
+                .and_then(|s| s.metadata.as_ref())
+                .map(|m| m.index)
+        });
         if let Some(index) = applied {
             self.raw.advance_apply_to(index);
         }

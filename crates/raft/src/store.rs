@@ -283,7 +283,11 @@ impl LogStore for FileLogStore {
         if let Some(hs) = &req.hard_state {
             atomic_write(&self.dir, "hardstate", &hs.encode_to_vec())?;
         }
-        if let Some(s) = req.compact.as_ref().filter(|s| snapshot_point(Some(s)).0 > self.prev.0) {
+        if let Some(s) = req
+            .compact
+            .as_ref()
+            .filter(|s| snapshot_point(Some(s)).0 > self.prev.0)
+        {
             let point = snapshot_point(Some(s));
             atomic_write(&self.dir, "snapshot", &s.encode_to_vec())?;
             let tail = self.records_after(point.0)?;

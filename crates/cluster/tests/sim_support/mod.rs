@@ -1,7 +1,7 @@
 //! The simulator: nodes, network, clients and the checker.
 
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -72,10 +72,22 @@ impl Ord for InFlight {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Create { name: String, partitions: i32, rf: i16 },
-    Delete { name: String },
-    Grow { name: String, count: i32 },
-    Config { name: String, value: String },
+    Create {
+        name: String,
+        partitions: i32,
+        rf: i16,
+    },
+    Delete {
+        name: String,
+    },
+    Grow {
+        name: String,
+        count: i32,
+    },
+    Config {
+        name: String,
+        value: String,
+    },
 }
 
 struct Client {
@@ -203,7 +215,8 @@ impl Sim {
         let i = self.index(id);
         let n = &mut self.nodes[i];
         n.restarts = n.restarts.wrapping_add(1);
-        let mut config = NodeConfig::new(id, self.voters.clone(), self.learners.clone(), incarnation);
+        let mut config =
+            NodeConfig::new(id, self.voters.clone(), self.learners.clone(), incarnation);
         config.election_seed = n.restarts.wrapping_mul(0x9e37_79b9) ^ id;
         config.snapshot_entries_max = 50; // Small, so snapshots and catch-up by snapshot happen.
         config.endpoints.kafka = format!("node{id}:9092");
@@ -229,7 +242,11 @@ impl Sim {
     }
 
     fn up(&self) -> Vec<u64> {
-        self.nodes.iter().filter(|n| n.node.is_some()).map(|n| n.id).collect()
+        self.nodes
+            .iter()
+            .filter(|n| n.node.is_some())
+            .map(|n| n.id)
+            .collect()
     }
 
     fn run_for(&mut self, ms: u64) -> Result<(), String> {
@@ -261,7 +278,11 @@ impl Sim {
                 self.crash(id);
             }
         } else if roll < 0.008 {
-            let down: Vec<u64> = ids.iter().copied().filter(|id| !self.up().contains(id)).collect();
+            let down: Vec<u64> = ids
+                .iter()
+                .copied()
+                .filter(|id| !self.up().contains(id))
+                .collect();
             if !down.is_empty() {
                 let id = down[self.rng.gen_range(0..down.len())];
                 self.start(id);
@@ -269,7 +290,11 @@ impl Sim {
         } else if roll < 0.010 && ids.len() > 1 {
             // A partition: a random group cut off from the rest, both ways or one way.
             let one_way = self.rng.gen_bool(0.3);
-            let side: Vec<u64> = ids.iter().copied().filter(|_| self.rng.gen_bool(0.5)).collect();
+            let side: Vec<u64> = ids
+                .iter()
+                .copied()
+                .filter(|_| self.rng.gen_bool(0.5))
+                .collect();
             for &a in &side {
                 for &b in ids.iter().filter(|b| !side.contains(b)) {
                     self.blocked.insert((a, b));
@@ -287,7 +312,12 @@ impl Sim {
         self.blocked.clear();
         self.loss = 0.0;
         self.dup = 0.0;
-        let down: Vec<u64> = self.nodes.iter().filter(|n| n.node.is_none()).map(|n| n.id).collect();
+        let down: Vec<u64> = self
+            .nodes
+            .iter()
+            .filter(|n| n.node.is_none())
+            .map(|n| n.id)
+            .collect();
         for id in down {
             self.start(id);
         }
@@ -299,7 +329,10 @@ impl Sim {
                 return Ok(self.now_ms - start);
             }
         }
-        Err(format!("no convergence within {CONVERGE_MS_MAX} ms: {}", self.describe()))
+        Err(format!(
+            "no convergence within {CONVERGE_MS_MAX} ms: {}",
+            self.describe()
+        ))
     }
 
     /// All nodes up, same applied index and image, equal to the reference, all brokers
@@ -311,7 +344,9 @@ impl Sim {
         }
         let head = *self.check.global.keys().last().unwrap_or(&0);
         let image = nodes[0].image();
-        nodes.iter().all(|n| n.applied_index() == head && *n.image() == *image)
+        nodes
+            .iter()
+            .all(|n| n.applied_index() == head && *n.image() == *image)
             && *image == self.check.reference
             && image.brokers().count() == self.nodes.len()
             && image.brokers().all(|b| b.state == BrokerState::Unfenced)
@@ -338,7 +373,10 @@ impl Sim {
                 return Ok(Some(took));
             }
         }
-        Err(format!("broker {victim} not fenced within {FENCE_SLACK_MS} ms: {}", self.describe()))
+        Err(format!(
+            "broker {victim} not fenced within {FENCE_SLACK_MS} ms: {}",
+            self.describe()
+        ))
     }
 
     fn describe(&self) -> String {
@@ -361,7 +399,12 @@ impl Sim {
                 }
             })
             .collect();
-        format!("t={} head={:?} {}", self.now_ms, self.check.global.keys().last(), nodes.join(" "))
+        format!(
+            "t={} head={:?} {}",
+            self.now_ms,
+            self.check.global.keys().last(),
+            nodes.join(" ")
+        )
     }
 
     fn digest(&self) -> u64 {
@@ -478,7 +521,9 @@ impl Sim {
         match applied {
             Applied::Snapshot { index } => {
                 if index > 0 && !self.check.global.contains_key(&index) {
-                    return Err(format!("node {id} loaded a snapshot at {index} beyond the committed log"));
+                    return Err(format!(
+                        "node {id} loaded a snapshot at {index} beyond the committed log"
+                    ));
                 }
                 self.nodes[i].last_applied = index;
             }
@@ -512,7 +557,10 @@ impl Sim {
             if s.role == Role::Leader {
                 let first = *self.check.leaders_by_term.entry(s.term).or_insert(n.id);
                 if first != n.id {
-                    return Err(format!("two leaders in term {}: {first} and {}", s.term, n.id));
+                    return Err(format!(
+                        "two leaders in term {}: {first} and {}",
+                        s.term, n.id
+                    ));
                 }
             }
             if node.is_active_controller() {
@@ -566,7 +614,11 @@ impl Sim {
     fn next_op(&mut self, c: usize) -> Op {
         let max_rf = self.nodes.len().min(3) as i16;
         let roll: f64 = self.rng.gen();
-        let known: Vec<(String, i32)> = self.clients[c].topics.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let known: Vec<(String, i32)> = self.clients[c]
+            .topics
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
         if roll < 0.45 || known.is_empty() {
             let client = &mut self.clients[c];
             client.counter += 1;
@@ -580,7 +632,10 @@ impl Sim {
         if roll < 0.6 {
             Op::Delete { name }
         } else if roll < 0.8 {
-            Op::Grow { name, count: count + 1 }
+            Op::Grow {
+                name,
+                count: count + 1,
+            }
         } else {
             Op::Config {
                 name,
@@ -626,7 +681,12 @@ impl Sim {
         let client = &mut self.clients[c];
         let fail = |why: &str| Err(format!("client {c}: {op:?} answered {reply:?} but {why}"));
         match (op, reply) {
-            (Op::Create { name, partitions, .. }, Ok(ControllerReply::CreateTopics(r))) => match &r[0].1 {
+            (
+                Op::Create {
+                    name, partitions, ..
+                },
+                Ok(ControllerReply::CreateTopics(r)),
+            ) => match &r[0].1 {
                 Ok(id) => {
                     chk.acked += 1;
                     if !chk.created_ids.contains(id) {
@@ -640,7 +700,9 @@ impl Sim {
                         return fail("the topic was never created");
                     }
                     if let Some(t) = chk.reference.topic_by_name(name) {
-                        client.topics.insert(name.clone(), t.partitions.len() as i32);
+                        client
+                            .topics
+                            .insert(name.clone(), t.partitions.len() as i32);
                     }
                 }
                 Err(_) => {}
@@ -668,12 +730,17 @@ impl Sim {
                     return fail("the config is not committed");
                 }
             }
-            (Op::Delete { name } | Op::Grow { name, .. } | Op::Config { name, .. }, Err(ControllerError::UnknownTopicOrPartition)) => {
+            (
+                Op::Delete { name } | Op::Grow { name, .. } | Op::Config { name, .. },
+                Err(ControllerError::UnknownTopicOrPartition),
+            ) => {
                 client.topics.remove(name);
             }
             (Op::Grow { name, .. }, Err(ControllerError::InvalidPartitions(_))) => {
                 if let Some(t) = chk.reference.topic_by_name(name) {
-                    client.topics.insert(name.clone(), t.partitions.len() as i32);
+                    client
+                        .topics
+                        .insert(name.clone(), t.partitions.len() as i32);
                 }
             }
             (_, Err(_)) => {}
@@ -707,7 +774,8 @@ impl Checker {
                 }
                 self.created_ids.insert(t.topic_id);
                 for (k, v) in &t.configs {
-                    self.config_history.insert((t.name.clone(), k.clone(), v.clone()));
+                    self.config_history
+                        .insert((t.name.clone(), k.clone(), v.clone()));
                 }
             }
             MetadataRecord::RemoveTopic { topic_id } => {
@@ -719,9 +787,14 @@ impl Checker {
                     *n = (*n).max(t.partitions.len());
                 }
             }
-            MetadataRecord::TopicConfig { topic_id, key, value: Some(v) } => {
+            MetadataRecord::TopicConfig {
+                topic_id,
+                key,
+                value: Some(v),
+            } => {
                 if let Some(t) = self.reference.topic(topic_id) {
-                    self.config_history.insert((t.name.clone(), key.clone(), v.clone()));
+                    self.config_history
+                        .insert((t.name.clone(), key.clone(), v.clone()));
                 }
             }
             _ => {}
@@ -732,7 +805,11 @@ impl Checker {
 
 fn to_request(op: &Op) -> ControllerRequest {
     match op {
-        Op::Create { name, partitions, rf } => ControllerRequest::CreateTopics {
+        Op::Create {
+            name,
+            partitions,
+            rf,
+        } => ControllerRequest::CreateTopics {
             topics: vec![NewTopic {
                 name: name.clone(),
                 partitions: *partitions,
