@@ -21,6 +21,8 @@ const SESSION_MS: u64 = 2000;
 /// Fencing a dead broker may take the session timeout plus, if the dead node was the leader,
 /// an election (up to 2 election timeouts of 2 s with pre-vote) and the new controller's grace.
 const FENCE_SLACK_MS: u64 = 2 * 2000 + SESSION_MS + 1000;
+/// With a live controller: the last heartbeat may be up to one interval old, plus the commit.
+const FENCE_LIVE_SLACK_MS: u64 = 600;
 const DELAY_MS_MAX: u64 = 40;
 const CLIENTS: usize = 3;
 const CLIENT_TIMEOUT_MS: u64 = 8000;
@@ -31,8 +33,36 @@ pub struct SimOutcome {
     pub committed_entries: u64,
     pub acked_ops: u64,
     pub converged_after_ms: u64,
-    pub fence_detect_ms: Option<u64>,
+    /// Time until every node saw the dead broker fenced, and whether it was the controller.
+    pub fence_detect_ms: Option<(u64, bool)>,
     pub digest: u64,
+    pub stats: Stats,
+}
+
+/// What happened during a run (to see that the faults are exercised).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub crashes: u64,
+    pub partitions: u64,
+    pub messages_lost: u64,
+    pub messages_duplicated: u64,
+    pub snapshots_loaded: u64,
+    pub leader_terms: u64,
+    pub not_controller_answers: u64,
+    pub timeout_answers: u64,
+}
+
+impl Stats {
+    pub fn add(&mut self, o: &Stats) {
+        self.crashes += o.crashes;
+        self.partitions += o.partitions;
+        self.messages_lost += o.messages_lost;
+        self.messages_duplicated += o.messages_duplicated;
+        self.snapshots_loaded += o.snapshots_loaded;
+        self.leader_terms += o.leader_terms;
+        self.not_controller_answers += o.not_controller_answers;
+        self.timeout_answers += o.timeout_answers;
+    }
 }
 
 struct SimNode {
@@ -128,6 +158,7 @@ struct Sim {
     clients: Vec<Client>,
     clients_on: bool,
     check: Checker,
+    stats: Stats,
 }
 
 pub fn run_seed(seed: u64) -> Result<SimOutcome, String> {
@@ -144,6 +175,10 @@ pub fn run_seed(seed: u64) -> Result<SimOutcome, String> {
         converged_after_ms,
         fence_detect_ms,
         digest: sim.digest(),
+        stats: Stats {
+            leader_terms: sim.check.leaders_by_term.len() as u64,
+            ..sim.stats
+        },
     })
 }
 
@@ -179,6 +214,7 @@ impl Sim {
                 })
                 .collect(),
             clients_on: true,
+            stats: Stats::default(),
             check: Checker {
                 global: BTreeMap::new(),
                 reference: MetadataImage::new(),
@@ -230,6 +266,7 @@ impl Sim {
     }
 
     fn crash(&mut self, id: u64) {
+        self.stats.crashes += 1;
         let i = self.index(id);
         self.nodes[i].node = None;
         self.nodes[i].persisting = None; // Not yet durable: lost.
@@ -289,6 +326,7 @@ impl Sim {
             }
         } else if roll < 0.010 && ids.len() > 1 {
             // A partition: a random group cut off from the rest, both ways or one way.
+            self.stats.partitions += 1;
             let one_way = self.rng.gen_bool(0.3);
             let side: Vec<u64> = ids
                 .iter()
@@ -353,14 +391,24 @@ impl Sim {
             && self.clients.iter().all(|c| c.outstanding.is_none())
     }
 
-    fn dead_broker_is_fenced(&mut self) -> Result<Option<u64>, String> {
+    fn dead_broker_is_fenced(&mut self) -> Result<Option<(u64, bool)>, String> {
         if self.voters.len() < 3 {
             return Ok(None);
         }
         let victim = self.nodes[self.rng.gen_range(0..self.nodes.len())].id;
+        let was_controller = self.nodes[self.index(victim)]
+            .node
+            .as_ref()
+            .is_some_and(|n| n.is_active_controller());
+        // A live controller fences after the session; a dead controller must first be replaced.
+        let bound_ms = if was_controller {
+            FENCE_SLACK_MS
+        } else {
+            SESSION_MS + FENCE_LIVE_SLACK_MS
+        };
         self.crash(victim);
         let start = self.now_ms;
-        while self.now_ms - start <= FENCE_SLACK_MS {
+        while self.now_ms - start <= bound_ms {
             self.step()?;
             let fenced_everywhere = self.nodes.iter().filter_map(|n| n.node.as_ref()).all(|n| {
                 n.image()
@@ -370,11 +418,11 @@ impl Sim {
             if fenced_everywhere {
                 let took = self.now_ms - start;
                 self.start(victim);
-                return Ok(Some(took));
+                return Ok(Some((took, was_controller)));
             }
         }
         Err(format!(
-            "broker {victim} not fenced within {FENCE_SLACK_MS} ms: {}",
+            "broker {victim} not fenced within {bound_ms} ms: {}",
             self.describe()
         ))
     }
@@ -499,9 +547,15 @@ impl Sim {
     fn send(&mut self, from: u64, to: u64, msg: &ClusterMessage) -> Result<(), String> {
         let bytes = msg.encode().map_err(|e| format!("encode: {e}"))?;
         if self.rng.gen_bool(self.loss) {
+            self.stats.messages_lost += 1;
             return Ok(());
         }
-        let copies = if self.rng.gen_bool(self.dup) { 2 } else { 1 };
+        let copies = if self.rng.gen_bool(self.dup) {
+            self.stats.messages_duplicated += 1;
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
             self.net_seq += 1;
             let at_ms = self.now_ms + self.rng.gen_range(1..=DELAY_MS_MAX);
@@ -526,6 +580,7 @@ impl Sim {
                     ));
                 }
                 self.nodes[i].last_applied = index;
+                self.stats.snapshots_loaded += 1;
             }
             Applied::Entry { index, term, data } => {
                 let last = self.nodes[i].last_applied;
@@ -658,6 +713,11 @@ impl Sim {
             return Ok(()); // An answer to a request whose client gave up on a crash.
         };
         let (_, _, op, _) = self.clients[c].outstanding.take().expect("found");
+        match &reply {
+            Err(ControllerError::NotController) => self.stats.not_controller_answers += 1,
+            Err(ControllerError::Timeout) => self.stats.timeout_answers += 1,
+            _ => {}
+        }
         self.clients[c].next_at_ms = self.now_ms + self.rng.gen_range(0..300);
         let retryable = matches!(
             reply,
