@@ -118,6 +118,19 @@ enum Op {
         name: String,
         value: String,
     },
+    /// Broker-side requests, built from the target node's own image and epoch.
+    ProducerIds {
+        broker: i32,
+        epoch: i64,
+    },
+    AlterIsr {
+        broker: i32,
+        epoch: i64,
+        topic_id: Uuid,
+        partition: i32,
+        epochs: (i32, i32),
+        isr: Vec<i32>,
+    },
 }
 
 struct Client {
@@ -141,6 +154,7 @@ struct Checker {
     removed_ids: BTreeSet<Uuid>,
     partition_counts_max: BTreeMap<String, usize>,
     config_history: BTreeSet<(String, String, String)>,
+    producer_blocks: Vec<(i64, i64)>,
     acked: u64,
 }
 
@@ -225,6 +239,7 @@ impl Sim {
                 removed_ids: BTreeSet::new(),
                 partition_counts_max: BTreeMap::new(),
                 config_history: BTreeSet::new(),
+                producer_blocks: Vec::new(),
                 acked: 0,
             },
         };
@@ -651,11 +666,14 @@ impl Sim {
             if up.is_empty() {
                 continue;
             }
+            let target = up[self.rng.gen_range(0..up.len())];
             let op = match self.clients[c].retry.take() {
                 Some(op) => op,
-                None => self.next_op(c),
+                None => match self.broker_op(target) {
+                    Some(op) => op,
+                    None => self.next_op(c),
+                },
             };
-            let target = up[self.rng.gen_range(0..up.len())];
             let request = to_request(&op);
             let i = self.index(target);
             let node = self.nodes[i].node.as_mut().expect("up");
@@ -664,6 +682,53 @@ impl Sim {
             self.drive(i)?;
         }
         Ok(())
+    }
+
+    /// Now and then, a request the target's broker side would send: a producer id block, or an
+    /// ISR change for a partition it leads (shrink by one follower, or expand by one replica).
+    fn broker_op(&mut self, target: u64) -> Option<Op> {
+        if !self.rng.gen_bool(0.2) {
+            return None;
+        }
+        let node = self.nodes[self.index(target)].node.as_ref()?;
+        let (broker, epoch) = (target as i32, node.broker_epoch()?);
+        if self.rng.gen_bool(0.4) {
+            return Some(Op::ProducerIds { broker, epoch });
+        }
+        let image = node.image();
+        let led: Vec<_> = image
+            .partitions()
+            .filter(|(_, _, p)| p.leader == broker && p.replicas.len() > 1)
+            .map(|(t, i, p)| (t, i, p.clone()))
+            .collect();
+        if led.is_empty() {
+            return None;
+        }
+        let (topic_id, partition, p) = led[self.rng.gen_range(0..led.len())].clone();
+        let outside: Vec<i32> = p
+            .replicas
+            .iter()
+            .copied()
+            .filter(|b| !p.isr.contains(b))
+            .collect();
+        let mut isr = p.isr.clone();
+        if !outside.is_empty() && self.rng.gen_bool(0.5) {
+            isr.push(outside[self.rng.gen_range(0..outside.len())]);
+        } else if isr.len() > 1 {
+            let k = 1 + self.rng.gen_range(0..isr.len() - 1);
+            let drop = isr.iter().copied().filter(|&b| b != broker).nth(k - 1)?;
+            isr.retain(|&b| b != drop);
+        } else {
+            return None;
+        }
+        Some(Op::AlterIsr {
+            broker,
+            epoch,
+            topic_id,
+            partition,
+            epochs: (p.leader_epoch, p.partition_epoch),
+            isr,
+        })
     }
 
     fn next_op(&mut self, c: usize) -> Op {
@@ -723,7 +788,8 @@ impl Sim {
             reply,
             Err(ControllerError::NotController | ControllerError::Timeout)
         ) || matches!(&reply, Ok(ControllerReply::CreateTopics(r)) if matches!(r[0].1, Err(ControllerError::NotController)));
-        if retryable {
+        let broker_op = matches!(op, Op::ProducerIds { .. } | Op::AlterIsr { .. });
+        if retryable && !broker_op {
             self.clients[c].retry = Some(op);
             return Ok(());
         }
@@ -795,6 +861,37 @@ impl Sim {
                 Err(ControllerError::UnknownTopicOrPartition),
             ) => {
                 client.topics.remove(name);
+            }
+            (Op::ProducerIds { .. }, Ok(ControllerReply::ProducerIds { first, count })) => {
+                chk.acked += 1;
+                let (lo, hi) = (*first, first + count);
+                if chk.producer_blocks.iter().any(|&(a, b)| lo < b && a < hi) {
+                    return fail("the block overlaps one handed out before");
+                }
+                if chk.reference.producer_id_next() < hi {
+                    return fail("the block is not committed");
+                }
+                chk.producer_blocks.push((lo, hi));
+            }
+            (
+                Op::AlterIsr {
+                    topic_id,
+                    partition,
+                    isr,
+                    ..
+                },
+                Ok(ControllerReply::AlterPartition(state)),
+            ) => {
+                chk.acked += 1;
+                if &state.isr != isr {
+                    return fail("the reply's ISR is not the requested one");
+                }
+                if let Some(now) = chk.reference.partition(topic_id, *partition) {
+                    let same = now.partition_epoch == state.partition_epoch;
+                    if now.partition_epoch < state.partition_epoch || (same && now != state) {
+                        return fail("the change is not the committed state");
+                    }
+                }
             }
             (Op::Grow { name, .. }, Err(ControllerError::InvalidPartitions(_))) => {
                 if let Some(t) = chk.reference.topic_by_name(name) {
@@ -883,6 +980,26 @@ fn to_request(op: &Op) -> ControllerRequest {
         Op::Grow { name, count } => ControllerRequest::CreatePartitions {
             name: name.clone(),
             count: *count,
+        },
+        Op::ProducerIds { broker, epoch } => ControllerRequest::AllocateProducerIds {
+            broker_id: *broker,
+            broker_epoch: *epoch,
+        },
+        Op::AlterIsr {
+            broker,
+            epoch,
+            topic_id,
+            partition,
+            epochs,
+            isr,
+        } => ControllerRequest::AlterPartition {
+            broker_id: *broker,
+            broker_epoch: *epoch,
+            topic_id: *topic_id,
+            partition: *partition,
+            leader_epoch: epochs.0,
+            partition_epoch: epochs.1,
+            new_isr: isr.clone(),
         },
         Op::Config { name, value } => ControllerRequest::AlterTopicConfigs {
             name: name.clone(),
