@@ -9,7 +9,16 @@ enum State {
     Registered { broker_epoch: i64 },
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shutdown {
+    No,
+    Requested,
+    /// The controller moved every leadership away: stop heartbeating, the process may exit.
+    Done,
+}
+
 pub(crate) struct BrokerDuty {
+    shutdown: Shutdown,
     broker_id: BrokerId,
     interval_ms: u64,
     state: State,
@@ -22,6 +31,7 @@ impl BrokerDuty {
     pub(crate) fn new(broker_id: BrokerId, interval_ms: u64) -> BrokerDuty {
         assert!(interval_ms > 0);
         BrokerDuty {
+            shutdown: Shutdown::No,
             broker_id,
             interval_ms,
             state: State::Unregistered,
@@ -38,6 +48,21 @@ impl BrokerDuty {
         }
     }
 
+    pub(crate) fn request_shutdown(&mut self) {
+        if self.shutdown == Shutdown::No {
+            self.shutdown = Shutdown::Requested;
+            self.next_ms = 0;
+        }
+    }
+
+    pub(crate) fn fenced(&self) -> bool {
+        self.fenced
+    }
+
+    pub(crate) fn shutdown_done(&self) -> bool {
+        self.shutdown == Shutdown::Done
+    }
+
     /// The request due now, with its timeout: one in flight at a time, each timing out after one
     /// interval so a lost heartbeat delays the next by at most that.
     pub(crate) fn next_request(
@@ -47,7 +72,7 @@ impl BrokerDuty {
         endpoints: &Endpoints,
         rack: &Option<String>,
     ) -> Option<(ControllerRequest, u64)> {
-        if self.in_flight || now_ms < self.next_ms {
+        if self.in_flight || now_ms < self.next_ms || self.shutdown == Shutdown::Done {
             return None;
         }
         self.in_flight = true;
@@ -59,6 +84,12 @@ impl BrokerDuty {
                 endpoints: endpoints.clone(),
                 rack: rack.clone(),
             },
+            State::Registered { broker_epoch } if self.shutdown == Shutdown::Requested => {
+                ControllerRequest::ControlledShutdown {
+                    broker_id: self.broker_id,
+                    broker_epoch,
+                }
+            }
             State::Registered { broker_epoch } => ControllerRequest::BrokerHeartbeat {
                 broker_id: self.broker_id,
                 broker_epoch,
@@ -79,6 +110,9 @@ impl BrokerDuty {
                 self.next_ms = now_ms; // Heartbeat at once: that unfences.
             }
             Ok(ControllerReply::Heartbeat { fenced, .. }) => self.fenced = fenced,
+            Ok(ControllerReply::ControlledShutdown {
+                leaderships_remaining: 0,
+            }) => self.shutdown = Shutdown::Done,
             Err(ControllerError::StaleBrokerEpoch { .. } | ControllerError::UnknownBroker(_)) => {
                 self.state = State::Unregistered;
                 self.fenced = true;

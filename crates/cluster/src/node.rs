@@ -248,6 +248,21 @@ impl MetadataNode {
     pub fn broker_epoch(&self) -> Option<i64> {
         self.duty.broker_epoch()
     }
+    /// Asks the controller to move this broker's leaderships away (controlled shutdown); once
+    /// [`Self::shutdown_ready`], the broker stops heartbeating and the process may exit.
+    pub fn begin_controlled_shutdown(&mut self) {
+        self.duty.request_shutdown();
+    }
+
+    /// Whether the controller last told this broker it is fenced (true until first unfenced).
+    pub fn broker_fenced(&self) -> bool {
+        self.duty.fenced()
+    }
+
+    pub fn shutdown_ready(&self) -> bool {
+        self.duty.shutdown_done()
+    }
+
     /// Committed batches that did not apply (a controller bug if ever non-zero).
     pub fn apply_errors(&self) -> u64 {
         self.apply_errors

@@ -7,7 +7,7 @@
 
 mod sim_support;
 
-use sim_support::{run_seed, SimOutcome, Stats};
+use sim_support::{run_controlled_shutdown, run_seed, SimOutcome, Stats};
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
@@ -67,6 +67,13 @@ fn simulated_cluster_keeps_its_invariants() {
     );
     eprintln!("faults and outcomes over all seeds: {stats:?}");
     assert!(failures.is_empty(), "failing seeds: {failures:?}");
+}
+
+#[test]
+fn controlled_shutdown_moves_leadership_then_fences() {
+    for seed in 0..20 {
+        run_controlled_shutdown(seed).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    }
 }
 
 #[test]

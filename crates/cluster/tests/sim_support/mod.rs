@@ -196,6 +196,51 @@ pub fn run_seed(seed: u64) -> Result<SimOutcome, String> {
     })
 }
 
+/// Controlled shutdown of one broker of a healthy 3-voter cluster: it ends up leading nothing
+/// and shutting down in every image, is fenced once it stops heartbeating, and comes back.
+pub fn run_controlled_shutdown(seed: u64) -> Result<(), String> {
+    let mut sim = Sim::new(seed * 4 + 1);
+    sim.run_for(8000)?;
+    let victim = 1 + sim.rng.gen_range(0..3u64);
+    let vi = sim.index(victim);
+    let node = sim.nodes[vi].node.as_mut().ok_or("down")?;
+    if node.broker_fenced() {
+        return Err("broker fenced in a healthy cluster".into());
+    }
+    node.begin_controlled_shutdown();
+    let start = sim.now_ms;
+    while !sim.nodes[sim.index(victim)]
+        .node
+        .as_ref()
+        .is_some_and(|n| n.shutdown_ready())
+    {
+        if sim.now_ms - start > 3000 {
+            return Err(format!("controlled shutdown not done: {}", sim.describe()));
+        }
+        sim.step()?;
+    }
+    sim.run_for(100)?;
+    for n in sim.nodes.iter().filter_map(|n| n.node.as_ref()) {
+        let image = n.image();
+        let b = image.broker(victim as i32).ok_or("unregistered")?;
+        if b.state != BrokerState::ShuttingDown || image.leads_any(victim as i32) {
+            return Err(format!(
+                "node {}: {:?}, leads {}",
+                n.node_id(),
+                b.state,
+                image.leads_any(victim as i32)
+            ));
+        }
+    }
+    sim.run_for(SESSION_MS + 1000)?;
+    let image = sim.nodes[0].node.as_ref().ok_or("down")?.image();
+    if image.broker(victim as i32).map(|b| b.state) != Some(BrokerState::Fenced) {
+        return Err("a shut-down broker that stopped heartbeating is not fenced".into());
+    }
+    sim.crash(victim);
+    sim.heal_and_converge().map(|_| ())
+}
+
 impl Sim {
     fn new(seed: u64) -> Sim {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
