@@ -309,33 +309,39 @@ impl Controller {
                 broker_id,
                 broker_epoch: b.broker_epoch,
             });
-            let decision = self.decide(records, Ok(ControllerReply::CreatePartitions));
-            if decision.reply.is_ok() {
-                batches.push(decision.records);
+            if let Ok(records) = self.apply_pending(records) {
+                batches.push(records);
             }
         }
         batches
     }
 
     /// Applies a decision's records to the pending image; a failure there is a controller bug,
-    /// turned into an `Internal` error with no records.
+    /// turned into an `Internal` error with no records (debug builds assert).
     fn decide(
         &mut self,
         records: Vec<MetadataRecord>,
         reply: Result<ControllerReply, ControllerError>,
     ) -> Decision {
+        match self.apply_pending(records) {
+            Ok(records) => Decision { records, reply },
+            Err(e) => Decision::reply(Err(e)),
+        }
+    }
+
+    fn apply_pending(
+        &mut self,
+        records: Vec<MetadataRecord>,
+    ) -> Result<Vec<MetadataRecord>, ControllerError> {
         if records.is_empty() {
-            return Decision::reply(reply);
+            return Ok(records);
         }
         let batch = crate::record::RecordBatch::new(records);
         match self.pending.apply_batch(&batch) {
-            Ok(()) => Decision {
-                records: batch.records,
-                reply,
-            },
+            Ok(()) => Ok(batch.records),
             Err(e) => {
                 debug_assert!(false, "controller produced an inapplicable batch: {e}");
-                Decision::reply(Err(internal(e)))
+                Err(internal(e))
             }
         }
     }
@@ -728,15 +734,17 @@ impl Controller {
             Ok(records) => records,
             Err(e) => return Decision::reply(Err(e)),
         };
-        let mut decision = self.decide(records, Ok(ControllerReply::AlterTopicConfigs));
-        if decision.reply.is_ok() {
-            let state = self
-                .pending
-                .partition(topic_id, partition)
-                .expect("checked");
-            decision.reply = Ok(ControllerReply::AlterPartition(state.clone()));
+        match self.apply_pending(records) {
+            Ok(records) => {
+                let state = self
+                    .pending
+                    .partition(topic_id, partition)
+                    .expect("checked");
+                let reply = Ok(ControllerReply::AlterPartition(state.clone()));
+                Decision { records, reply }
+            }
+            Err(e) => Decision::reply(Err(e)),
         }
-        decision
     }
 
     fn alter_partition_records(
