@@ -47,7 +47,7 @@ mod node;
 pub use message::{ClusterMessage, MessageError, RequestKey, MESSAGE_BYTES_MAX};
 pub use node::{
     Applied, MetadataNode, NodeConfig, NodeError, NodeReady, Output, RequestId,
-    AWAITING_COMMIT_MAX, HELD_REQUESTS_MAX, OUTBOUND_REQUESTS_MAX,
+    AWAITING_COMMIT_MAX, HELD_REQUESTS_MAX, OUTBOUND_REQUESTS_MAX, RAFT_TICKS_PER_CALL_MAX,
 };
 pub use shoal_metadata as metadata;
 pub use shoal_raft as raft;

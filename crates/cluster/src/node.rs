@@ -28,6 +28,10 @@ pub const SEEN_REQUESTS_MAX: usize = 16_384;
 /// Messages buffered for the driver between `take_output` calls.
 pub const OUTPUT_MESSAGES_MAX: usize = 65_536;
 
+/// Raft ticks run by one `tick` call; a longer pause (a stalled process) skips the rest, as if
+/// the ticks had been lost.
+pub const RAFT_TICKS_PER_CALL_MAX: u32 = 100;
+
 /// A client request's local handle.
 pub type RequestId = u64;
 
@@ -84,6 +88,8 @@ pub enum NodeError {
     Snapshot(String),
     #[error("node id {0} does not fit a broker id")]
     BadNodeId(u64),
+    #[error("config: {0}")]
+    Config(&'static str),
 }
 
 /// One committed entry as this node applied it (a change feed for shards, and the simulator's
@@ -179,6 +185,17 @@ impl MetadataNode {
     pub fn new(config: NodeConfig, recovered: Recovered, now_ms: u64) -> Result<Self, NodeError> {
         let broker_id =
             i32::try_from(config.node_id).map_err(|_| NodeError::BadNodeId(config.node_id))?;
+        if config.tick_interval_ms == 0
+            || config.request_timeout_ms == 0
+            || config.snapshot_entries_max == 0
+            || config.controller.broker_heartbeat_interval_ms == 0
+            || config.controller.broker_session_timeout_ms
+                <= config.controller.broker_heartbeat_interval_ms
+        {
+            return Err(NodeError::Config(
+                "intervals, timeouts and snapshot_entries_max must be positive, session > heartbeat",
+            ));
+        }
         let mut image = MetadataImage::new();
         let mut applied_index = 0;
         if let Some(s) = &recovered.snapshot {
@@ -276,8 +293,14 @@ impl MetadataNode {
     pub fn tick(&mut self, now_ms: u64) {
         assert!(now_ms >= self.now_ms, "time went backwards");
         self.now_ms = now_ms;
+        let mut ticks = 0;
         while self.next_raft_tick_ms <= now_ms {
+            if ticks == RAFT_TICKS_PER_CALL_MAX {
+                self.next_raft_tick_ms = now_ms + self.config.tick_interval_ms;
+                break;
+            }
             self.raft.tick();
+            ticks += 1;
             self.next_raft_tick_ms += self.config.tick_interval_ms;
         }
         self.update_role();
