@@ -11,6 +11,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("shoal-sync", &[]),
     ("shoal-protocol", &[]),
     ("shoal-storage", &["shoal-sync"]),
+    ("shoal-metadata", &[]),
+    ("shoal-raft", &[]),
+    ("shoal-cluster", &["shoal-metadata", "shoal-raft"]),
     (
         "shoal-broker",
         &["shoal-sync", "shoal-protocol", "shoal-storage"],
@@ -36,6 +39,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
 /// Crates that must never be reached from these, directly or through another crate.
 const FORBIDDEN: &[(&str, &[&str])] = &[
     ("shoal-storage", &["shoal-protocol", "shoal-broker"]),
+    (
+        "shoal-metadata",
+        &["shoal-protocol", "shoal-storage", "shoal-broker"],
+    ),
+    (
+        "shoal-raft",
+        &["shoal-protocol", "shoal-storage", "shoal-metadata", "shoal-broker"],
+    ),
+    ("shoal-cluster", &["shoal-protocol", "shoal-storage", "shoal-broker"]),
     ("shoal-protocol", &["shoal-storage", "shoal-broker"]),
     ("shoal-client", &["shoal-storage", "shoal-broker"]),
 ];
