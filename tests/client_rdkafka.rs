@@ -103,23 +103,36 @@ fn rdkafka_compressed_batches_are_accepted_stored_and_read_back() {
             Checks::ALL,
         );
         // Stored as the producer sent them (compression.type=producer, Kafka's default).
+        // librdkafka sends a batch uncompressed when compressing did not shrink it (a batch of
+        // one or two small records under a slow, loaded machine), so only those may be codec 0.
         let batches = stored_batches(&broker.addr(), &topic, PARTITIONS);
         assert!(!batches.is_empty());
+        let mut compressed_records = 0usize;
         for (partition, batch) in batches {
-            assert_eq!(
-                batch.compression(),
-                id,
-                "{codec}: partition {partition} holds a batch with codec {} ({batch:?}); librdkafka \
-                 sends uncompressed when the broker lacks a feature's ApiVersions (lz4: FindCoordinator v0)",
-                batch.compression()
+            let codec_seen = batch.compression();
+            assert!(
+                codec_seen == id || (codec_seen == 0 && batch.record_count <= SMALL_BATCH_RECORDS_MAX),
+                "{codec}: partition {partition} holds a batch with codec {codec_seen} ({batch:?}); librdkafka \
+                 sends uncompressed when the broker lacks a feature's ApiVersions (lz4: FindCoordinator v0)"
             );
+            if codec_seen == id {
+                compressed_records += batch.record_count as usize;
+            }
             assert!(
                 batch.crc_ok,
                 "{codec}: partition {partition}: bad CRC in {batch:?}"
             );
         }
+        assert!(
+            compressed_records * 2 > records.len(),
+            "{codec}: only {compressed_records} of {} records were stored compressed",
+            records.len()
+        );
     }
 }
+
+/// Batches this small may legitimately stay uncompressed (compression would grow them).
+const SMALL_BATCH_RECORDS_MAX: i32 = 2;
 
 #[test]
 fn rdkafka_idempotent_producer_round_trip() {
