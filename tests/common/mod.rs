@@ -76,6 +76,8 @@ pub struct BrokerOptions {
     pub cores: usize,
     /// Extra `shoal serve` arguments (e.g. `--config FILE`).
     pub extra_args: Vec<String>,
+    /// Data dir somewhere else than the broker's temp dir (e.g. on a power-cut test fs).
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for BrokerOptions {
@@ -83,6 +85,7 @@ impl Default for BrokerOptions {
         BrokerOptions {
             cores: 2,
             extra_args: Vec::new(),
+            data_dir: None,
         }
     }
 }
@@ -108,7 +111,9 @@ impl Broker {
             .prefix("shoal-test-")
             .tempdir()
             .expect("create temp dir");
-        std::fs::create_dir_all(dir.path().join("data")).expect("create data dir");
+        if options.data_dir.is_none() {
+            std::fs::create_dir_all(dir.path().join("data")).expect("create data dir");
+        }
         let mut broker = Broker {
             child: None,
             port: free_port(),
@@ -126,7 +131,10 @@ impl Broker {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        match &self.options.data_dir {
+            Some(dir) => dir.clone(),
+            None => self.dir.path().join("data"),
+        }
     }
 
     fn stderr_path(&self) -> PathBuf {

@@ -116,7 +116,8 @@ pub struct CutReport {
     pub bytes_dropped: u64,
     /// Directories whose entries differed from the durable ones.
     pub dirs_reverted: u64,
-    /// Inodes no longer reachable from the durable tree.
+    /// Inodes no longer reachable from the durable tree (unsynced creations, and deleted
+    /// files whose deletion was durable), freed.
     pub inodes_dropped: u64,
     /// Files whose last write survived as a torn prefix.
     pub torn_writes: u64,
@@ -142,6 +143,8 @@ pub struct Model {
     inodes: HashMap<Ino, Inode>,
     next_ino: Ino,
     pub stats: Stats,
+    /// Powered off: the server answers every request with EIO until it is powered on again.
+    pub powered_off: bool,
 }
 
 impl Default for Model {
@@ -188,6 +191,7 @@ impl Model {
             inodes,
             next_ino: ROOT + 1,
             stats: Stats::default(),
+            powered_off: false,
         }
     }
 

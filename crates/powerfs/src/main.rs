@@ -3,9 +3,12 @@
 //! Control: one line per connection on the unix socket, one line back (`ok ...` or
 //! `error ...`):
 //! - `ping`: `ok`
-//! - `cut` / `cut tear SEED`: unmount (waits until no request can still arrive: every process
-//!   using the mount must be dead), drop everything not durable, mount again at the same place;
-//!   answers with what was thrown away.
+//! - `poweroff` / `poweroff tear SEED`: power cut now, with the processes still running: drop
+//!   everything not durable and answer every later request with EIO (so nothing written after
+//!   the cut can be acknowledged as synced); answers with what was thrown away.
+//! - `poweron`: after every process using the mount is dead: unmount (waits until no request
+//!   can still arrive), mount the durable state again at the same place.
+//! - `cut` / `cut tear SEED`: `poweroff` then `poweron` (processes must already be dead).
 //! - `stats`: counters.
 //! - `quit`: unmount and exit (also on SIGTERM / SIGINT / SIGHUP).
 //!
@@ -18,7 +21,7 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use fuser::{
     FileAttr, FileType, Filesystem, KernelConfig, MountOption, ReplyAttr, ReplyCreate, ReplyData,
@@ -60,9 +63,28 @@ fn file_attr(a: &Attr) -> FileAttr {
 }
 
 impl PowerFs {
-    fn m(&self) -> std::sync::MutexGuard<'_, Model> {
-        self.model.lock().expect("model poisoned")
+    /// The model, or EIO while powered off (checked under the lock, so nothing that arrives
+    /// after a power-off changes the model).
+    fn m(&self) -> Result<std::sync::MutexGuard<'_, Model>, libc::c_int> {
+        let m = self.model.lock().expect("model poisoned");
+        if m.powered_off {
+            return Err(libc::EIO);
+        }
+        Ok(m)
     }
+}
+
+/// The model for one request, or an EIO reply and return.
+macro_rules! model {
+    ($fs:expr, $reply:expr) => {
+        match $fs.m() {
+            Ok(m) => m,
+            Err(e) => {
+                $reply.error(e);
+                return;
+            }
+        }
+    };
 }
 
 impl Filesystem for PowerFs {
@@ -71,7 +93,7 @@ impl Filesystem for PowerFs {
     }
 
     fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
-        let m = self.m();
+        let m = model!(self, reply);
         match m.lookup(parent, name).and_then(|ino| m.attr(ino)) {
             Ok(a) => reply.entry(&TTL, &file_attr(&a), 0),
             Err(e) => reply.error(e),
@@ -79,7 +101,7 @@ impl Filesystem for PowerFs {
     }
 
     fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
-        match self.m().attr(ino) {
+        match model!(self, reply).attr(ino) {
             Ok(a) => reply.attr(&TTL, &file_attr(&a)),
             Err(e) => reply.error(e),
         }
@@ -103,7 +125,7 @@ impl Filesystem for PowerFs {
         _flags: Option<u32>,
         reply: ReplyAttr,
     ) {
-        let mut m = self.m();
+        let mut m = model!(self, reply);
         let result = (|| {
             if let Some(size) = size {
                 m.truncate(ino, size)?;
@@ -142,7 +164,7 @@ impl Filesystem for PowerFs {
         if mode & libc::S_IFMT != libc::S_IFREG {
             return reply.error(libc::EPERM);
         }
-        let mut m = self.m();
+        let mut m = model!(self, reply);
         let perm = (mode & !umask & 0o7777) as u16;
         match m
             .create(parent, name, Kind::File, perm, req.uid(), req.gid())
@@ -162,7 +184,7 @@ impl Filesystem for PowerFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let mut m = self.m();
+        let mut m = model!(self, reply);
         let perm = (mode & !umask & 0o7777) as u16;
         match m
             .create(parent, name, Kind::Dir, perm, req.uid(), req.gid())
@@ -174,14 +196,14 @@ impl Filesystem for PowerFs {
     }
 
     fn unlink(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
-        match self.m().unlink(parent, name) {
+        match model!(self, reply).unlink(parent, name) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
     }
 
     fn rmdir(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
-        match self.m().rmdir(parent, name) {
+        match model!(self, reply).rmdir(parent, name) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
@@ -197,14 +219,14 @@ impl Filesystem for PowerFs {
         flags: u32,
         reply: ReplyEmpty,
     ) {
-        match self.m().rename(parent, name, newparent, newname, flags) {
+        match model!(self, reply).rename(parent, name, newparent, newname, flags) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
     }
 
     fn open(&mut self, _req: &Request<'_>, ino: u64, _flags: i32, reply: ReplyOpen) {
-        match self.m().attr(ino) {
+        match model!(self, reply).attr(ino) {
             Ok(_) => reply.opened(0, FOPEN_DIRECT_IO),
             Err(e) => reply.error(e),
         }
@@ -224,7 +246,7 @@ impl Filesystem for PowerFs {
         if offset < 0 {
             return reply.error(libc::EINVAL);
         }
-        match self.m().read(ino, offset as u64, size as usize) {
+        match model!(self, reply).read(ino, offset as u64, size as usize) {
             Ok(bytes) => reply.data(bytes),
             Err(e) => reply.error(e),
         }
@@ -245,7 +267,7 @@ impl Filesystem for PowerFs {
         if offset < 0 {
             return reply.error(libc::EINVAL);
         }
-        match self.m().write(ino, offset as u64, data) {
+        match model!(self, reply).write(ino, offset as u64, data) {
             Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(e),
         }
@@ -270,14 +292,14 @@ impl Filesystem for PowerFs {
 
     fn fsync(&mut self, _req: &Request<'_>, ino: u64, _fh: u64, _datasync: bool, reply: ReplyEmpty) {
         // fsync and fdatasync alike: data and the size needed to read it become durable.
-        match self.m().fsync(ino) {
+        match model!(self, reply).fsync(ino) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
     }
 
     fn opendir(&mut self, _req: &Request<'_>, ino: u64, _flags: i32, reply: ReplyOpen) {
-        match self.m().attr(ino) {
+        match model!(self, reply).attr(ino) {
             Ok(a) if a.kind == Kind::Dir => reply.opened(0, 0),
             Ok(_) => reply.error(libc::ENOTDIR),
             Err(e) => reply.error(e),
@@ -292,7 +314,7 @@ impl Filesystem for PowerFs {
         offset: i64,
         mut reply: ReplyDirectory,
     ) {
-        let m = self.m();
+        let m = model!(self, reply);
         let entries = match m.readdir(ino) {
             Ok(e) => e,
             Err(e) => return reply.error(e),
@@ -328,7 +350,7 @@ impl Filesystem for PowerFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.m().fsyncdir(ino) {
+        match model!(self, reply).fsyncdir(ino) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
@@ -341,7 +363,7 @@ impl Filesystem for PowerFs {
     }
 
     fn access(&mut self, _req: &Request<'_>, ino: u64, _mask: i32, reply: ReplyEmpty) {
-        match self.m().attr(ino) {
+        match model!(self, reply).attr(ino) {
             Ok(_) => reply.ok(),
             Err(e) => reply.error(e),
         }
@@ -357,7 +379,7 @@ impl Filesystem for PowerFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        let mut m = self.m();
+        let mut m = model!(self, reply);
         let perm = (mode & !umask & 0o7777) as u16;
         let ino = match m.lookup(parent, name) {
             Ok(_) if flags & libc::O_EXCL != 0 => return reply.error(libc::EEXIST),
@@ -392,7 +414,7 @@ impl Filesystem for PowerFs {
         if offset < 0 || length <= 0 {
             return reply.error(libc::EINVAL);
         }
-        match self.m().fallocate(ino, offset as u64, length as u64, mode) {
+        match model!(self, reply).fallocate(ino, offset as u64, length as u64, mode) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
@@ -414,8 +436,22 @@ fn mount(model: &Arc<Mutex<Model>>, mountpoint: &Path) -> std::io::Result<fuser:
     fuser::spawn_mount2(PowerFs { model: model.clone() }, mountpoint, &options)
 }
 
-/// Unmounts (lazily, as root) and waits until the session thread has seen the last request.
-fn unmount(session: fuser::BackgroundSession) -> Result<(), String> {
+/// Detaches the mount (MNT_DETACH: new lookups fail at once, open files keep the old
+/// connection alive until closed).
+fn detach(mountpoint: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(mountpoint.as_os_str().as_bytes()).expect("path without NUL");
+    // SAFETY: umount2 on a valid C string.
+    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
+        let e = std::io::Error::last_os_error();
+        eprintln!("shoal-powerfs: umount2({}, MNT_DETACH): {e}", mountpoint.display());
+    }
+}
+
+/// Unmounts lazily and waits until the session thread has seen the last request: after this,
+/// nothing that used the old mount can still change the model.
+fn unmount(session: fuser::BackgroundSession, mountpoint: &Path) -> Result<(), String> {
+    detach(mountpoint);
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         session.join();
@@ -426,6 +462,21 @@ fn unmount(session: fuser::BackgroundSession) -> Result<(), String> {
             "the old mount still has users after {UNMOUNT_WAIT:?} (is a process using it still alive?)"
         )
     })
+}
+
+/// After a power-off: unmount (waiting until nothing can still reach the model through the old
+/// mount), accept requests again, mount at the same place.
+fn power_on(
+    model: &Arc<Mutex<Model>>,
+    mountpoint: &Path,
+    session: &mut Option<fuser::BackgroundSession>,
+) -> Result<(), String> {
+    unmount(session.take().expect("mounted"), mountpoint)?;
+    model.lock().unwrap().powered_off = false;
+    let s = mount(model, mountpoint).map_err(|e| format!("remount: {e}"))?;
+    wait_mounted(mountpoint)?;
+    *session = Some(s);
+    Ok(())
 }
 
 fn is_mounted(mountpoint: &Path) -> bool {
@@ -488,7 +539,7 @@ fn usage() -> ! {
 }
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,fuser::mnt=off")).init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (mut mountpoint, mut control) = (None, None);
     let mut it = args.into_iter();
@@ -551,49 +602,60 @@ fn main() {
                 let _ = reply.send("ok".into());
                 break;
             }
-            ["cut"] | ["cut", "tear", _] => {
-                let tear = match words.as_slice() {
-                    ["cut", "tear", seed] => match seed.parse::<u64>() {
+            [cmd @ ("cut" | "poweroff"), rest @ ..] => {
+                let tear = match rest {
+                    [] => None,
+                    ["tear", seed] => match seed.parse::<u64>() {
                         Ok(s) => Some(s),
                         Err(_) => {
                             let _ = reply.send(format!("error: bad seed {seed:?}"));
                             continue;
                         }
                     },
-                    _ => None,
+                    _ => {
+                        let _ = reply.send(format!("error: usage: {cmd} [tear SEED]"));
+                        continue;
+                    }
                 };
                 let started = std::time::Instant::now();
-                match unmount(session.take().expect("mounted")) {
-                    Err(e) => {
+                let report = {
+                    let mut m = model.lock().unwrap();
+                    if m.powered_off {
+                        let _ = reply.send("error: already powered off".into());
+                        continue;
+                    }
+                    m.powered_off = true;
+                    m.cut(tear)
+                };
+                if *cmd == "cut" {
+                    if let Err(e) = power_on(&model, &mountpoint, &mut session) {
                         let _ = reply.send(format!("error: {e}"));
                         eprintln!("shoal-powerfs: {e}; exiting");
-                        std::process::exit(1);
-                    }
-                    Ok(()) => {}
-                }
-                let report = model.lock().unwrap().cut(tear);
-                match mount(&model, &mountpoint).map_err(|e| e.to_string()).and_then(|s| {
-                    wait_mounted(&mountpoint)?;
-                    Ok(s)
-                }) {
-                    Ok(s) => session = Some(s),
-                    Err(e) => {
-                        let _ = reply.send(format!("error: remount: {e}"));
-                        eprintln!("shoal-powerfs: remount: {e}; exiting");
                         std::process::exit(1);
                     }
                 }
                 format!("ok {report} ms={}", started.elapsed().as_millis())
             }
+            ["poweron"] => {
+                if !model.lock().unwrap().powered_off {
+                    "error: not powered off".to_string()
+                } else if let Err(e) = power_on(&model, &mountpoint, &mut session) {
+                    let _ = reply.send(format!("error: {e}"));
+                    eprintln!("shoal-powerfs: {e}; exiting");
+                    std::process::exit(1);
+                } else {
+                    "ok".to_string()
+                }
+            }
             _ => format!("error: unknown command {line:?}"),
         };
         let _ = reply.send(answer);
     }
-    if let Some(s) = session.take() {
-        if let Err(e) = unmount(s) {
-            eprintln!("shoal-powerfs: {e}");
-        }
+    // Quit: detach and exit without waiting for leftover users (closing /dev/fuse at exit
+    // aborts the connection: they get ENOTCONN).
+    if session.is_some() {
+        detach(&mountpoint);
     }
     let _ = std::fs::remove_file(&control);
-    let _ = SystemTime::now().duration_since(UNIX_EPOCH);
+    std::process::exit(0);
 }
