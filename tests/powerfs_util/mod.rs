@@ -122,6 +122,11 @@ pub struct PowerFs {
 
 impl PowerFs {
     pub fn mount() -> PowerFs {
+        PowerFs::mount_with(Duration::ZERO)
+    }
+
+    /// Every fsync / fsyncdir takes `sync_delay` (a disk's flush latency) before completing.
+    pub fn mount_with(sync_delay: Duration) -> PowerFs {
         require_fuse();
         let dir = tempfile::Builder::new()
             .prefix("shoal-powerfs-")
@@ -136,6 +141,8 @@ impl PowerFs {
         cmd.arg(&mountpoint)
             .arg("--control")
             .arg(&control)
+            .arg("--sync-delay-us")
+            .arg(sync_delay.as_micros().to_string())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);

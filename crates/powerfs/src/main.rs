@@ -1,4 +1,6 @@
-//! `shoal-powerfs MOUNTPOINT --control SOCKET`: serves the volatile-cache model over FUSE.
+//! `shoal-powerfs MOUNTPOINT --control SOCKET [--sync-delay-us N]`: serves the volatile-cache
+//! model over FUSE; every fsync / fsyncdir takes N µs (a disk's flush latency) before it
+//! completes.
 //!
 //! Control: one line per connection on the unix socket, one line back (`ok ...` or
 //! `error ...`):
@@ -37,6 +39,9 @@ const UNMOUNT_WAIT: Duration = Duration::from_secs(20);
 
 struct PowerFs {
     model: Arc<Mutex<Model>>,
+    /// Time an fsync / fsyncdir takes before it completes (a disk's flush latency; widens the
+    /// window in which a power cut finds written but unsynced data).
+    sync_delay: Duration,
 }
 
 fn file_attr(a: &Attr) -> FileAttr {
@@ -291,6 +296,7 @@ impl Filesystem for PowerFs {
     }
 
     fn fsync(&mut self, _req: &Request<'_>, ino: u64, _fh: u64, _datasync: bool, reply: ReplyEmpty) {
+        std::thread::sleep(self.sync_delay);
         // fsync and fdatasync alike: data and the size needed to read it become durable.
         match model!(self, reply).fsync(ino) {
             Ok(()) => reply.ok(),
@@ -350,6 +356,7 @@ impl Filesystem for PowerFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        std::thread::sleep(self.sync_delay);
         match model!(self, reply).fsyncdir(ino) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
@@ -426,14 +433,22 @@ enum Command {
     Quit,
 }
 
-fn mount(model: &Arc<Mutex<Model>>, mountpoint: &Path) -> std::io::Result<fuser::BackgroundSession> {
+fn mount(
+    model: &Arc<Mutex<Model>>,
+    mountpoint: &Path,
+    sync_delay: Duration,
+) -> std::io::Result<fuser::BackgroundSession> {
     let options = [
         MountOption::FSName("shoal-powerfs".into()),
         MountOption::Subtype("shoal-powerfs".into()),
         MountOption::RW,
         MountOption::NoAtime,
     ];
-    fuser::spawn_mount2(PowerFs { model: model.clone() }, mountpoint, &options)
+    let fs = PowerFs {
+        model: model.clone(),
+        sync_delay,
+    };
+    fuser::spawn_mount2(fs, mountpoint, &options)
 }
 
 /// Detaches the mount (MNT_DETACH: new lookups fail at once, open files keep the old
@@ -469,11 +484,12 @@ fn unmount(session: fuser::BackgroundSession, mountpoint: &Path) -> Result<(), S
 fn power_on(
     model: &Arc<Mutex<Model>>,
     mountpoint: &Path,
+    sync_delay: Duration,
     session: &mut Option<fuser::BackgroundSession>,
 ) -> Result<(), String> {
     unmount(session.take().expect("mounted"), mountpoint)?;
     model.lock().unwrap().powered_off = false;
-    let s = mount(model, mountpoint).map_err(|e| format!("remount: {e}"))?;
+    let s = mount(model, mountpoint, sync_delay).map_err(|e| format!("remount: {e}"))?;
     wait_mounted(mountpoint)?;
     *session = Some(s);
     Ok(())
@@ -534,7 +550,7 @@ fn watch_signals(tx: mpsc::Sender<Command>) {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: shoal-powerfs MOUNTPOINT --control SOCKET");
+    eprintln!("usage: shoal-powerfs MOUNTPOINT --control SOCKET [--sync-delay-us N]");
     std::process::exit(2);
 }
 
@@ -542,9 +558,14 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,fuser::mnt=off")).init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (mut mountpoint, mut control) = (None, None);
+    let mut sync_delay = Duration::ZERO;
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         match a.as_str() {
+            "--sync-delay-us" => {
+                let us: u64 = it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage());
+                sync_delay = Duration::from_micros(us);
+            }
             "--control" => control = Some(PathBuf::from(it.next().unwrap_or_else(|| usage()))),
             "-h" | "--help" => usage(),
             _ if mountpoint.is_none() => mountpoint = Some(PathBuf::from(a)),
@@ -569,7 +590,7 @@ fn main() {
     });
 
     let model = Arc::new(Mutex::new(Model::new()));
-    let mut session = match mount(&model, &mountpoint).map_err(|e| e.to_string()).and_then(|s| {
+    let mut session = match mount(&model, &mountpoint, sync_delay).map_err(|e| e.to_string()).and_then(|s| {
         wait_mounted(&mountpoint)?;
         Ok(s)
     }) {
@@ -628,7 +649,7 @@ fn main() {
                     m.cut(tear)
                 };
                 if *cmd == "cut" {
-                    if let Err(e) = power_on(&model, &mountpoint, &mut session) {
+                    if let Err(e) = power_on(&model, &mountpoint, sync_delay, &mut session) {
                         let _ = reply.send(format!("error: {e}"));
                         eprintln!("shoal-powerfs: {e}; exiting");
                         std::process::exit(1);
@@ -639,7 +660,7 @@ fn main() {
             ["poweron"] => {
                 if !model.lock().unwrap().powered_off {
                     "error: not powered off".to_string()
-                } else if let Err(e) = power_on(&model, &mountpoint, &mut session) {
+                } else if let Err(e) = power_on(&model, &mountpoint, sync_delay, &mut session) {
                     let _ = reply.send(format!("error: {e}"));
                     eprintln!("shoal-powerfs: {e}; exiting");
                     std::process::exit(1);
