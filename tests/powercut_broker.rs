@@ -251,3 +251,26 @@ fn control_flush_ms_1000_must_lose_acknowledged_records() {
         cut.line
     );
 }
+
+#[test]
+fn cluster_identity_survives_a_power_cut_before_any_topic() {
+    // The broker creates its data dir and `meta/` itself; nothing else syncs their parents.
+    let fs = PowerFs::mount();
+    let mut broker = Broker::start_with(BrokerOptions {
+        data_dir: Some(fs.path().join("fresh-data")),
+        ..BrokerOptions::default()
+    });
+    let cluster_id = |addr: &str| format!("{:?}", RawConn::connect(addr).metadata(&[]).cluster_id);
+    let before = cluster_id(&broker.addr());
+    let cut = fs.power_off();
+    broker.kill();
+    fs.power_on();
+    broker.restart();
+    assert_eq!(
+        cluster_id(&broker.addr()),
+        before,
+        "cluster id changed across a power cut (cut: {})",
+        cut.line
+    );
+}
+

@@ -68,6 +68,11 @@ pub fn powerfs_bin() -> PathBuf {
         return sibling;
     }
     let target = profile_dir.join("powerfs-build");
+    eprintln!(
+        "powerfs: {} missing or older than crates/powerfs: building it into {}",
+        sibling.display(),
+        target.display()
+    );
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(&cargo)
         .args(["build", "--release", "--quiet", "-p", "shoal-powerfs", "--target-dir"])
