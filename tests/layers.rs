@@ -32,6 +32,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "shoal-testkit",
         &["shoal-protocol", "shoal-storage", "shoal-client"],
     ),
+    ("shoal-powerfs", &[]),
     ("shoal-bench", &[]),
     ("shoal-tuning", &["shoal-bench"]),
 ];
@@ -45,9 +46,17 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ),
     (
         "shoal-raft",
-        &["shoal-protocol", "shoal-storage", "shoal-metadata", "shoal-broker"],
+        &[
+            "shoal-protocol",
+            "shoal-storage",
+            "shoal-metadata",
+            "shoal-broker",
+        ],
     ),
-    ("shoal-cluster", &["shoal-protocol", "shoal-storage", "shoal-broker"]),
+    (
+        "shoal-cluster",
+        &["shoal-protocol", "shoal-storage", "shoal-broker"],
+    ),
     ("shoal-protocol", &["shoal-storage", "shoal-broker"]),
     ("shoal-client", &["shoal-storage", "shoal-broker"]),
 ];

@@ -117,7 +117,11 @@ impl MetadataStore {
     pub fn open(data_dir: &Path, nr_shards: usize) -> std::io::Result<MetadataStore> {
         assert!(nr_shards > 0);
         let dir = data_dir.join("meta");
-        std::fs::create_dir_all(&dir)?;
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir)?;
+            // The new directory's entry is durable only once its parent is synced.
+            std::fs::File::open(data_dir)?.sync_all()?;
+        }
         let path = dir.join("cluster.json");
         let file: MetaFile = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {

@@ -161,8 +161,21 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
         Ok(warnings) => warnings.iter().for_each(|w| log::warn!("{w}")),
         Err(e) => return Err(e.to_string()),
     }
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| format!("data dir {}: {e}", config.data_dir.display()))?;
+    if !config.data_dir.exists() {
+        std::fs::create_dir_all(&config.data_dir)
+            .and_then(|()| {
+                match config
+                    .data_dir
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                {
+                    // The new directory's entry is durable only once its parent is synced.
+                    Some(parent) => std::fs::File::open(parent)?.sync_all(),
+                    None => Ok(()),
+                }
+            })
+            .map_err(|e| format!("data dir {}: {e}", config.data_dir.display()))?;
+    }
     let _data_dir_lock = lock_data_dir(&config.data_dir)?;
     let core_ids = core_affinity::get_core_ids().unwrap_or_default();
     let available = core_ids.len().max(1);

@@ -148,6 +148,32 @@ pub(crate) async fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     result
 }
 
+/// Creates `dir` and any missing parents, each durably: a new directory's entry lives in its
+/// parent, which is synced after the creation (else a power cut can take the whole directory,
+/// with every synced file in it, away).
+pub(crate) async fn create_dir_durable(dir: &Path) -> Result<(), StorageError> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !at.exists() {
+        missing.push(at.to_path_buf());
+        match at.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => at = parent,
+            _ => break,
+        }
+    }
+    for d in missing.into_iter().rev() {
+        match std::fs::create_dir(&d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_err("create dir", &d, e)),
+        }
+        if let Some(parent) = d.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Replaces `path` with `bytes` atomically and durably.
 pub(crate) async fn write_file_atomic(path: &Path, bytes: Vec<u8>) -> Result<(), StorageError> {
     let tmp = tmp_path(path);

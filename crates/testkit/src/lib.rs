@@ -12,6 +12,7 @@
 //! Architecture invariant: only tests depend on this crate.
 
 pub mod fake_broker;
+pub mod powerfs;
 pub mod protocol;
 pub mod raw;
 pub mod rdk;
@@ -99,6 +100,8 @@ pub struct BrokerOptions {
     pub cores: usize,
     /// Extra `shoal serve` arguments (e.g. `--config FILE`).
     pub extra_args: Vec<String>,
+    /// Data dir somewhere else than the broker's temp dir (e.g. on a power-cut test fs).
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for BrokerOptions {
@@ -106,6 +109,7 @@ impl Default for BrokerOptions {
         BrokerOptions {
             cores: 2,
             extra_args: Vec::new(),
+            data_dir: None,
         }
     }
 }
@@ -133,7 +137,9 @@ impl Broker {
             .prefix("shoal-test-")
             .tempdir()
             .expect("create temp dir");
-        std::fs::create_dir_all(dir.path().join("data")).expect("create data dir");
+        if options.data_dir.is_none() {
+            std::fs::create_dir_all(dir.path().join("data")).expect("create data dir");
+        }
         let port = free_port();
         let mut broker = Broker {
             child: None,
@@ -153,7 +159,10 @@ impl Broker {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        match &self.options.data_dir {
+            Some(dir) => dir.clone(),
+            None => self.dir.path().join("data"),
+        }
     }
 
     fn stderr_path(&self) -> PathBuf {

@@ -13,7 +13,7 @@ impl PartitionLog {
         config: LogConfig,
     ) -> Result<(Rc<PartitionLog>, RecoveryReport), StorageError> {
         config.validate()?;
-        std::fs::create_dir_all(&dir).map_err(|e| fileio::io_err("create dir", &dir, e))?;
+        fileio::create_dir_durable(&dir).await?;
         let clean_marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = clean_marker.exists();
         let mut report = RecoveryReport {
