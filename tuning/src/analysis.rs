@@ -1,0 +1,370 @@
+//! From runs to figures with their spread, a sustained-rate interval per setting, the
+//! frontier, and a recommendation that says when settings are within noise of each other.
+
+use crate::driver::{Phase, Run, SweepV2};
+use crate::knobs::Knob;
+use serde::{Deserialize, Serialize};
+
+/// Median and range of one figure over repetitions.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub n: usize,
+}
+
+impl Spread {
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Option<Spread> {
+        let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Some(Spread {
+            median,
+            min: v[0],
+            max: v[n - 1],
+            n,
+        })
+    }
+
+    /// (max − min) / median, as a percentage.
+    pub fn range_pct(&self) -> f64 {
+        if self.median == 0.0 {
+            0.0
+        } else {
+            100.0 * (self.max - self.min) / self.median
+        }
+    }
+}
+
+/// One curve point (target, setting, fraction) over its repetitions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PointSummary {
+    pub target: usize,
+    pub setting: usize,
+    pub fraction: f64,
+    pub rate_msgs_per_s: f64,
+    pub acked_msgs_per_s: Spread,
+    pub acked_mb_per_s: Spread,
+    pub p50_ms: Spread,
+    pub p99_ms: Spread,
+    pub p999_ms: Spread,
+    pub load_avg_1m: Spread,
+    pub steal_pct: Spread,
+    /// Repetitions that sustained the rate (criteria of the sweep).
+    pub passes: usize,
+    pub reps: usize,
+}
+
+impl PointSummary {
+    /// Held by a majority of its repetitions.
+    pub fn holds(&self) -> bool {
+        self.passes * 2 > self.reps
+    }
+}
+
+/// What a setting sustained: at least `sustained`, and seen failing at `failed` (if ever).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SettingSummary {
+    pub target: usize,
+    pub setting: usize,
+    pub label: String,
+    /// Rate the search ended on (single runs).
+    pub search_pass_msgs_per_s: Option<f64>,
+    pub search_fail_msgs_per_s: Option<f64>,
+    pub search_steps: usize,
+    pub search_spent_s: f64,
+    /// Highest curve rate held by a majority of repetitions, with every lower point held too.
+    pub sustained_msgs_per_s: Option<f64>,
+    pub sustained_mb_per_s: Option<f64>,
+    /// Lowest rate above `sustained` that failed (a curve point or the search); None = never seen.
+    pub failed_msgs_per_s: Option<f64>,
+    /// p99 at the sustained rate (over its repetitions).
+    pub p99_ms_at_sustained: Option<Spread>,
+}
+
+fn spread_of(runs: &[&Run], f: impl Fn(&Run) -> f64) -> Spread {
+    Spread::of(runs.iter().map(|r| f(r))).unwrap_or(Spread {
+        median: f64::NAN,
+        min: f64::NAN,
+        max: f64::NAN,
+        n: 0,
+    })
+}
+
+pub fn point_summaries(s: &SweepV2) -> Vec<PointSummary> {
+    let mut out: Vec<PointSummary> = Vec::new();
+    let curve: Vec<&Run> = s.runs.iter().filter(|r| r.phase == Phase::Curve).collect();
+    let mut keys: Vec<(usize, usize, u64)> = curve
+        .iter()
+        .filter_map(|r| Some((r.target, r.setting?, r.fraction?.to_bits())))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    for (t, st, fb) in keys {
+        let runs: Vec<&Run> = curve
+            .iter()
+            .copied()
+            .filter(|r| {
+                r.target == t && r.setting == Some(st) && r.fraction.map(f64::to_bits) == Some(fb)
+            })
+            .collect();
+        out.push(PointSummary {
+            target: t,
+            setting: st,
+            fraction: f64::from_bits(fb),
+            rate_msgs_per_s: runs[0].rate_msgs_per_s,
+            acked_msgs_per_s: spread_of(&runs, |r| r.figures.acked_msgs_per_s),
+            acked_mb_per_s: spread_of(&runs, |r| r.figures.acked_mb_per_s),
+            p50_ms: spread_of(&runs, |r| r.figures.p50_us as f64 / 1000.0),
+            p99_ms: spread_of(&runs, |r| r.figures.p99_ms()),
+            p999_ms: spread_of(&runs, |r| r.figures.p999_us as f64 / 1000.0),
+            load_avg_1m: spread_of(&runs, |r| r.noise.load_avg_1m_after),
+            steal_pct: spread_of(&runs, |r| r.noise.steal_pct),
+            passes: runs.iter().filter(|r| r.failures.is_empty()).count(),
+            reps: runs.len(),
+        });
+    }
+    out
+}
+
+pub fn setting_summaries(s: &SweepV2, points: &[PointSummary]) -> Vec<SettingSummary> {
+    let msg_mb = |setting: usize, rate: f64| {
+        let size = s.plan.settings[setting]
+            .get(Knob::MessageSize)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(s.plan.workload.message_size as f64);
+        rate * size / 1e6
+    };
+    s.searches
+        .iter()
+        .map(|rec| {
+            let mut pts: Vec<&PointSummary> = points
+                .iter()
+                .filter(|p| p.target == rec.target && p.setting == rec.setting)
+                .collect();
+            pts.sort_by(|a, b| a.rate_msgs_per_s.total_cmp(&b.rate_msgs_per_s));
+            let held = pts.iter().take_while(|p| p.holds()).last().copied();
+            let sustained = held.map(|p| p.rate_msgs_per_s);
+            let above = |r: f64| sustained.is_none_or(|s| r > s);
+            let failed = pts
+                .iter()
+                .filter(|p| !p.holds())
+                .map(|p| p.rate_msgs_per_s)
+                .chain(rec.search.fail_msgs_per_s)
+                .filter(|&r| above(r))
+                .fold(None, |m: Option<f64>, r| Some(m.map_or(r, |m| m.min(r))));
+            SettingSummary {
+                target: rec.target,
+                setting: rec.setting,
+                label: s.plan.settings[rec.setting].label.clone(),
+                search_pass_msgs_per_s: rec.search.pass_msgs_per_s,
+                search_fail_msgs_per_s: rec.search.fail_msgs_per_s,
+                search_steps: rec.search.steps.len(),
+                search_spent_s: rec.search.spent_s,
+                sustained_msgs_per_s: sustained,
+                sustained_mb_per_s: sustained.map(|r| msg_mb(rec.setting, r)),
+                failed_msgs_per_s: failed,
+                p99_ms_at_sustained: held.map(|p| p.p99_ms),
+            }
+        })
+        .collect()
+}
+
+/// The tie-break among settings within noise of the best, as stated in every report.
+pub const TIE_BREAK: &str =
+    "lowest linger.ms, then smallest batch.size, then the higher sustained rate";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Recommendation {
+    pub target: usize,
+    /// Index into the setting summaries of this target's pick.
+    pub pick: Option<usize>,
+    /// Setting summaries (indexes) within noise of the best, best first.
+    pub within_noise: Vec<usize>,
+    /// The best is better than every other setting beyond the spread.
+    pub clear: bool,
+    pub explanation: String,
+}
+
+fn knob_f64(s: &SweepV2, setting: usize, k: Knob) -> f64 {
+    s.plan.settings[setting]
+        .get(k)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Best = highest sustained rate (MB/s). Another setting is within noise of it when the rate
+/// it was seen failing at (None: never) is not below the best's sustained rate: the two
+/// intervals [sustained, failed] overlap.
+pub fn recommend(s: &SweepV2, summaries: &[SettingSummary], target: usize) -> Recommendation {
+    let cands: Vec<usize> = (0..summaries.len())
+        .filter(|&i| summaries[i].target == target && summaries[i].sustained_mb_per_s.is_some())
+        .collect();
+    let mb = |i: usize| summaries[i].sustained_mb_per_s.unwrap_or(0.0);
+    let failed_mb = |i: usize| {
+        let ss = &summaries[i];
+        ss.failed_msgs_per_s.map_or(f64::INFINITY, |f| {
+            f * ss.sustained_mb_per_s.unwrap_or(0.0) / ss.sustained_msgs_per_s.unwrap_or(1.0)
+        })
+    };
+    let Some(best) = cands
+        .iter()
+        .copied()
+        .max_by(|&a, &b| mb(a).total_cmp(&mb(b)))
+    else {
+        return Recommendation {
+            target,
+            pick: None,
+            within_noise: Vec::new(),
+            clear: false,
+            explanation: "no setting sustained any curve rate in a majority of its repetitions"
+                .into(),
+        };
+    };
+    let mut within: Vec<usize> = cands
+        .iter()
+        .copied()
+        .filter(|&i| i == best || failed_mb(i) >= mb(best))
+        .collect();
+    within.sort_by(|&a, &b| mb(b).total_cmp(&mb(a)));
+    let key = |i: usize| {
+        let st = summaries[i].setting;
+        (
+            knob_f64(s, st, Knob::LingerMs),
+            knob_f64(s, st, Knob::BatchSize),
+            -mb(i),
+        )
+    };
+    let pick = within
+        .iter()
+        .copied()
+        .min_by(|&a, &b| {
+            key(a)
+                .partial_cmp(&key(b))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })
+        .expect("best is in the set");
+    let clear = within.len() == 1;
+    let explanation = if clear {
+        let runner_up = cands
+            .iter()
+            .copied()
+            .filter(|&i| i != best)
+            .max_by(|&a, &b| failed_mb(a).total_cmp(&failed_mb(b)));
+        match runner_up {
+            Some(r) => format!(
+                "{} sustained {:.2} MB/s in a majority of repetitions at every curve point up to it; every other setting was seen failing below that (the closest, {}, failed at {:.2} MB/s).",
+                summaries[best].label, mb(best), summaries[r].label, failed_mb(r)
+            ),
+            None => format!("{} is the only setting that sustained a curve rate.", summaries[best].label),
+        }
+    } else {
+        format!(
+            "{} settings are within noise of the best ({}, {:.2} MB/s): none of them was seen failing below its sustained rate. Tie-break: {TIE_BREAK}.",
+            within.len(),
+            summaries[best].label,
+            mb(best)
+        )
+    };
+    Recommendation {
+        target,
+        pick: Some(pick),
+        within_noise: within,
+        clear,
+        explanation,
+    }
+}
+
+/// Indexes (into `summaries`, one target) no other setting beats on both sustained
+/// throughput and p99 there, by throughput.
+pub fn frontier(summaries: &[SettingSummary], target: usize) -> Vec<usize> {
+    let pts: Vec<(usize, f64, f64)> = summaries
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.target == target)
+        .filter_map(|(i, s)| Some((i, s.sustained_mb_per_s?, s.p99_ms_at_sustained?.median)))
+        .collect();
+    let mut front: Vec<(usize, f64)> = pts
+        .iter()
+        .filter(|&&(i, x, y)| {
+            !pts.iter()
+                .any(|&(j, x2, y2)| j != i && x2 >= x && y2 <= y && (x2 > x || y2 < y))
+        })
+        .map(|&(i, x, _)| (i, x))
+        .collect();
+    front.sort_by(|a, b| a.1.total_cmp(&b.1));
+    front.into_iter().map(|(i, _)| i).collect()
+}
+
+/// The host during the sweep: the reference point at the start and at the end, and the
+/// load and steal over all runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NoiseSummary {
+    pub target: usize,
+    pub reference_start_p99_ms: Option<Spread>,
+    pub reference_end_p99_ms: Option<Spread>,
+    pub reference_start_acked_msgs_per_s: Option<Spread>,
+    pub reference_end_acked_msgs_per_s: Option<Spread>,
+    pub load_avg_1m: Option<Spread>,
+    pub steal_pct: Option<Spread>,
+    pub busy_pct: Option<Spread>,
+}
+
+pub fn noise_summary(s: &SweepV2, target: usize) -> NoiseSummary {
+    let of = |phase: Phase, f: &dyn Fn(&Run) -> f64| {
+        Spread::of(
+            s.runs
+                .iter()
+                .filter(|r| r.phase == phase && r.target == target)
+                .map(f),
+        )
+    };
+    let all = |f: &dyn Fn(&Run) -> f64| Spread::of(s.runs.iter().map(f));
+    NoiseSummary {
+        target,
+        reference_start_p99_ms: of(Phase::ReferenceStart, &|r| r.figures.p99_ms()),
+        reference_end_p99_ms: of(Phase::ReferenceEnd, &|r| r.figures.p99_ms()),
+        reference_start_acked_msgs_per_s: of(Phase::ReferenceStart, &|r| {
+            r.figures.acked_msgs_per_s
+        }),
+        reference_end_acked_msgs_per_s: of(Phase::ReferenceEnd, &|r| r.figures.acked_msgs_per_s),
+        load_avg_1m: all(&|r| r.noise.load_avg_1m_after.max(r.noise.load_avg_1m_before)),
+        steal_pct: all(&|r| r.noise.steal_pct),
+        busy_pct: all(&|r| r.noise.busy_pct),
+    }
+}
+
+/// Everything the report shows, computed once.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    pub points: Vec<PointSummary>,
+    pub settings: Vec<SettingSummary>,
+    pub recommendations: Vec<Recommendation>,
+    pub frontiers: Vec<Vec<usize>>,
+    pub noise: Vec<NoiseSummary>,
+}
+
+pub fn analyse(s: &SweepV2) -> Analysis {
+    let points = point_summaries(s);
+    let settings = setting_summaries(s, &points);
+    let targets = 0..s.plan.targets.len();
+    Analysis {
+        recommendations: targets
+            .clone()
+            .map(|t| recommend(s, &settings, t))
+            .collect(),
+        frontiers: targets.clone().map(|t| frontier(&settings, t)).collect(),
+        noise: targets.map(|t| noise_summary(s, t)).collect(),
+        points,
+        settings,
+    }
+}
