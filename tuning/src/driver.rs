@@ -249,13 +249,32 @@ impl Ctx<'_, '_> {
                 };
                 let rep = rec.search.steps.len() as u32;
                 let run = self.step(Phase::Search, t, Some(s), None, rep, rate)?;
-                self.sweep.searches[i].search.record(
-                    run.rate_msgs_per_s,
-                    run.failures.is_empty(),
-                    run.elapsed_s,
-                );
+                let floor = self.latency_floor_seen(i, &run);
+                let search = &mut self.sweep.searches[i].search;
+                search.record(run.rate_msgs_per_s, run.failures.is_empty(), run.elapsed_s);
+                if floor {
+                    search.latency_floor();
+                }
             }
         }
+    }
+
+    /// This step failed only the latency goal, at a lower rate than an earlier failed step
+    /// of the same search whose p99 was not clearly (20 %) higher: lowering the rate does not help.
+    fn latency_floor_seen(&self, search: usize, run: &Run) -> bool {
+        let rec = &self.sweep.searches[search];
+        if run.failures != [FailReason::P99OverGoal] || rec.search.pass_msgs_per_s.is_some() {
+            return false;
+        }
+        self.sweep.runs.iter().any(|r| {
+            r.seq != run.seq
+                && r.phase == Phase::Search
+                && r.target == rec.target
+                && r.setting == Some(rec.setting)
+                && r.rate_msgs_per_s > run.rate_msgs_per_s
+                && r.failures.contains(&FailReason::P99OverGoal)
+                && r.figures.p99_ms() <= run.figures.p99_ms() * 1.25
+        })
     }
 
     /// The rate each setting's fractions are taken of: its capacity at the goal, or, if it

@@ -92,6 +92,9 @@ pub enum StopReason {
     StepsMax,
     /// Passed at the highest allowed rate.
     RateMax,
+    /// Lowering the rate did not lower the latency below the goal, and one step above every
+    /// tried rate failed too: the setting's latency floor is over the goal.
+    LatencyFloor,
     /// Failed at the lowest allowed rate.
     RateMin,
 }
@@ -106,6 +109,11 @@ pub struct RateSearch {
     pub steps: Vec<SearchStep>,
     pub spent_s: f64,
     pub stopped: Option<StopReason>,
+    /// Set by [`RateSearch::latency_floor`]: try this (higher) rate next, once.
+    #[serde(default)]
+    pub probe_up_msgs_per_s: Option<f64>,
+    #[serde(default)]
+    pub probed_up: bool,
 }
 
 impl RateSearch {
@@ -118,6 +126,8 @@ impl RateSearch {
             steps: Vec::new(),
             spent_s: 0.0,
             stopped: None,
+            probe_up_msgs_per_s: None,
+            probed_up: false,
         };
         s.update_stop();
         Ok(s)
@@ -129,6 +139,9 @@ impl RateSearch {
             return None;
         }
         let c = &self.config;
+        if let Some(r) = self.probe_up_msgs_per_s {
+            return Some(r.clamp(c.rate_min_msgs_per_s, c.rate_max_msgs_per_s));
+        }
         let r = match (self.pass_msgs_per_s, self.fail_msgs_per_s) {
             (None, None) => c.rate_start_msgs_per_s,
             (Some(p), None) => p * c.growth_factor,
@@ -136,6 +149,29 @@ impl RateSearch {
             (Some(p), Some(f)) => (p + f) / 2.0,
         };
         Some(r.clamp(c.rate_min_msgs_per_s, c.rate_max_msgs_per_s))
+    }
+
+    /// The caller saw that a lower rate failed the latency goal about as badly as a higher
+    /// one: going further down is pointless. A setting whose batches fill faster at higher
+    /// rates can still meet the goal there, so the search tries once above every rate tried
+    /// so far, and stops (`LatencyFloor`) if that fails too.
+    pub fn latency_floor(&mut self) {
+        if self.pass_msgs_per_s.is_some() || self.stopped.is_some() {
+            return;
+        }
+        if self.probed_up {
+            self.stopped = Some(StopReason::LatencyFloor);
+            return;
+        }
+        let top = self
+            .steps
+            .iter()
+            .map(|s| s.rate_msgs_per_s)
+            .fold(self.config.rate_start_msgs_per_s, f64::max);
+        self.probed_up = true;
+        self.probe_up_msgs_per_s = Some(top * self.config.growth_factor);
+        self.fail_msgs_per_s = None;
+        self.update_stop();
     }
 
     /// Reports the outcome of a step at `rate`. A pass at or above the known failing rate
@@ -147,6 +183,12 @@ impl RateSearch {
             elapsed_s,
         });
         self.spent_s += elapsed_s;
+        let probing = self.probe_up_msgs_per_s.take().is_some();
+        if probing && !pass {
+            self.fail_msgs_per_s = Some(rate);
+            self.stopped = Some(StopReason::LatencyFloor);
+            return;
+        }
         if pass {
             if self.fail_msgs_per_s.is_some_and(|f| rate >= f) {
                 self.fail_msgs_per_s = None;
@@ -251,6 +293,27 @@ mod tests {
         s.record(20_000.0, true, 1.0); // contradicts the fail at 20k
         assert_eq!(s.fail_msgs_per_s, None);
         assert_eq!(s.next_rate(), Some(40_000.0));
+    }
+
+    #[test]
+    fn a_latency_floor_probes_up_once_then_stops() {
+        // Fails the goal at low rates (linger dominates), passes at 40k..60k (batches fill).
+        let mut s = RateSearch::new(SearchConfig::default()).unwrap();
+        s.record(10_000.0, false, 5.0);
+        s.record(5_000.0, false, 5.0);
+        s.latency_floor();
+        assert_eq!(s.next_rate(), Some(20_000.0));
+        s.record(20_000.0, true, 5.0);
+        assert_eq!(s.next_rate(), Some(40_000.0));
+        // A setting that fails above as well stops.
+        let mut s = RateSearch::new(SearchConfig::default()).unwrap();
+        s.record(10_000.0, false, 5.0);
+        s.record(5_000.0, false, 5.0);
+        s.latency_floor();
+        s.record(20_000.0, false, 5.0);
+        assert_eq!(s.stopped, Some(StopReason::LatencyFloor));
+        assert_eq!(s.next_rate(), None);
+        assert_eq!(s.pass_msgs_per_s, None);
     }
 
     #[test]
