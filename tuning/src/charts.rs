@@ -10,7 +10,7 @@ pub const CURVE_Y_TITLE: &str = "Publish p99 (ms, log scale)";
 pub const FRONTIER_X_TITLE: &str = "Sustained throughput (MB/s)";
 pub const FRONTIER_Y_TITLE: &str = "Publish p99 at that rate (ms, log scale)";
 
-fn points_of<'a>(a: &'a Analysis, target: usize, setting: usize) -> Vec<&'a PointSummary> {
+fn points_of(a: &Analysis, target: usize, setting: usize) -> Vec<&PointSummary> {
     let mut v: Vec<&PointSummary> = a
         .points
         .iter()

@@ -155,11 +155,14 @@ fn now_unix_s() -> u64 {
         .unwrap_or(0)
 }
 
+/// Saves the sweep so far and a run's full result JSON; returns where the JSON went.
+pub type SaveFn<'a> = dyn FnMut(&SweepV2, Option<&str>) -> Result<Option<String>, SweepError> + 'a;
+
 /// What a sweep in progress needs besides the plan: where to report, and a save hook.
 pub struct Hooks<'a> {
     pub log: &'a mut dyn FnMut(&str),
     /// Called after every run with the sweep so far and the run's full result JSON.
-    pub save: &'a mut dyn FnMut(&SweepV2, Option<&str>) -> Result<Option<String>, SweepError>,
+    pub save: &'a mut SaveFn<'a>,
 }
 
 struct Ctx<'a, 'h> {
