@@ -3,6 +3,7 @@
 
 use crate::driver::{Phase, Run, SweepV2};
 use crate::knobs::Knob;
+use crate::step::Criteria;
 use serde::{Deserialize, Serialize};
 
 /// Median and range of one figure over repetitions.
@@ -59,15 +60,23 @@ pub struct PointSummary {
     pub p999_ms: Spread,
     pub load_avg_1m: Spread,
     pub steal_pct: Spread,
-    /// Repetitions that sustained the rate (criteria of the sweep).
+    /// Repetitions that sustained the rate (criteria of the sweep, latency goal included).
     pub passes: usize,
+    /// Repetitions that kept up with the rate, whatever their latency.
+    #[serde(default)]
+    pub passes_rate_only: usize,
     pub reps: usize,
 }
 
 impl PointSummary {
-    /// Held by a majority of its repetitions.
-    pub fn holds(&self) -> bool {
-        self.passes * 2 > self.reps
+    /// Held by a majority of its repetitions (with or without the latency goal).
+    pub fn holds(&self, with_goal: bool) -> bool {
+        let n = if with_goal {
+            self.passes
+        } else {
+            self.passes_rate_only
+        };
+        n * 2 > self.reps
     }
 }
 
@@ -101,6 +110,10 @@ fn spread_of(runs: &[&Run], f: impl Fn(&Run) -> f64) -> Spread {
 }
 
 pub fn point_summaries(s: &SweepV2) -> Vec<PointSummary> {
+    let rate_only = Criteria {
+        p99_ms_max: None,
+        ..s.plan.criteria
+    };
     let mut out: Vec<PointSummary> = Vec::new();
     let curve: Vec<&Run> = s.runs.iter().filter(|r| r.phase == Phase::Curve).collect();
     let mut keys: Vec<(usize, usize, u64)> = curve
@@ -130,13 +143,19 @@ pub fn point_summaries(s: &SweepV2) -> Vec<PointSummary> {
             load_avg_1m: spread_of(&runs, |r| r.noise.load_avg_1m_after),
             steal_pct: spread_of(&runs, |r| r.noise.steal_pct),
             passes: runs.iter().filter(|r| r.failures.is_empty()).count(),
+            passes_rate_only: runs.iter().filter(|r| r.figures.passes(&rate_only)).count(),
             reps: runs.len(),
         });
     }
     out
 }
 
-pub fn setting_summaries(s: &SweepV2, points: &[PointSummary]) -> Vec<SettingSummary> {
+/// One summary per search (target, setting); `with_goal` = the latency goal counts.
+pub fn setting_summaries(
+    s: &SweepV2,
+    points: &[PointSummary],
+    with_goal: bool,
+) -> Vec<SettingSummary> {
     let msg_mb = |setting: usize, rate: f64| {
         let size = s.plan.settings[setting]
             .get(Knob::MessageSize)
@@ -152,14 +171,14 @@ pub fn setting_summaries(s: &SweepV2, points: &[PointSummary]) -> Vec<SettingSum
                 .filter(|p| p.target == rec.target && p.setting == rec.setting)
                 .collect();
             pts.sort_by(|a, b| a.rate_msgs_per_s.total_cmp(&b.rate_msgs_per_s));
-            let held = pts.iter().take_while(|p| p.holds()).last().copied();
+            let held = pts.iter().take_while(|p| p.holds(with_goal)).last().copied();
             let sustained = held.map(|p| p.rate_msgs_per_s);
             let above = |r: f64| sustained.is_none_or(|s| r > s);
             let failed = pts
                 .iter()
-                .filter(|p| !p.holds())
+                .filter(|p| !p.holds(with_goal))
                 .map(|p| p.rate_msgs_per_s)
-                .chain(rec.search.fail_msgs_per_s)
+                .chain(rec.search.fail_msgs_per_s.filter(|_| with_goal))
                 .filter(|&r| above(r))
                 .fold(None, |m: Option<f64>, r| Some(m.map_or(r, |m| m.min(r))));
             SettingSummary {
@@ -192,6 +211,9 @@ pub struct Recommendation {
     pub within_noise: Vec<usize>,
     /// The best is better than every other setting beyond the spread.
     pub clear: bool,
+    /// Some setting met the latency goal; if not, the pick is by throughput alone.
+    #[serde(default = "yes")]
+    pub goal_met: bool,
     pub explanation: String,
 }
 
@@ -205,6 +227,10 @@ fn knob_f64(s: &SweepV2, setting: usize, k: Knob) -> f64 {
 /// Best = highest sustained rate (MB/s). Another setting is within noise of it when the rate
 /// it was seen failing at (None: never) is not below the best's sustained rate: the two
 /// intervals [sustained, failed] overlap.
+fn yes() -> bool {
+    true
+}
+
 pub fn recommend(s: &SweepV2, summaries: &[SettingSummary], target: usize) -> Recommendation {
     let cands: Vec<usize> = (0..summaries.len())
         .filter(|&i| summaries[i].target == target && summaries[i].sustained_mb_per_s.is_some())
@@ -226,6 +252,7 @@ pub fn recommend(s: &SweepV2, summaries: &[SettingSummary], target: usize) -> Re
             pick: None,
             within_noise: Vec::new(),
             clear: false,
+            goal_met: false,
             explanation: "no setting sustained any curve rate in a majority of its repetitions"
                 .into(),
         };
@@ -280,6 +307,7 @@ pub fn recommend(s: &SweepV2, summaries: &[SettingSummary], target: usize) -> Re
         pick: Some(pick),
         within_noise: within,
         clear,
+        goal_met: true,
         explanation,
     }
 }
@@ -353,18 +381,63 @@ pub struct Analysis {
     pub noise: Vec<NoiseSummary>,
 }
 
+/// Per target: with the latency goal if any setting met it, else by throughput alone (the
+/// recommendation then says so and names the lowest p99 seen).
 pub fn analyse(s: &SweepV2) -> Analysis {
     let points = point_summaries(s);
-    let settings = setting_summaries(s, &points);
-    let targets = 0..s.plan.targets.len();
+    let with_goal = setting_summaries(s, &points, true);
+    let rate_only = setting_summaries(s, &points, false);
+    let n = s.plan.targets.len();
+    let goal_met: Vec<bool> = (0..n)
+        .map(|t| {
+            with_goal
+                .iter()
+                .any(|x| x.target == t && x.sustained_msgs_per_s.is_some())
+        })
+        .collect();
+    let settings: Vec<SettingSummary> = with_goal
+        .into_iter()
+        .zip(rate_only)
+        .map(|(g, r)| if goal_met[g.target] { g } else { r })
+        .collect();
+    let recommendations = (0..n)
+        .map(|t| {
+            let mut r = recommend(s, &settings, t);
+            if !goal_met[t] && s.plan.criteria.p99_ms_max.is_some() {
+                r.goal_met = false;
+                r.explanation = format!(
+                    "{} Without the latency goal: {}",
+                    goal_missed(s, &points, t),
+                    r.explanation
+                );
+            }
+            r
+        })
+        .collect();
     Analysis {
-        recommendations: targets
-            .clone()
-            .map(|t| recommend(s, &settings, t))
-            .collect(),
-        frontiers: targets.clone().map(|t| frontier(&settings, t)).collect(),
-        noise: targets.map(|t| noise_summary(s, t)).collect(),
+        recommendations,
+        frontiers: (0..n).map(|t| frontier(&settings, t)).collect(),
+        noise: (0..n).map(|t| noise_summary(s, t)).collect(),
         points,
         settings,
+    }
+}
+
+fn goal_missed(s: &SweepV2, points: &[PointSummary], target: usize) -> String {
+    let goal = s.plan.criteria.p99_ms_max.unwrap_or(0.0);
+    let best = points
+        .iter()
+        .filter(|p| p.target == target)
+        .min_by(|a, b| a.p99_ms.median.total_cmp(&b.p99_ms.median));
+    match best {
+        Some(p) => format!(
+            "NO setting met p99 <= {goal} ms in a majority of runs at any curve rate; the lowest median p99 was {:.2} ms [{:.2}-{:.2}] ({} at {:.0} msg/s).",
+            p.p99_ms.median,
+            p.p99_ms.min,
+            p.p99_ms.max,
+            s.plan.settings[p.setting].label,
+            p.rate_msgs_per_s
+        ),
+        None => format!("NO setting met p99 <= {goal} ms."),
     }
 }

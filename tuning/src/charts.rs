@@ -59,6 +59,7 @@ pub fn curve_panel(
     if let Some(g) = s.plan.criteria.p99_ms_max {
         out.push_str(&f.goal_line(g, &format!("goal {} ms", svg::tick_label(g))));
     }
+    let goal_met = a.recommendations[target].goal_met;
     let pts = points_of(a, target, summary.setting);
     let line: Vec<String> = pts
         .iter()
@@ -76,7 +77,7 @@ pub fn curve_panel(
         let (x, y) = f.px(p.acked_mb_per_s.median, p.p99_ms.median);
         let (_, ylo) = f.px(0.0, p.p99_ms.min);
         let (_, yhi) = f.px(0.0, p.p99_ms.max);
-        let fill = if p.holds() { color } else { "#fff" };
+        let fill = if p.holds(goal_met) { color } else { "#fff" };
         let _ = write!(
             out,
             r#"<g class="point" data-fraction="{:.2}" data-passes="{}/{}"><line x1="{x:.1}" y1="{ylo:.1}" x2="{x:.1}" y2="{yhi:.1}" stroke="{color}" stroke-width="1.5"/><circle cx="{x:.1}" cy="{y:.1}" r="4.5" fill="{fill}" stroke="{color}" stroke-width="1.5"><title>{:.0}% of {:.0} msg/s: {:.2} MB/s, p99 {:.2} ms [{:.2}–{:.2}], {}/{} runs held</title></circle></g>"#,

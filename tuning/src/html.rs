@@ -89,6 +89,12 @@ fn recommendation_html(s: &SweepV2, a: &Analysis, r: &Recommendation) -> String 
         return h;
     };
     let ps = &a.settings[pick];
+    if !r.goal_met {
+        let _ = write!(
+            h,
+            "<p class=\"goal-missed\"><b>The goal was not met</b> by any setting: what follows ranks settings by sustained throughput alone (sent and acknowledged within 1 %, no growing backlog).</p>"
+        );
+    }
     let sure = if r.clear {
         "<b>Clear</b>: better than the runner-up beyond the spread.".to_string()
     } else {
@@ -103,7 +109,8 @@ fn recommendation_html(s: &SweepV2, a: &Analysis, r: &Recommendation) -> String 
     };
     let _ = write!(
         h,
-        "<p>Recommended: <b><code>{}</code></b>, sustained {} msg/s ({} MB/s), p99 there {} ms (median [min–max] of {} runs); seen failing at {} msg/s.</p><p>{sure}</p><p class=\"small\">{}</p>",
+        "<p>{}: <b><code>{}</code></b>, sustained {} msg/s ({} MB/s), p99 there {} ms (median [min–max] of {} runs); seen failing at {} msg/s.</p><p>{sure}</p><p class=\"small\">{}</p>",
+        if r.goal_met { "Recommended" } else { "Best without the goal" },
         esc(&ps.label),
         opt(ps.sustained_msgs_per_s, 0),
         opt(ps.sustained_mb_per_s, 2),
@@ -158,12 +165,12 @@ fn settings_table(s: &SweepV2, a: &Analysis) -> String {
 
 fn points_table(s: &SweepV2, a: &Analysis) -> String {
     let mut h = String::from(
-        "<table id=\"points-table\"><tr><th class=\"l\">target</th><th class=\"l\">setting</th><th>fraction</th><th>target (msg/s)</th><th>acked (msg/s)</th><th>acked (MB/s)</th><th>p50 (ms)</th><th>p99 (ms)</th><th>p99.9 (ms)</th><th>runs held</th><th>load avg 1 min</th><th>steal (%)</th></tr>",
+        "<table id=\"points-table\"><tr><th class=\"l\">target</th><th class=\"l\">setting</th><th>fraction</th><th>target (msg/s)</th><th>acked (msg/s)</th><th>acked (MB/s)</th><th>p50 (ms)</th><th>p99 (ms)</th><th>p99.9 (ms)</th><th>runs held (incl. goal)</th><th>runs kept up (rate only)</th><th>load avg 1 min</th><th>steal (%)</th></tr>",
     );
     for p in &a.points {
         let _ = write!(
             h,
-            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{:.0}%</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{:.0}%</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}/{}</td><td>{}</td><td>{}</td></tr>",
             esc(&s.plan.targets[p.target].name),
             esc(&s.plan.settings[p.setting].label),
             p.fraction * 100.0,
@@ -174,6 +181,8 @@ fn points_table(s: &SweepV2, a: &Analysis) -> String {
             fmt_spread(&p.p99_ms),
             fmt_spread(&p.p999_ms),
             p.passes,
+            p.reps,
+            p.passes_rate_only,
             p.reps,
             fmt_spread(&p.load_avg_1m),
             fmt_spread(&p.steal_pct),
@@ -363,9 +372,13 @@ pub fn recommendation_md(s: &SweepV2, a: &Analysis) -> String {
             continue;
         };
         let ps = &a.settings[pick];
+        if !r.goal_met {
+            let _ = writeln!(m, "**The goal was not met by any setting**; ranked by sustained throughput alone.\n");
+        }
         let _ = writeln!(
             m,
-            "Recommended: **{}** — sustained {} msg/s ({} MB/s), p99 there {} ms.\n",
+            "{}: **{}** — sustained {} msg/s ({} MB/s), p99 there {} ms.\n",
+            if r.goal_met { "Recommended" } else { "Best without the goal" },
             ps.label,
             opt(ps.sustained_msgs_per_s, 0),
             opt(ps.sustained_mb_per_s, 2),

@@ -173,3 +173,15 @@ fn compare_runs_the_same_rates_on_both_targets() {
     let ratio = cap(1) / cap(0);
     assert!((0.45..0.55).contains(&ratio), "{ratio}");
 }
+
+#[test]
+fn an_unmet_goal_says_so_and_ranks_by_throughput() {
+    // The model's p99 is at least 0.5 ms: a 0.1 ms goal is never met.
+    let (s, _) = run(plan(1, Some(0.1)), vec![30_000.0]);
+    let a = analysis::analyse(&s);
+    let r = &a.recommendations[0];
+    assert!(!r.goal_met, "{r:?}");
+    assert!(r.explanation.contains("NO setting met p99"), "{}", r.explanation);
+    let pick = &a.settings[r.pick.expect("ranked by throughput")];
+    assert!(pick.sustained_msgs_per_s.is_some());
+}
