@@ -171,7 +171,11 @@ pub fn setting_summaries(
                 .filter(|p| p.target == rec.target && p.setting == rec.setting)
                 .collect();
             pts.sort_by(|a, b| a.rate_msgs_per_s.total_cmp(&b.rate_msgs_per_s));
-            let held = pts.iter().take_while(|p| p.holds(with_goal)).last().copied();
+            let held = pts
+                .iter()
+                .take_while(|p| p.holds(with_goal))
+                .last()
+                .copied();
             let sustained = held.map(|p| p.rate_msgs_per_s);
             let above = |r: f64| sustained.is_none_or(|s| r > s);
             let failed = pts
@@ -439,5 +443,47 @@ fn goal_missed(s: &SweepV2, points: &[PointSummary], target: usize) -> String {
             p.rate_msgs_per_s
         ),
         None => format!("NO setting met p99 <= {goal} ms."),
+    }
+}
+
+/// Whether two sweeps agree (first target of each).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Agreement {
+    pub agree: bool,
+    pub text: String,
+}
+
+fn pick_and_set(s: &SweepV2) -> (Option<String>, Vec<String>, bool) {
+    let a = analyse(s);
+    let r = &a.recommendations[0];
+    let mut set: Vec<String> = r
+        .within_noise
+        .iter()
+        .map(|&i| a.settings[i].label.clone())
+        .collect();
+    set.sort();
+    (r.pick.map(|i| a.settings[i].label.clone()), set, r.clear)
+}
+
+/// Same pick, or both within noise with the same set of tied settings.
+pub fn agreement(first: &SweepV2, second: &SweepV2) -> Agreement {
+    let (p1, s1, c1) = pick_and_set(first);
+    let (p2, s2, c2) = pick_and_set(second);
+    let same_pick = p1.is_some() && p1 == p2;
+    let same_set = !c1 && !c2 && s1 == s2;
+    let common = s1.iter().filter(|x| s2.contains(x)).count();
+    let text = format!(
+        "first:  pick {:?}, {}, within noise: [{}]\nsecond: pick {:?}, {}, within noise: [{}]\nsame pick: {same_pick}; same within-noise set: {same_set} ({common} in common)\n=> {}\n",
+        p1,
+        if c1 { "clear" } else { "within noise" },
+        s1.join(", "),
+        p2,
+        if c2 { "clear" } else { "within noise" },
+        s2.join(", "),
+        if same_pick || same_set { "AGREE" } else { "DISAGREE" }
+    );
+    Agreement {
+        agree: same_pick || same_set,
+        text,
     }
 }

@@ -373,12 +373,19 @@ pub fn recommendation_md(s: &SweepV2, a: &Analysis) -> String {
         };
         let ps = &a.settings[pick];
         if !r.goal_met {
-            let _ = writeln!(m, "**The goal was not met by any setting**; ranked by sustained throughput alone.\n");
+            let _ = writeln!(
+                m,
+                "**The goal was not met by any setting**; ranked by sustained throughput alone.\n"
+            );
         }
         let _ = writeln!(
             m,
             "{}: **{}** — sustained {} msg/s ({} MB/s), p99 there {} ms.\n",
-            if r.goal_met { "Recommended" } else { "Best without the goal" },
+            if r.goal_met {
+                "Recommended"
+            } else {
+                "Best without the goal"
+            },
             ps.label,
             opt(ps.sustained_msgs_per_s, 0),
             opt(ps.sustained_mb_per_s, 2),

@@ -133,6 +133,9 @@ enum Cmd {
         #[arg(long)]
         max_p99_ms: Option<f64>,
     },
+    /// Do two sweeps (e.g. the same command run twice) agree on their recommendation, or on
+    /// the set of settings within noise of each other? Exit 1 if not.
+    Agree { first: PathBuf, second: PathBuf },
     /// (shoal-tune/1 sweeps) Re-evaluate a finished sweep for another goal.
     Recommend {
         sweep: PathBuf,
@@ -191,6 +194,7 @@ fn real_main() -> Result<ExitCode, String> {
             finish(&s, goal.goal(), dir)?;
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Agree { first, second } => agree_cmd(&first, &second),
         Cmd::Sweep(args) => sweep_cmd(args, false),
         Cmd::Compare(args) => sweep_cmd(args, true),
         Cmd::Report { sweep, max_p99_ms } => {
@@ -429,4 +433,16 @@ fn report_cmd(s: &SweepV2, dir: &Path) -> Result<ExitCode, String> {
         println!("wrote {}", p.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn agree_cmd(first: &Path, second: &Path) -> Result<ExitCode, String> {
+    let load = |p: &Path| shoal_tuning::report::load(p).map_err(|e| e.to_string());
+    let (a, b) = (load(first)?, load(second)?);
+    let verdict = shoal_tuning::analysis::agreement(&a, &b);
+    print!("{}", verdict.text);
+    Ok(if verdict.agree {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

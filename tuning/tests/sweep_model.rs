@@ -181,7 +181,27 @@ fn an_unmet_goal_says_so_and_ranks_by_throughput() {
     let a = analysis::analyse(&s);
     let r = &a.recommendations[0];
     assert!(!r.goal_met, "{r:?}");
-    assert!(r.explanation.contains("NO setting met p99"), "{}", r.explanation);
+    assert!(
+        r.explanation.contains("NO setting met p99"),
+        "{}",
+        r.explanation
+    );
     let pick = &a.settings[r.pick.expect("ranked by throughput")];
     assert!(pick.sustained_msgs_per_s.is_some());
+}
+
+#[test]
+fn two_sweeps_of_the_same_model_agree_and_different_ones_do_not() {
+    let (a, _) = run(plan(1, Some(10.0)), vec![30_000.0]);
+    let mut p = plan(1, Some(10.0));
+    p.seed = 99;
+    let (b, _) = run(p, vec![30_000.0]);
+    let v = analysis::agreement(&a, &b);
+    assert!(v.agree, "{}", v.text);
+    // Only l=5 and 1M batches: a different question, a different answer.
+    let mut p = plan(1, Some(10.0));
+    p.settings.retain(|s| s.label == "l=5 b=1M");
+    let (c, _) = run(p, vec![30_000.0]);
+    let v = analysis::agreement(&a, &c);
+    assert!(!v.agree, "{}", v.text);
 }
