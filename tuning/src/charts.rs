@@ -175,6 +175,7 @@ pub fn frontier_chart(s: &SweepV2, a: &Analysis, target: usize) -> String {
     );
     let mut anchors = Vec::new();
     let mut texts = Vec::new();
+    let mut bars = Vec::new();
     for &(i, x) in &ss {
         let p99 = x.p99_ms_at_sustained.expect("sustained has p99");
         let mb = x.sustained_mb_per_s.expect("filtered");
@@ -203,26 +204,41 @@ pub fn frontier_chart(s: &SweepV2, a: &Analysis, target: usize) -> String {
             }
         );
         anchors.push((px, py));
+        bars.push(BoxPx {
+            x: px,
+            y: py - 2.0,
+            w: (bx - px).max(0.0),
+            h: 4.0,
+        });
         texts.push(if picked {
             format!("{} (recommended)", x.label)
         } else {
             x.label.clone()
         });
     }
-    out.push_str(&labels(&f, &anchors, &texts));
+    if let Some(g) = s.plan.criteria.p99_ms_max {
+        let (_, gy) = f.px(0.0, g);
+        bars.push(BoxPx {
+            x: f.left,
+            y: gy - 2.0,
+            w: f.width - f.left - f.right,
+            h: 4.0,
+        });
+    }
+    out.push_str(&labels(&f, &anchors, &texts, &bars));
     out.push_str(&frontier_legend(&f));
     out.push_str("</svg>");
     out
 }
 
-fn labels(f: &Frame, anchors: &[(f64, f64)], texts: &[String]) -> String {
+fn labels(f: &Frame, anchors: &[(f64, f64)], texts: &[String], obstacles: &[BoxPx]) -> String {
     let bounds = BoxPx {
         x: f.left + 2.0,
         y: f.top + 2.0,
         w: f.width - f.left - f.right - 4.0,
         h: f.height - f.top - f.bottom - 4.0,
     };
-    let boxes = svg::place_labels(anchors, texts, 8.0, bounds);
+    let boxes = svg::place_labels(anchors, texts, 8.0, bounds, obstacles);
     let mut out = String::from(r#"<g class="labels">"#);
     for ((b, t), (ax, ay)) in boxes.iter().zip(texts).zip(anchors) {
         let (cx, cy) = (b.x + b.w / 2.0, b.y + b.h / 2.0);

@@ -246,6 +246,7 @@ pub fn place_labels(
     texts: &[String],
     marker_r: f64,
     bounds: BoxPx,
+    obstacles: &[BoxPx],
 ) -> Vec<BoxPx> {
     let markers: Vec<BoxPx> = anchors
         .iter()
@@ -273,7 +274,7 @@ pub fn place_labels(
                 && b.y >= bounds.y
                 && b.x + b.w <= bounds.x + bounds.w
                 && b.y + b.h <= bounds.y + bounds.h
-                && !markers.iter().any(|m| m.overlaps(b))
+                && !markers.iter().chain(obstacles).any(|m| m.overlaps(b))
                 && !placed.iter().flatten().any(|p| p.overlaps(b))
         };
         let mut chosen = None;
@@ -353,7 +354,7 @@ mod tests {
             w: 600.0,
             h: 400.0,
         };
-        let boxes = place_labels(&anchors, &texts, 5.0, bounds);
+        let boxes = place_labels(&anchors, &texts, 5.0, bounds, &[]);
         for i in 0..boxes.len() {
             for j in i + 1..boxes.len() {
                 assert!(
