@@ -205,6 +205,9 @@ pub fn setting_summaries(
 /// The tie-break among settings within noise of the best, as stated in every report.
 pub const TIE_BREAK: &str =
     "lowest linger.ms, then smallest batch.size, then the higher sustained rate";
+/// The tie-break when no setting met the latency goal: get as close to it as possible.
+pub const TIE_BREAK_GOAL_MISSED: &str =
+    "lowest median p99 at the sustained rate, then lowest linger.ms, then smallest batch.size";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Recommendation {
@@ -218,6 +221,8 @@ pub struct Recommendation {
     /// Some setting met the latency goal; if not, the pick is by throughput alone.
     #[serde(default = "yes")]
     pub goal_met: bool,
+    #[serde(default)]
+    pub tie_break: String,
     pub explanation: String,
 }
 
@@ -236,6 +241,21 @@ fn yes() -> bool {
 }
 
 pub fn recommend(s: &SweepV2, summaries: &[SettingSummary], target: usize) -> Recommendation {
+    recommend_with(s, summaries, target, false)
+}
+
+/// `latency_first`: the tie-break is the lowest p99 (used when the latency goal was missed).
+pub fn recommend_with(
+    s: &SweepV2,
+    summaries: &[SettingSummary],
+    target: usize,
+    latency_first: bool,
+) -> Recommendation {
+    let tie_break = if latency_first {
+        TIE_BREAK_GOAL_MISSED
+    } else {
+        TIE_BREAK
+    };
     let cands: Vec<usize> = (0..summaries.len())
         .filter(|&i| summaries[i].target == target && summaries[i].sustained_mb_per_s.is_some())
         .collect();
@@ -257,6 +277,7 @@ pub fn recommend(s: &SweepV2, summaries: &[SettingSummary], target: usize) -> Re
             within_noise: Vec::new(),
             clear: false,
             goal_met: false,
+            tie_break: tie_break.into(),
             explanation: "no setting sustained any curve rate in a majority of its repetitions"
                 .into(),
         };
@@ -269,7 +290,11 @@ pub fn recommend(s: &SweepV2, summaries: &[SettingSummary], target: usize) -> Re
     within.sort_by(|&a, &b| mb(b).total_cmp(&mb(a)));
     let key = |i: usize| {
         let st = summaries[i].setting;
+        let p99 = summaries[i]
+            .p99_ms_at_sustained
+            .map_or(f64::MAX, |p| p.median);
         (
+            if latency_first { p99 } else { 0.0 },
             knob_f64(s, st, Knob::LingerMs),
             knob_f64(s, st, Knob::BatchSize),
             -mb(i),
@@ -300,7 +325,7 @@ pub fn recommend(s: &SweepV2, summaries: &[SettingSummary], target: usize) -> Re
         }
     } else {
         format!(
-            "{} settings are within noise of the best ({}, {:.2} MB/s): none of them was seen failing below its sustained rate. Tie-break: {TIE_BREAK}.",
+            "{} settings are within noise of the best ({}, {:.2} MB/s): none of them was seen failing below its sustained rate. Tie-break: {tie_break}.",
             within.len(),
             summaries[best].label,
             mb(best)
@@ -312,6 +337,7 @@ pub fn recommend(s: &SweepV2, summaries: &[SettingSummary], target: usize) -> Re
         within_noise: within,
         clear,
         goal_met: true,
+        tie_break: tie_break.into(),
         explanation,
     }
 }
@@ -406,8 +432,9 @@ pub fn analyse(s: &SweepV2) -> Analysis {
         .collect();
     let recommendations = (0..n)
         .map(|t| {
-            let mut r = recommend(s, &settings, t);
-            if !goal_met[t] && s.plan.criteria.p99_ms_max.is_some() {
+            let missed = !goal_met[t] && s.plan.criteria.p99_ms_max.is_some();
+            let mut r = recommend_with(s, &settings, t, missed);
+            if missed {
                 r.goal_met = false;
                 r.explanation = format!(
                     "{} Without the latency goal: {}",

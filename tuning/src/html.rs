@@ -1,7 +1,7 @@
 //! The self-contained HTML report (inline SVG, no scripts, no external files) and the
 //! Markdown recommendation.
 
-use crate::analysis::{Analysis, PointSummary, Recommendation, Spread, TIE_BREAK};
+use crate::analysis::{Analysis, PointSummary, Recommendation, Spread};
 use crate::charts;
 use crate::driver::SweepV2;
 use crate::svg::esc;
@@ -92,19 +92,20 @@ fn recommendation_html(s: &SweepV2, a: &Analysis, r: &Recommendation) -> String 
     if !r.goal_met {
         let _ = write!(
             h,
-            "<p class=\"goal-missed\"><b>The goal was not met</b> by any setting: what follows ranks settings by sustained throughput alone (sent and acknowledged within 1 %, no growing backlog).</p>"
+            "<p class=\"goal-missed\"><b>The goal was not met</b> by any setting: what follows ranks settings by sustained throughput alone (sent and acknowledged within 1 %, no growing backlog) and breaks ties by the lowest p99.</p>"
         );
     }
     let sure = if r.clear {
         "<b>Clear</b>: better than the runner-up beyond the spread.".to_string()
     } else {
         format!(
-            "<b>Within noise</b> of each other: {}. Chosen by the tie-break: {TIE_BREAK}.",
+            "<b>Within noise</b> of each other: {}. Chosen by the tie-break: {}.",
             r.within_noise
                 .iter()
                 .map(|&i| format!("<code>{}</code>", esc(&a.settings[i].label)))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            esc(&r.tie_break)
         )
     };
     let _ = write!(

@@ -205,3 +205,21 @@ fn two_sweeps_of_the_same_model_agree_and_different_ones_do_not() {
     let v = analysis::agreement(&a, &c);
     assert!(!v.agree, "{}", v.text);
 }
+
+#[test]
+fn a_missed_goal_breaks_ties_by_the_lowest_p99() {
+    let (s, _) = run(plan(1, Some(0.1)), vec![30_000.0]);
+    let a = analysis::analyse(&s);
+    let r = &a.recommendations[0];
+    assert_eq!(r.tie_break, analysis::TIE_BREAK_GOAL_MISSED);
+    let p99 = |i: usize| a.settings[i].p99_ms_at_sustained.unwrap().median;
+    let pick = r.pick.unwrap();
+    for &i in &r.within_noise {
+        assert!(
+            p99(pick) <= p99(i),
+            "{} vs {}",
+            a.settings[pick].label,
+            a.settings[i].label
+        );
+    }
+}
