@@ -244,10 +244,52 @@ pub fn recommend(s: &SweepV2, summaries: &[SettingSummary], target: usize) -> Re
     recommend_with(s, summaries, target, false)
 }
 
+impl SettingSummary {
+    fn mb(&self) -> f64 {
+        self.sustained_mb_per_s.unwrap_or(0.0)
+    }
+
+    /// The rate seen failing, in MB/s (infinite: never seen failing).
+    fn failed_mb(&self) -> f64 {
+        self.failed_msgs_per_s.map_or(f64::INFINITY, |f| {
+            f * self.mb() / self.sustained_msgs_per_s.unwrap_or(1.0)
+        })
+    }
+}
+
+fn explain(
+    ss: &[SettingSummary],
+    cands: &[usize],
+    best: usize,
+    within: &[usize],
+    tie: &str,
+) -> String {
+    if within.len() > 1 {
+        return format!(
+            "{} settings are within noise of the best ({}, {:.2} MB/s): none of them was seen failing below its sustained rate. Tie-break: {tie}.",
+            within.len(),
+            ss[best].label,
+            ss[best].mb()
+        );
+    }
+    let runner_up = cands
+        .iter()
+        .copied()
+        .filter(|&i| i != best)
+        .max_by(|&a, &b| ss[a].failed_mb().total_cmp(&ss[b].failed_mb()));
+    match runner_up {
+        Some(r) => format!(
+            "{} sustained {:.2} MB/s in a majority of repetitions at every curve point up to it; every other setting was seen failing below that (the closest, {}, failed at {:.2} MB/s).",
+            ss[best].label, ss[best].mb(), ss[r].label, ss[r].failed_mb()
+        ),
+        None => format!("{} is the only setting that sustained a curve rate.", ss[best].label),
+    }
+}
+
 /// `latency_first`: the tie-break is the lowest p99 (used when the latency goal was missed).
 pub fn recommend_with(
     s: &SweepV2,
-    summaries: &[SettingSummary],
+    ss: &[SettingSummary],
     target: usize,
     latency_first: bool,
 ) -> Recommendation {
@@ -256,20 +298,13 @@ pub fn recommend_with(
     } else {
         TIE_BREAK
     };
-    let cands: Vec<usize> = (0..summaries.len())
-        .filter(|&i| summaries[i].target == target && summaries[i].sustained_mb_per_s.is_some())
+    let cands: Vec<usize> = (0..ss.len())
+        .filter(|&i| ss[i].target == target && ss[i].sustained_mb_per_s.is_some())
         .collect();
-    let mb = |i: usize| summaries[i].sustained_mb_per_s.unwrap_or(0.0);
-    let failed_mb = |i: usize| {
-        let ss = &summaries[i];
-        ss.failed_msgs_per_s.map_or(f64::INFINITY, |f| {
-            f * ss.sustained_mb_per_s.unwrap_or(0.0) / ss.sustained_msgs_per_s.unwrap_or(1.0)
-        })
-    };
     let Some(best) = cands
         .iter()
         .copied()
-        .max_by(|&a, &b| mb(a).total_cmp(&mb(b)))
+        .max_by(|&a, &b| ss[a].mb().total_cmp(&ss[b].mb()))
     else {
         return Recommendation {
             target,
@@ -285,20 +320,17 @@ pub fn recommend_with(
     let mut within: Vec<usize> = cands
         .iter()
         .copied()
-        .filter(|&i| i == best || failed_mb(i) >= mb(best))
+        .filter(|&i| i == best || ss[i].failed_mb() >= ss[best].mb())
         .collect();
-    within.sort_by(|&a, &b| mb(b).total_cmp(&mb(a)));
+    within.sort_by(|&a, &b| ss[b].mb().total_cmp(&ss[a].mb()));
     let key = |i: usize| {
-        let st = summaries[i].setting;
-        let p99 = summaries[i]
-            .p99_ms_at_sustained
-            .map_or(f64::MAX, |p| p.median);
-        (
+        let p99 = ss[i].p99_ms_at_sustained.map_or(f64::MAX, |p| p.median);
+        [
             if latency_first { p99 } else { 0.0 },
-            knob_f64(s, st, Knob::LingerMs),
-            knob_f64(s, st, Knob::BatchSize),
-            -mb(i),
-        )
+            knob_f64(s, ss[i].setting, Knob::LingerMs),
+            knob_f64(s, ss[i].setting, Knob::BatchSize),
+            -ss[i].mb(),
+        ]
     };
     let pick = within
         .iter()
@@ -309,36 +341,14 @@ pub fn recommend_with(
                 .unwrap_or(std::cmp::Ordering::Equal)
         })
         .expect("best is in the set");
-    let clear = within.len() == 1;
-    let explanation = if clear {
-        let runner_up = cands
-            .iter()
-            .copied()
-            .filter(|&i| i != best)
-            .max_by(|&a, &b| failed_mb(a).total_cmp(&failed_mb(b)));
-        match runner_up {
-            Some(r) => format!(
-                "{} sustained {:.2} MB/s in a majority of repetitions at every curve point up to it; every other setting was seen failing below that (the closest, {}, failed at {:.2} MB/s).",
-                summaries[best].label, mb(best), summaries[r].label, failed_mb(r)
-            ),
-            None => format!("{} is the only setting that sustained a curve rate.", summaries[best].label),
-        }
-    } else {
-        format!(
-            "{} settings are within noise of the best ({}, {:.2} MB/s): none of them was seen failing below its sustained rate. Tie-break: {tie_break}.",
-            within.len(),
-            summaries[best].label,
-            mb(best)
-        )
-    };
     Recommendation {
         target,
         pick: Some(pick),
+        clear: within.len() == 1,
+        explanation: explain(ss, &cands, best, &within, tie_break),
         within_noise: within,
-        clear,
         goal_met: true,
         tie_break: tie_break.into(),
-        explanation,
     }
 }
 

@@ -108,26 +108,19 @@ pub fn curve_panel(
     out
 }
 
-/// The frontier: each setting at its sustained throughput and the p99 there; horizontal
-/// bars run from the sustained rate to the rate it was seen failing at, vertical whiskers
-/// span the repetitions' p99.
-pub fn frontier_chart(s: &SweepV2, a: &Analysis, target: usize) -> String {
-    let ss: Vec<(usize, &SettingSummary)> = a
-        .settings
-        .iter()
-        .enumerate()
-        .filter(|(_, x)| x.target == target && x.sustained_mb_per_s.is_some())
-        .collect();
-    let bar_end = |x: &SettingSummary| {
-        let per_msg = x.sustained_mb_per_s.unwrap_or(0.0) / x.sustained_msgs_per_s.unwrap_or(1.0);
-        x.failed_msgs_per_s.map(|f| f * per_msg)
-    };
+/// End of a setting's rate bar (MB/s): the rate it was seen failing at, if ever.
+fn bar_end_mb(x: &SettingSummary) -> Option<f64> {
+    let per_msg = x.sustained_mb_per_s.unwrap_or(0.0) / x.sustained_msgs_per_s.unwrap_or(1.0);
+    x.failed_msgs_per_s.map(|f| f * per_msg)
+}
+
+fn frontier_frame(s: &SweepV2, ss: &[(usize, &SettingSummary)]) -> Frame {
     let xs: Vec<f64> = ss
         .iter()
         .flat_map(|(_, x)| {
             [
                 x.sustained_mb_per_s.unwrap_or(0.0),
-                bar_end(x).unwrap_or(0.0),
+                bar_end_mb(x).unwrap_or(0.0),
             ]
         })
         .collect();
@@ -137,7 +130,7 @@ pub fn frontier_chart(s: &SweepV2, a: &Analysis, target: usize) -> String {
         .flat_map(|p| [p.min, p.max])
         .collect();
     ys.extend(s.plan.criteria.p99_ms_max);
-    let f = Frame {
+    Frame {
         width: 960.0,
         height: 560.0,
         left: 70.0,
@@ -146,18 +139,11 @@ pub fn frontier_chart(s: &SweepV2, a: &Analysis, target: usize) -> String {
         bottom: 50.0,
         x: Axis::fit(FRONTIER_X_TITLE, &xs, Scale::Linear),
         y: Axis::fit(FRONTIER_Y_TITLE, &ys, Scale::Log),
-    };
-    let name = &s.plan.targets[target].name;
-    let mut out = f.open(
-        "frontier",
-        &format!("Frontier on {name}: sustained throughput vs p99 (median of repetitions)"),
-    );
-    if let Some(g) = s.plan.criteria.p99_ms_max {
-        out.push_str(&f.goal_line(g, &format!("goal: p99 ≤ {} ms", svg::tick_label(g))));
     }
-    let front = &a.frontiers[target];
-    let rec = &a.recommendations[target];
-    let line: Vec<String> = front
+}
+
+fn frontier_line(f: &Frame, a: &Analysis, target: usize) -> String {
+    let line: Vec<String> = a.frontiers[target]
         .iter()
         .map(|&i| {
             let x = &a.settings[i];
@@ -168,64 +154,95 @@ pub fn frontier_chart(s: &SweepV2, a: &Analysis, target: usize) -> String {
             format!("{px:.1},{py:.1}")
         })
         .collect();
-    let _ = write!(
-        out,
-        r##"<polyline class="frontier-line" points="{}" fill="none" stroke="#1f77b4" stroke-width="2" stroke-dasharray="2 0"/>"##,
+    format!(
+        r##"<polyline class="frontier-line" points="{}" fill="none" stroke="#1f77b4" stroke-width="2"/>"##,
         line.join(" ")
+    )
+}
+
+/// One setting on the frontier chart: rate bar, p99 whisker, dot. Returns the SVG, the
+/// dot's pixel position and the bar's box (an obstacle for labels).
+fn frontier_setting(
+    f: &Frame,
+    a: &Analysis,
+    target: usize,
+    i: usize,
+) -> (String, (f64, f64), BoxPx) {
+    let x = &a.settings[i];
+    let rec = &a.recommendations[target];
+    let p99 = x.p99_ms_at_sustained.expect("sustained has p99");
+    let (px, py) = f.px(x.sustained_mb_per_s.expect("sustained"), p99.median);
+    let (_, ylo) = f.px(0.0, p99.min);
+    let (_, yhi) = f.px(0.0, p99.max);
+    let (bx, _) = f.px(bar_end_mb(x).unwrap_or(f.x.hi), 0.0);
+    let picked = rec.pick == Some(i);
+    let ink = if picked {
+        "#d62728"
+    } else if a.frontiers[target].contains(&i) {
+        "#1f77b4"
+    } else {
+        "#555"
+    };
+    let ring = if rec.within_noise.contains(&i) {
+        r##" stroke="#ff7f0e" stroke-width="3""##
+    } else {
+        ""
+    };
+    let svg = format!(
+        r##"<g class="setting{}"><line class="rate-interval" x1="{px:.1}" y1="{py:.1}" x2="{bx:.1}" y2="{py:.1}" stroke="{ink}" stroke-opacity="0.45" stroke-width="3"/><line x1="{px:.1}" y1="{ylo:.1}" x2="{px:.1}" y2="{yhi:.1}" stroke="{ink}" stroke-width="1.5"/><circle cx="{px:.1}" cy="{py:.1}" r="{}" fill="{ink}"{ring}/></g>"##,
+        if picked { " recommended" } else { "" },
+        if picked { 7 } else { 5 },
     );
-    let mut anchors = Vec::new();
-    let mut texts = Vec::new();
-    let mut bars = Vec::new();
-    for &(i, x) in &ss {
-        let p99 = x.p99_ms_at_sustained.expect("sustained has p99");
-        let mb = x.sustained_mb_per_s.expect("filtered");
-        let (px, py) = f.px(mb, p99.median);
-        let (_, ylo) = f.px(0.0, p99.min);
-        let (_, yhi) = f.px(0.0, p99.max);
-        let (bx, _) = f.px(bar_end(x).unwrap_or(f.x.hi), 0.0);
-        let picked = rec.pick == Some(i);
-        let tied = rec.within_noise.contains(&i);
-        let ink = if picked {
-            "#d62728"
-        } else if front.contains(&i) {
-            "#1f77b4"
-        } else {
-            "#555"
-        };
-        let _ = write!(
-            out,
-            r##"<g class="setting{}"><line class="rate-interval" x1="{px:.1}" y1="{py:.1}" x2="{bx:.1}" y2="{py:.1}" stroke="{ink}" stroke-opacity="0.45" stroke-width="3"/><line x1="{px:.1}" y1="{ylo:.1}" x2="{px:.1}" y2="{yhi:.1}" stroke="{ink}" stroke-width="1.5"/><circle cx="{px:.1}" cy="{py:.1}" r="{}" fill="{ink}"{}/></g>"##,
-            if picked { " recommended" } else { "" },
-            if picked { 7 } else { 5 },
-            if tied {
-                r##" stroke="#ff7f0e" stroke-width="3""##
-            } else {
-                ""
-            }
-        );
-        anchors.push((px, py));
-        bars.push(BoxPx {
-            x: px,
-            y: py - 2.0,
-            w: (bx - px).max(0.0),
-            h: 4.0,
-        });
-        texts.push(if picked {
-            format!("{} (recommended)", x.label)
-        } else {
-            x.label.clone()
-        });
-    }
+    let bar = BoxPx {
+        x: px,
+        y: py - 2.0,
+        w: (bx - px).max(0.0),
+        h: 4.0,
+    };
+    (svg, (px, py), bar)
+}
+
+/// The frontier: each setting at its sustained throughput and the p99 there; horizontal
+/// bars run from the sustained rate to the rate it was seen failing at, vertical whiskers
+/// span the repetitions' p99.
+pub fn frontier_chart(s: &SweepV2, a: &Analysis, target: usize) -> String {
+    let ss: Vec<(usize, &SettingSummary)> = a
+        .settings
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| x.target == target && x.sustained_mb_per_s.is_some())
+        .collect();
+    let f = frontier_frame(s, &ss);
+    let name = &s.plan.targets[target].name;
+    let mut out = f.open(
+        "frontier",
+        &format!("Frontier on {name}: sustained throughput vs p99 (median of repetitions)"),
+    );
+    let mut obstacles = Vec::new();
     if let Some(g) = s.plan.criteria.p99_ms_max {
+        out.push_str(&f.goal_line(g, &format!("goal: p99 ≤ {} ms", svg::tick_label(g))));
         let (_, gy) = f.px(0.0, g);
-        bars.push(BoxPx {
+        obstacles.push(BoxPx {
             x: f.left,
             y: gy - 2.0,
             w: f.width - f.left - f.right,
             h: 4.0,
         });
     }
-    out.push_str(&labels(&f, &anchors, &texts, &bars));
+    out.push_str(&frontier_line(&f, a, target));
+    let (mut anchors, mut texts) = (Vec::new(), Vec::new());
+    for &(i, x) in &ss {
+        let (svg, anchor, bar) = frontier_setting(&f, a, target, i);
+        out.push_str(&svg);
+        anchors.push(anchor);
+        obstacles.push(bar);
+        texts.push(if a.recommendations[target].pick == Some(i) {
+            format!("{} (recommended)", x.label)
+        } else {
+            x.label.clone()
+        });
+    }
+    out.push_str(&labels(&f, &anchors, &texts, &obstacles));
     out.push_str(&frontier_legend(&f));
     out.push_str("</svg>");
     out
