@@ -263,7 +263,30 @@ fn noise_html(s: &SweepV2, a: &Analysis) -> String {
         );
     }
     h.push_str("</table>");
+    h.push_str(&reference_verdict(s));
     h
+}
+
+/// How far apart identical runs of the reference point were: differences smaller than
+/// this cannot be told from noise in this session.
+fn reference_verdict(s: &SweepV2) -> String {
+    let p99: Vec<f64> = s
+        .runs
+        .iter()
+        .filter(|r| r.setting.is_none() && r.target == 0)
+        .map(|r| r.figures.p99_ms())
+        .collect();
+    let (lo, hi) = p99
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    if p99.len() < 2 || lo <= 0.0 {
+        return String::new();
+    }
+    format!(
+        "<p class=\"noise-verdict\">{} identical runs of the reference point had p99 from {lo:.2} to {hi:.2} ms ({:.1}×): on this host, in this session, single-run p99 differences smaller than that are noise.</p>",
+        p99.len(),
+        hi / lo
+    )
 }
 
 fn machine_html(s: &SweepV2) -> String {
