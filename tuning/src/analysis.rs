@@ -234,8 +234,9 @@ fn knob_f64(s: &SweepV2, setting: usize, k: Knob) -> f64 {
 }
 
 /// Best = highest sustained rate (MB/s). Another setting is within noise of it when the rate
-/// it was seen failing at (None: never) is not below the best's sustained rate: the two
-/// intervals [sustained, failed] overlap.
+/// it was seen failing at (None: never) is above the best's sustained rate: its capacity
+/// lies in [sustained, failed), and that interval reaches past the best's rate. A setting
+/// seen failing exactly where the best held is worse, not tied.
 fn yes() -> bool {
     true
 }
@@ -320,7 +321,7 @@ pub fn recommend_with(
     let mut within: Vec<usize> = cands
         .iter()
         .copied()
-        .filter(|&i| i == best || ss[i].failed_mb() >= ss[best].mb())
+        .filter(|&i| i == best || ss[i].failed_mb() > ss[best].mb())
         .collect();
     within.sort_by(|&a, &b| ss[b].mb().total_cmp(&ss[a].mb()));
     let key = |i: usize| {

@@ -223,3 +223,33 @@ fn a_missed_goal_breaks_ties_by_the_lowest_p99() {
         );
     }
 }
+
+#[test]
+fn failing_where_the_best_held_is_worse_not_tied() {
+    use shoal_tuning::analysis::{SettingSummary, Spread};
+    let (s, _) = run(plan(1, Some(10.0)), vec![30_000.0]);
+    let p99 = Spread::of([7.0]).unwrap();
+    let summary = |setting: usize, sustained: f64, failed: f64| SettingSummary {
+        target: 0,
+        setting,
+        label: s.plan.settings[setting].label.clone(),
+        search_pass_msgs_per_s: None,
+        search_fail_msgs_per_s: None,
+        search_steps: 0,
+        search_spent_s: 0.0,
+        sustained_msgs_per_s: Some(sustained),
+        sustained_mb_per_s: Some(sustained / 1000.0),
+        failed_msgs_per_s: Some(failed),
+        p99_ms_at_sustained: Some(p99),
+    };
+    // Setting 0 held 2,500 and failed at 5,000, where setting 1 held.
+    let ss = vec![summary(0, 2_500.0, 5_000.0), summary(1, 5_000.0, 7_500.0)];
+    let r = analysis::recommend(&s, &ss, 0);
+    assert_eq!(r.pick, Some(1));
+    assert!(r.clear, "{r:?}");
+    // Failing just above the best's rate: within noise, and the tie-break picks linger 0.
+    let ss = vec![summary(0, 2_500.0, 5_100.0), summary(1, 5_000.0, 7_500.0)];
+    let r = analysis::recommend(&s, &ss, 0);
+    assert!(!r.clear);
+    assert_eq!(r.pick, Some(0));
+}
