@@ -280,7 +280,7 @@ fn explain(
         .max_by(|&a, &b| ss[a].failed_mb().total_cmp(&ss[b].failed_mb()));
     match runner_up {
         Some(r) => format!(
-            "{} sustained {:.2} MB/s in a majority of repetitions at every curve point up to it; every other setting was seen failing below that (the closest, {}, failed at {:.2} MB/s).",
+            "{} sustained {:.2} MB/s in a majority of repetitions at every curve point up to it; every other setting was seen failing at or below that (the closest, {}, failed at {:.2} MB/s).",
             ss[best].label, ss[best].mb(), ss[r].label, ss[r].failed_mb()
         ),
         None => format!("{} is the only setting that sustained a curve rate.", ss[best].label),
