@@ -377,6 +377,44 @@ fn create_topics(w: &Workload, brokers: &str, topics: &[String]) -> Result<(), S
     Ok(())
 }
 
+/// The librdkafka version string the client was built with.
+pub fn librdkafka_version() -> String {
+    rdkafka::util::get_rdkafka_version().1
+}
+
+/// Deletes every topic whose name starts with `prefix` (bounded wait); returns how many.
+/// The tuner uses it to keep a long sweep from filling the broker's disk.
+pub fn delete_topics_with_prefix(brokers: &str, prefix: &str) -> Result<usize, String> {
+    let cfg = client_config(&[("bootstrap.servers".to_string(), brokers.to_string())]);
+    let probe: BaseProducer = cfg.create().map_err(|e| format!("metadata client: {e}"))?;
+    let meta = probe
+        .client()
+        .fetch_metadata(None, Duration::from_secs(10))
+        .map_err(|e| format!("metadata: {e}"))?;
+    let names: Vec<String> = meta
+        .topics()
+        .iter()
+        .map(|t| t.name().to_string())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    if names.is_empty() {
+        return Ok(0);
+    }
+    let admin: AdminClient<DefaultClientContext> =
+        cfg.create().map_err(|e| format!("admin client: {e}"))?;
+    let refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = block_on(admin.delete_topics(&refs, &opts))
+        .map_err(|e| format!("DeleteTopics failed: {e}"))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+            Err((t, code)) => return Err(format!("DeleteTopics {t}: {code}")),
+        }
+    }
+    Ok(names.len())
+}
+
 struct ConsumerHandle {
     stats: Arc<Mutex<Stats>>,
     assigned: Arc<AtomicUsize>,

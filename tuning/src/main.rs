@@ -1,12 +1,14 @@
 //! `shoal-tune`: sweep producer settings against a broker, or check the host.
 
 use clap::{Args, Parser, Subcommand};
-use shoal_bench::kafka::{self, RunOptions};
 use shoal_bench::plot::{self, ScatterPoint};
-use shoal_bench::report;
 use shoal_bench::workload::Workload;
+use shoal_tuning::driver::{self, Hooks, Plan, SweepError, SweepV2, Target};
 use shoal_tuning::host;
-use shoal_tuning::sweep::{self, Goal, Grid, Sweep, SweepPoint, SWEEP_FORMAT};
+use shoal_tuning::knobs::{self, Dimension, Knob};
+use shoal_tuning::search::SearchConfig;
+use shoal_tuning::step::Criteria;
+use shoal_tuning::sweep::{self, Goal, Sweep, SWEEP_FORMAT};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -41,42 +43,100 @@ impl GoalArgs {
     }
 }
 
+#[derive(Args, Clone)]
+struct SweepArgs {
+    workload: PathBuf,
+    /// Bootstrap servers of an endpoint; twice for `compare`.
+    #[arg(long, required = true)]
+    brokers: Vec<String>,
+    /// What runs at each --brokers (recorded in the report), in the same order.
+    #[arg(long)]
+    broker_info: Vec<String>,
+    /// linger.ms values (comma separated).
+    #[arg(long, default_value = "0,1,5,20")]
+    linger: String,
+    /// batch.size values, k/M suffixes allowed.
+    #[arg(long, default_value = "16k,128k,1M")]
+    batch: String,
+    /// Optional knobs (comma-separated values; default: the workload's).
+    #[arg(long)]
+    acks: Option<String>,
+    #[arg(long)]
+    compression: Option<String>,
+    /// max.in.flight.requests.per.connection values.
+    #[arg(long)]
+    max_in_flight: Option<String>,
+    /// enable.idempotence values (true,false).
+    #[arg(long)]
+    idempotence: Option<String>,
+    #[arg(long)]
+    partitions: Option<String>,
+    /// Message sizes (bytes).
+    #[arg(long)]
+    message_size: Option<String>,
+    /// Consumer fetch.min.bytes values (needs a workload with consumers).
+    #[arg(long)]
+    fetch_min_bytes: Option<String>,
+    /// Consumer fetch.wait.max.ms values (needs a workload with consumers).
+    #[arg(long)]
+    fetch_wait_max_ms: Option<String>,
+    /// Latency goal: a rate only counts as sustained with publish p99 <= this (ms).
+    #[arg(long)]
+    max_p99_ms: Option<f64>,
+    /// Runs of every curve point (and of the reference point at start and end).
+    #[arg(long, default_value_t = 3)]
+    repetitions: u32,
+    /// Fractions of the discovered rate for the curves.
+    #[arg(long, default_value = "0.25,0.5,0.75,1")]
+    fractions: String,
+    /// Rate search: first rate, bounds (msgs/s), precision, and wall-time budget per setting (s).
+    #[arg(long, default_value_t = 10_000.0)]
+    rate_start: f64,
+    #[arg(long, default_value_t = 500.0)]
+    rate_min: f64,
+    #[arg(long, default_value_t = 1_000_000.0)]
+    rate_max: f64,
+    #[arg(long, default_value_t = 0.1)]
+    precision: f64,
+    #[arg(long, default_value_t = 60.0)]
+    search_budget_s: f64,
+    #[arg(long, default_value_t = 12)]
+    search_steps_max: u32,
+    /// Rate of the reference point (the workload's own settings; default: its producer_rate).
+    #[arg(long)]
+    reference_rate: Option<f64>,
+    /// Step length (overrides the workload).
+    #[arg(long)]
+    duration_s: Option<u64>,
+    #[arg(long)]
+    warmup_s: Option<u64>,
+    /// Seed of the shuffled order (default: from the clock; recorded).
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long, default_value = "tune")]
+    out: PathBuf,
+}
+
 #[derive(Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once
 enum Cmd {
-    /// Run the workload once per combination and recommend settings (default goal: p99 <= 5 ms).
-    Sweep {
-        workload: PathBuf,
+    /// Rate discovery per setting, then curves at fractions of each setting's rate, every
+    /// point repeated in shuffled rounds; writes sweep.json and report.html.
+    Sweep(SweepArgs),
+    /// The same sweep against two endpoints in one sitting (give --brokers twice), interleaved;
+    /// the report adds the ratio point by point.
+    Compare(SweepArgs),
+    /// Re-write report.html, the charts and recommendation.md of a finished (or interrupted) sweep.
+    Report {
+        sweep: PathBuf,
+        /// Change the latency goal for the recommendation (default: the sweep's).
         #[arg(long)]
-        brokers: String,
-        /// linger.ms values (comma separated).
-        #[arg(long, default_value = "0,1,5,20")]
-        linger: String,
-        /// batch.size values, k/M suffixes allowed.
-        #[arg(long, default_value = "16k,128k,1M")]
-        batch: String,
-        /// acks values (default: the workload's).
-        #[arg(long)]
-        acks: Option<String>,
-        /// compression.type values (default: the workload's).
-        #[arg(long)]
-        compression: Option<String>,
-        /// Partition counts (default: the workload's).
-        #[arg(long)]
-        partitions: Option<String>,
-        /// Target rates in msgs/s, 0 = max (default: the workload's).
-        #[arg(long)]
-        rates: Option<String>,
-        #[arg(long)]
-        duration_s: Option<u64>,
-        #[arg(long)]
-        warmup_s: Option<u64>,
-        #[arg(long, default_value = "tune")]
-        out: PathBuf,
-        #[command(flatten)]
-        goal: GoalArgs,
+        max_p99_ms: Option<f64>,
     },
-    /// Re-evaluate a finished sweep for another goal (rewrites the plot and recommendation).
+    /// Do two sweeps (e.g. the same command run twice) agree on their recommendation, or on
+    /// the set of settings within noise of each other? Exit 1 if not.
+    Agree { first: PathBuf, second: PathBuf },
+    /// (shoal-tune/1 sweeps) Re-evaluate a finished sweep for another goal.
     Recommend {
         sweep: PathBuf,
         #[command(flatten)]
@@ -134,108 +194,16 @@ fn real_main() -> Result<ExitCode, String> {
             finish(&s, goal.goal(), dir)?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Sweep {
-            workload,
-            brokers,
-            linger,
-            batch,
-            acks,
-            compression,
-            partitions,
-            rates,
-            duration_s,
-            warmup_s,
-            out,
-            goal,
-        } => {
-            let mut w = Workload::from_path(&workload)?;
-            if let Some(d) = duration_s {
-                w.duration_s = d;
+        Cmd::Agree { first, second } => agree_cmd(&first, &second),
+        Cmd::Sweep(args) => sweep_cmd(args, false),
+        Cmd::Compare(args) => sweep_cmd(args, true),
+        Cmd::Report { sweep, max_p99_ms } => {
+            let mut s = shoal_tuning::report::load(&sweep).map_err(|e| e.to_string())?;
+            if let Some(g) = max_p99_ms {
+                s.plan.criteria.p99_ms_max = Some(g);
             }
-            if let Some(d) = warmup_s {
-                w.warmup_s = d;
-            }
-            let grid = Grid {
-                linger_ms: sweep::parse_list("--linger", &linger)?,
-                batch_size: sweep::parse_list("--batch", &batch)?,
-                acks: acks
-                    .map(|a| a.split(',').map(|s| s.trim().to_string()).collect())
-                    .unwrap_or_else(|| vec![w.producer.acks.clone()]),
-                compression: compression
-                    .map(|a| a.split(',').map(|s| s.trim().to_string()).collect())
-                    .unwrap_or_else(|| vec![w.producer.compression.clone()]),
-                partitions: match partitions {
-                    Some(p) => sweep::parse_list("--partitions", &p)?,
-                    None => vec![w.partitions_per_topic],
-                },
-                rates: match rates {
-                    Some(r) => sweep::parse_list("--rates", &r)?,
-                    None => vec![w.producer_rate],
-                },
-            };
-            let settings = grid.points()?;
-            for p in &settings {
-                sweep::apply(&w, p)?; // validate everything before the first run
-            }
-            std::fs::create_dir_all(out.join("points"))
-                .map_err(|e| format!("create {}: {e}", out.display()))?;
-            let per_run = w.warmup_s + w.duration_s + 3;
-            eprintln!(
-                "shoal-tune: {} points x ~{} s = ~{} min against {}",
-                settings.len(),
-                per_run,
-                (settings.len() as u64 * per_run).div_ceil(60),
-                brokers
-            );
-            let mut s = Sweep {
-                format: SWEEP_FORMAT.into(),
-                workload: w.clone(),
-                brokers: brokers.clone(),
-                grid: grid.clone(),
-                points: Vec::new(),
-            };
-            for (i, p) in settings.iter().enumerate() {
-                let label = grid.label(p);
-                let pw = sweep::apply(&w, p)?;
-                let r = kafka::run(
-                    &pw,
-                    &RunOptions {
-                        brokers: brokers.clone(),
-                        label: Some(label.clone()),
-                        topic_prefix: "shoal-tune".into(),
-                        progress: false,
-                        on_start: None,
-                    },
-                )
-                .map_err(|e| format!("point {label}: {e}"))?;
-                let rel = format!("points/{i:03}.json");
-                std::fs::write(
-                    out.join(&rel),
-                    serde_json::to_string_pretty(&r).map_err(|e| e.to_string())?,
-                )
-                .map_err(|e| format!("write {rel}: {e}"))?;
-                let sp = SweepPoint::from_result(label.clone(), p.clone(), rel, &r);
-                eprintln!(
-                    "shoal-tune: [{}/{}] {label}: {:.0} msg/s {:.2} MB/s p50 {} ms p99 {} ms p99.9 {} ms errors {}",
-                    i + 1,
-                    settings.len(),
-                    sp.publish_msgs_per_s,
-                    sp.publish_mb_per_s,
-                    report::fmt_ms(sp.p50_us),
-                    report::fmt_ms(sp.p99_us),
-                    report::fmt_ms(sp.p999_us),
-                    sp.errors
-                );
-                s.points.push(sp);
-                // Save as we go so an interrupted sweep keeps its points.
-                std::fs::write(
-                    out.join("sweep.json"),
-                    serde_json::to_string_pretty(&s).map_err(|e| e.to_string())?,
-                )
-                .map_err(|e| format!("write sweep.json: {e}"))?;
-            }
-            finish(&s, goal.goal(), &out)?;
-            Ok(ExitCode::SUCCESS)
+            let dir = sweep.parent().unwrap_or(Path::new("."));
+            report_cmd(&s, dir)
         }
     }
 }
@@ -299,4 +267,182 @@ fn finish(s: &Sweep, goal: Goal, dir: &Path) -> Result<(), String> {
     }
     println!("wrote {}", dir.join("recommendation.md").display());
     Ok(())
+}
+
+fn dimensions(a: &SweepArgs, w: &Workload) -> Result<Vec<Dimension>, knobs::KnobError> {
+    let mut dims = vec![
+        Dimension::parse(Knob::LingerMs, &a.linger)?,
+        Dimension::parse(Knob::BatchSize, &a.batch)?,
+    ];
+    let optional = [
+        (Knob::Acks, &a.acks),
+        (Knob::Compression, &a.compression),
+        (Knob::MaxInFlight, &a.max_in_flight),
+        (Knob::Idempotence, &a.idempotence),
+        (Knob::Partitions, &a.partitions),
+        (Knob::MessageSize, &a.message_size),
+        (Knob::FetchMinBytes, &a.fetch_min_bytes),
+        (Knob::FetchWaitMaxMs, &a.fetch_wait_max_ms),
+    ];
+    for (knob, list) in optional {
+        if let Some(list) = list {
+            dims.push(Dimension::parse(knob, list)?);
+        }
+    }
+    let consumer_knob = dims
+        .iter()
+        .any(|d| matches!(d.knob, Knob::FetchMinBytes | Knob::FetchWaitMaxMs));
+    if consumer_knob && w.consumers() == 0 {
+        eprintln!("shoal-tune: warning: fetch.* knobs do nothing: the workload has no consumers");
+    }
+    Ok(dims)
+}
+
+fn plan(a: &SweepArgs, compare: bool) -> Result<Plan, String> {
+    let mut w = Workload::from_path(&a.workload)?;
+    if let Some(d) = a.duration_s {
+        w.duration_s = d;
+    }
+    if let Some(d) = a.warmup_s {
+        w.warmup_s = d;
+    }
+    if compare != (a.brokers.len() == 2) || a.brokers.len() > 2 {
+        return Err(if compare {
+            "compare needs --brokers twice".into()
+        } else {
+            "sweep takes one --brokers (use compare for two)".into()
+        });
+    }
+    let targets = a
+        .brokers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| Target {
+            name: format!("t{i}"),
+            brokers: b.clone(),
+            description: a.broker_info.get(i).cloned().unwrap_or_default(),
+        })
+        .collect();
+    let dims = dimensions(a, &w).map_err(|e| e.to_string())?;
+    let settings = knobs::settings(&dims).map_err(|e| e.to_string())?;
+    let step_s = (w.warmup_s + w.duration_s) as f64 + 2.0;
+    let seed = a.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    });
+    Ok(Plan {
+        reference_rate_msgs_per_s: a.reference_rate.unwrap_or(w.producer_rate.max(1.0)),
+        workload: w,
+        targets,
+        dimensions: dims,
+        settings,
+        criteria: Criteria {
+            p99_ms_max: a.max_p99_ms,
+            ..Criteria::default()
+        },
+        search: SearchConfig {
+            rate_start_msgs_per_s: a.rate_start,
+            rate_min_msgs_per_s: a.rate_min,
+            rate_max_msgs_per_s: a.rate_max,
+            growth_factor: 2.0,
+            precision: a.precision,
+            budget_s: a.search_budget_s,
+            steps_max: a.search_steps_max,
+            step_estimate_s: step_s,
+        },
+        fractions: sweep::parse_list("--fractions", &a.fractions)?,
+        repetitions: a.repetitions,
+        seed,
+    })
+}
+
+fn sweep_cmd(a: SweepArgs, compare: bool) -> Result<ExitCode, String> {
+    let plan = plan(&a, compare)?;
+    plan.validate().map_err(|e| e.to_string())?;
+    let out = a.out.clone();
+    std::fs::create_dir_all(out.join("points"))
+        .map_err(|e| format!("create {}: {e}", out.display()))?;
+    let step_s = plan.search.step_estimate_s;
+    let n_units = plan.settings.len() * plan.targets.len();
+    let curve_runs = n_units * plan.fractions.len() * plan.repetitions as usize;
+    eprintln!(
+        "shoal-tune: {} settings x {} target(s); search <= {:.0} s each (<= {:.0} min), then {} curve runs + {} reference runs of ~{:.0} s (~{:.0} min); seed {}",
+        plan.settings.len(),
+        plan.targets.len(),
+        plan.search.budget_s,
+        n_units as f64 * plan.search.budget_s / 60.0,
+        curve_runs,
+        2 * plan.repetitions as usize * plan.targets.len(),
+        step_s,
+        (curve_runs as f64 + 2.0 * plan.repetitions as f64) * step_s / 60.0,
+        plan.seed
+    );
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let mut endpoint = shoal_tuning::live::KafkaEndpoint {
+        topic_prefix: format!("shoal-tune-{:x}", plan.seed),
+    };
+    let mut log = |line: &str| eprintln!("{line}");
+    let out2 = out.clone();
+    let mut save = move |s: &SweepV2, result: Option<&str>| save_progress(&out2, s, result);
+    let s = driver::run_sweep(
+        plan,
+        command,
+        &mut endpoint,
+        Hooks {
+            log: &mut log,
+            save: &mut save,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    report_cmd(&s, &out)
+}
+
+fn save_progress(
+    dir: &Path,
+    s: &SweepV2,
+    result: Option<&str>,
+) -> Result<Option<String>, SweepError> {
+    let write = |rel: &str, text: &str| {
+        std::fs::write(dir.join(rel), text).map_err(|e| SweepError::Write {
+            path: dir.join(rel).display().to_string(),
+            reason: e.to_string(),
+        })
+    };
+    let rel = match result {
+        Some(json) => {
+            let rel = format!("points/{:03}.json", s.runs.len().saturating_sub(1));
+            write(&rel, json)?;
+            Some(rel)
+        }
+        None => None,
+    };
+    let mut s = s.clone();
+    if let (Some(r), Some(last)) = (&rel, s.runs.last_mut()) {
+        last.result = Some(r.clone());
+    }
+    let text = serde_json::to_string_pretty(&s).map_err(|e| SweepError::Config(e.to_string()))?;
+    write("sweep.json", &text)?;
+    Ok(rel)
+}
+
+fn report_cmd(s: &SweepV2, dir: &Path) -> Result<ExitCode, String> {
+    let written = shoal_tuning::report::write_all(s, dir).map_err(|e| e.to_string())?;
+    for p in written {
+        println!("wrote {}", p.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn agree_cmd(first: &Path, second: &Path) -> Result<ExitCode, String> {
+    let load = |p: &Path| shoal_tuning::report::load(p).map_err(|e| e.to_string());
+    let (a, b) = (load(first)?, load(second)?);
+    let verdict = shoal_tuning::analysis::agreement(&a, &b);
+    print!("{}", verdict.text);
+    Ok(if verdict.agree {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -1,0 +1,465 @@
+//! Runs a sweep: reference points, interleaved rate searches, then every curve point
+//! `repetitions` times in shuffled rounds, then the reference points again.
+//!
+//! The endpoint is a trait so the whole schedule runs against a model in tests.
+
+use crate::knobs::{KnobError, Setting};
+use crate::noise::{HostNoise, HostSample};
+use crate::search::{RateSearch, SearchConfig, SearchConfigError};
+use crate::step::{Criteria, FailReason, StepFigures};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use shoal_bench::machine::Machine;
+use shoal_bench::workload::Workload;
+
+pub const SWEEP_FORMAT_V2: &str = "shoal-tune/2";
+pub const REPETITIONS_MAX: u32 = 20;
+
+/// One Kafka-compatible endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    pub name: String,
+    pub brokers: String,
+    /// What runs there (e.g. "shoal 0.1.0 release, commit c42bf78"), as given.
+    pub description: String,
+}
+
+/// What one step returned.
+pub struct StepOutput {
+    pub figures: StepFigures,
+    /// Full result JSON, kept beside the sweep (None for models).
+    pub result_json: Option<String>,
+    pub elapsed_s: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error("run {label} on {target}: {reason}")]
+    Run {
+        target: String,
+        label: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Knob(#[from] KnobError),
+    #[error(transparent)]
+    Search(#[from] SearchConfigError),
+    #[error("{0}")]
+    Config(String),
+    #[error("write {path}: {reason}")]
+    Write { path: String, reason: String },
+}
+
+pub trait Endpoint {
+    fn run_step(
+        &mut self,
+        target: &Target,
+        w: &Workload,
+        label: &str,
+    ) -> Result<StepOutput, String>;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    ReferenceStart,
+    Search,
+    Curve,
+    ReferenceEnd,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub seq: usize,
+    pub phase: Phase,
+    pub target: usize,
+    /// Index into `settings`; None for the reference point.
+    pub setting: Option<usize>,
+    pub fraction: Option<f64>,
+    pub rep: u32,
+    pub rate_msgs_per_s: f64,
+    pub figures: StepFigures,
+    pub failures: Vec<FailReason>,
+    pub noise: HostNoise,
+    pub started_unix_s: u64,
+    pub elapsed_s: f64,
+    /// Full result JSON relative to the sweep folder, if kept.
+    pub result: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchRecord {
+    pub target: usize,
+    pub setting: usize,
+    pub search: RateSearch,
+    /// The rate the curve fractions are taken of (the lower capacity over all targets in
+    /// compare mode, so every target runs the same rates), and why.
+    pub curve_base_msgs_per_s: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub workload: Workload,
+    pub targets: Vec<Target>,
+    pub dimensions: Vec<crate::knobs::Dimension>,
+    pub settings: Vec<Setting>,
+    pub criteria: Criteria,
+    pub search: SearchConfig,
+    /// Fractions of the discovered rate run for the curves (1.0 = the rate itself).
+    pub fractions: Vec<f64>,
+    pub repetitions: u32,
+    /// The workload's own settings at this rate, run `repetitions` times at start and end.
+    pub reference_rate_msgs_per_s: f64,
+    pub seed: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepV2 {
+    pub format: String,
+    pub command: String,
+    pub plan: Plan,
+    pub machine: Machine,
+    pub client: String,
+    pub started_unix_s: u64,
+    pub finished_unix_s: u64,
+    pub searches: Vec<SearchRecord>,
+    pub runs: Vec<Run>,
+}
+
+impl Plan {
+    pub fn validate(&self) -> Result<(), SweepError> {
+        if self.targets.is_empty() || self.targets.len() > 2 {
+            return Err(SweepError::Config("one or two targets".into()));
+        }
+        if self.repetitions == 0 || self.repetitions > REPETITIONS_MAX {
+            return Err(SweepError::Config(format!(
+                "repetitions must be 1..={REPETITIONS_MAX}"
+            )));
+        }
+        if self.fractions.is_empty() || self.fractions.iter().any(|f| !(*f > 0.0 && *f <= 1.0)) {
+            return Err(SweepError::Config("fractions must be in (0, 1]".into()));
+        }
+        for s in &self.settings {
+            s.apply(&self.workload)?;
+        }
+        RateSearch::new(self.search)?;
+        Ok(())
+    }
+}
+
+fn now_unix_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Saves the sweep so far and a run's full result JSON; returns where the JSON went.
+pub type SaveFn<'a> = dyn FnMut(&SweepV2, Option<&str>) -> Result<Option<String>, SweepError> + 'a;
+
+/// What a sweep in progress needs besides the plan: where to report, and a save hook.
+pub struct Hooks<'a> {
+    pub log: &'a mut dyn FnMut(&str),
+    /// Called after every run with the sweep so far and the run's full result JSON.
+    pub save: &'a mut SaveFn<'a>,
+}
+
+struct Ctx<'a, 'h> {
+    sweep: SweepV2,
+    endpoint: &'a mut dyn Endpoint,
+    hooks: Hooks<'h>,
+}
+
+impl Ctx<'_, '_> {
+    fn step(
+        &mut self,
+        phase: Phase,
+        target: usize,
+        setting: Option<usize>,
+        fraction: Option<f64>,
+        rep: u32,
+        rate: f64,
+    ) -> Result<Run, SweepError> {
+        let plan = &self.sweep.plan;
+        let t = plan.targets[target].clone();
+        let (mut w, label) = match setting {
+            Some(i) => (
+                plan.settings[i].apply(&plan.workload)?,
+                plan.settings[i].label.clone(),
+            ),
+            None => (plan.workload.clone(), "reference".to_string()),
+        };
+        w.producer_rate = rate.round().max(1.0);
+        let before = HostSample::read();
+        let started_unix_s = now_unix_s();
+        let out = self
+            .endpoint
+            .run_step(&t, &w, &label)
+            .map_err(|reason| SweepError::Run {
+                target: t.name.clone(),
+                label: label.clone(),
+                reason,
+            })?;
+        let noise = HostNoise::between(&before, &HostSample::read());
+        let failures = out.figures.failures(&plan.criteria);
+        let mut run = Run {
+            seq: self.sweep.runs.len(),
+            phase,
+            target,
+            setting,
+            fraction,
+            rep,
+            rate_msgs_per_s: w.producer_rate,
+            figures: out.figures,
+            failures,
+            noise,
+            started_unix_s,
+            elapsed_s: out.elapsed_s,
+            result: None,
+        };
+        (self.hooks.log)(&progress_line(&self.sweep, &run, &label));
+        self.sweep.runs.push(run.clone());
+        run.result = (self.hooks.save)(&self.sweep, out.result_json.as_deref())?;
+        *self.sweep.runs.last_mut().expect("pushed") = run.clone();
+        Ok(run)
+    }
+
+    fn reference(&mut self, phase: Phase) -> Result<(), SweepError> {
+        let rate = self.sweep.plan.reference_rate_msgs_per_s;
+        for rep in 0..self.sweep.plan.repetitions {
+            for t in 0..self.sweep.plan.targets.len() {
+                self.step(phase, t, None, None, rep, rate)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn searches(&mut self, rng: &mut rand::rngs::StdRng) -> Result<(), SweepError> {
+        loop {
+            let mut active: Vec<usize> = (0..self.sweep.searches.len())
+                .filter(|&i| self.sweep.searches[i].search.next_rate().is_some())
+                .collect();
+            if active.is_empty() {
+                return Ok(());
+            }
+            active.shuffle(rng);
+            for i in active {
+                let rec = &self.sweep.searches[i];
+                let (t, s) = (rec.target, rec.setting);
+                let Some(rate) = rec.search.next_rate() else {
+                    continue;
+                };
+                let rep = rec.search.steps.len() as u32;
+                let run = self.step(Phase::Search, t, Some(s), None, rep, rate)?;
+                let floor = self.latency_floor_seen(i, &run);
+                let search = &mut self.sweep.searches[i].search;
+                search.record(run.rate_msgs_per_s, run.failures.is_empty(), run.elapsed_s);
+                if floor {
+                    search.latency_floor();
+                }
+            }
+        }
+    }
+
+    /// This step failed only the latency goal, at a lower rate than an earlier failed step
+    /// of the same search whose p99 was not clearly (20 %) higher: lowering the rate does not help.
+    fn latency_floor_seen(&self, search: usize, run: &Run) -> bool {
+        let rec = &self.sweep.searches[search];
+        if run.failures != [FailReason::P99OverGoal] || rec.search.pass_msgs_per_s.is_some() {
+            return false;
+        }
+        self.sweep.runs.iter().any(|r| {
+            r.seq != run.seq
+                && r.phase == Phase::Search
+                && r.target == rec.target
+                && r.setting == Some(rec.setting)
+                && r.rate_msgs_per_s > run.rate_msgs_per_s
+                && r.failures.contains(&FailReason::P99OverGoal)
+                && r.figures.p99_ms() <= run.figures.p99_ms() * 1.25
+        })
+    }
+
+    /// The rate each setting's fractions are taken of: its capacity at the goal, or, if it
+    /// never met the goal, the highest rate it kept up with; the minimum over targets.
+    fn set_curve_bases(&mut self) {
+        let n_settings = self.sweep.plan.settings.len();
+        let criteria_no_goal = Criteria {
+            p99_ms_max: None,
+            ..self.sweep.plan.criteria
+        };
+        for s in 0..n_settings {
+            let mut base: Option<f64> = None;
+            for rec in self.sweep.searches.iter().filter(|r| r.setting == s) {
+                let kept_up = self
+                    .sweep
+                    .runs
+                    .iter()
+                    .filter(|r| {
+                        r.phase == Phase::Search && r.setting == Some(s) && r.target == rec.target
+                    })
+                    .filter(|r| r.figures.passes(&criteria_no_goal))
+                    .map(|r| r.rate_msgs_per_s)
+                    .fold(None, |m: Option<f64>, r| Some(m.map_or(r, |m| m.max(r))));
+                let own = rec.search.pass_msgs_per_s.or(kept_up);
+                base = match (base, own) {
+                    (Some(b), Some(o)) => Some(b.min(o)),
+                    (b, o) => b.or(o),
+                };
+            }
+            for rec in self.sweep.searches.iter_mut().filter(|r| r.setting == s) {
+                rec.curve_base_msgs_per_s = base;
+            }
+        }
+    }
+
+    fn curves(&mut self, rng: &mut rand::rngs::StdRng) -> Result<(), SweepError> {
+        let plan = self.sweep.plan.clone();
+        let mut units: Vec<(usize, f64, f64)> = Vec::new();
+        for s in 0..plan.settings.len() {
+            let base = self
+                .sweep
+                .searches
+                .iter()
+                .find(|r| r.setting == s)
+                .and_then(|r| r.curve_base_msgs_per_s);
+            if let Some(base) = base {
+                for &f in &plan.fractions {
+                    units.push((s, f, (base * f).max(plan.search.rate_min_msgs_per_s)));
+                }
+            }
+        }
+        for rep in 0..plan.repetitions {
+            units.shuffle(rng);
+            for &(s, f, rate) in &units {
+                let mut targets: Vec<usize> = (0..plan.targets.len()).collect();
+                targets.shuffle(rng);
+                for t in targets {
+                    self.step(Phase::Curve, t, Some(s), Some(f), rep, rate)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs the whole plan. Stops at the first failed run (its error names it); everything
+/// measured before has already been handed to `hooks.save`.
+pub fn run_sweep(
+    plan: Plan,
+    command: String,
+    endpoint: &mut dyn Endpoint,
+    hooks: Hooks<'_>,
+) -> Result<SweepV2, SweepError> {
+    plan.validate()?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(plan.seed);
+    let searches = (0..plan.targets.len())
+        .flat_map(|t| (0..plan.settings.len()).map(move |s| (t, s)))
+        .map(|(target, setting)| {
+            Ok(SearchRecord {
+                target,
+                setting,
+                search: RateSearch::new(plan.search)?,
+                curve_base_msgs_per_s: None,
+            })
+        })
+        .collect::<Result<Vec<_>, SearchConfigError>>()?;
+    let mut ctx = Ctx {
+        sweep: SweepV2 {
+            format: SWEEP_FORMAT_V2.into(),
+            command,
+            plan,
+            machine: Machine::detect(),
+            client: format!("librdkafka {}", shoal_bench::kafka::librdkafka_version()),
+            started_unix_s: now_unix_s(),
+            finished_unix_s: 0,
+            searches,
+            runs: Vec::new(),
+        },
+        endpoint,
+        hooks,
+    };
+    ctx.reference(Phase::ReferenceStart)?;
+    ctx.searches(&mut rng)?;
+    ctx.set_curve_bases();
+    ctx.curves(&mut rng)?;
+    ctx.reference(Phase::ReferenceEnd)?;
+    ctx.sweep.finished_unix_s = now_unix_s();
+    (ctx.hooks.save)(&ctx.sweep, None)?;
+    Ok(ctx.sweep)
+}
+
+fn progress_line(s: &SweepV2, r: &Run, label: &str) -> String {
+    let f = &r.figures;
+    format!(
+        "shoal-tune: #{:<3} {:?} {} {label}{} @ {:.0} msg/s: acked {:.0} msg/s, p50 {:.2} ms, p99 {:.2} ms, backlog {:+.0}/s{} | load {:.2}->{:.2} steal {:.1}% | {:.1} s",
+        r.seq,
+        r.phase,
+        s.plan.targets[r.target].name,
+        r.fraction
+            .map(|f| format!(" x{:.0}%", f * 100.0))
+            .unwrap_or_default(),
+        r.rate_msgs_per_s,
+        f.acked_msgs_per_s,
+        f.p50_us as f64 / 1000.0,
+        f.p99_ms(),
+        f.backlog_growth_msgs_per_s2,
+        if r.failures.is_empty() {
+            " PASS".to_string()
+        } else {
+            format!(" FAIL {:?}", r.failures)
+        },
+        r.noise.load_avg_1m_before,
+        r.noise.load_avg_1m_after,
+        r.noise.steal_pct,
+        r.elapsed_s
+    )
+}
+
+/// A model endpoint: sustains `capacity_msgs_per_s` (per target), with p99 rising as the
+/// load approaches it. For tests of the schedule and the analysis.
+pub struct ModelEndpoint {
+    pub capacity_msgs_per_s: Vec<f64>,
+    pub step_s: f64,
+    pub calls: Vec<(String, String, f64)>,
+}
+
+impl Endpoint for ModelEndpoint {
+    fn run_step(
+        &mut self,
+        target: &Target,
+        w: &Workload,
+        label: &str,
+    ) -> Result<StepOutput, String> {
+        let t = target
+            .name
+            .strip_prefix('t')
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(0);
+        // Higher linger costs latency; capacity scales with the target and a per-label factor.
+        let cap = self.capacity_msgs_per_s[t.min(self.capacity_msgs_per_s.len() - 1)]
+            * (1.0 + 0.1 * w.producer.batch_size.ilog2() as f64 / 20.0);
+        let rate = w.producer_rate;
+        let acked = rate.min(cap);
+        let load = (rate / cap).min(0.99);
+        let p99_us = ((w.producer.linger_ms * 1000.0) + 500.0 / (1.0 - load)) as u64;
+        self.calls
+            .push((target.name.clone(), label.to_string(), rate));
+        Ok(StepOutput {
+            figures: StepFigures {
+                target_msgs_per_s: rate,
+                sent_msgs_per_s: rate,
+                acked_msgs_per_s: acked,
+                acked_mb_per_s: acked * w.message_size as f64 / 1e6,
+                errors: 0,
+                p50_us: p99_us / 3,
+                p99_us,
+                p999_us: p99_us * 2,
+                max_us: p99_us * 3,
+                backlog_growth_msgs_per_s2: rate - acked,
+            },
+            result_json: None,
+            elapsed_s: self.step_s,
+        })
+    }
+}
