@@ -346,10 +346,12 @@ impl Shard {
             // Directories of partitions never opened in this run.
             for p in 0..partitions {
                 let dir = self.ctx.partition_dir(topic, p);
-                if dir.exists() {
-                    if let Err(e) = std::fs::remove_dir_all(&dir) {
+                match std::fs::remove_dir_all(&dir) {
+                    // An owner shard may have deleted it a moment ago.
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                         log::error!("deleting {}: {e}", dir.display());
                     }
+                    _ => {}
                 }
             }
         }

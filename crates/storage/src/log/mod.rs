@@ -377,7 +377,13 @@ impl PartitionLog {
             segment.delete_files(&dir).await?;
         }
         inner.segments.borrow_mut().clear();
-        std::fs::remove_dir_all(&dir).map_err(|e| fileio::io_err("remove dir", &dir, e))?;
-        Ok(())
+        // Gone already is the goal: the broker also sweeps a deleted topic's unopened partition
+        // directories, concurrently with the owners' deletes.
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(fileio::io_err("remove dir", &dir, e))
+            }
+            _ => Ok(()),
+        }
     }
 }
