@@ -45,9 +45,17 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ),
     (
         "shoal-raft",
-        &["shoal-protocol", "shoal-storage", "shoal-metadata", "shoal-broker"],
+        &[
+            "shoal-protocol",
+            "shoal-storage",
+            "shoal-metadata",
+            "shoal-broker",
+        ],
     ),
-    ("shoal-cluster", &["shoal-protocol", "shoal-storage", "shoal-broker"]),
+    (
+        "shoal-cluster",
+        &["shoal-protocol", "shoal-storage", "shoal-broker"],
+    ),
     ("shoal-protocol", &["shoal-storage", "shoal-broker"]),
     ("shoal-client", &["shoal-storage", "shoal-broker"]),
 ];
