@@ -15,25 +15,20 @@ pub trait IndexKey: Copy + Ord + std::fmt::Display {
     fn get(bytes: &[u8]) -> Self;
 }
 
-impl IndexKey for u32 {
-    const BYTES: usize = 4;
-    fn put(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_be_bytes());
-    }
-    fn get(bytes: &[u8]) -> Self {
-        u32::from_be_bytes(bytes.try_into().expect("4"))
-    }
+macro_rules! index_key {
+    ($($t:ty),*) => {$(
+        impl IndexKey for $t {
+            const BYTES: usize = std::mem::size_of::<$t>();
+            fn put(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_be_bytes());
+            }
+            fn get(bytes: &[u8]) -> Self {
+                <$t>::from_be_bytes(bytes.try_into().expect("key bytes"))
+            }
+        }
+    )*};
 }
-
-impl IndexKey for i64 {
-    const BYTES: usize = 8;
-    fn put(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_be_bytes());
-    }
-    fn get(bytes: &[u8]) -> Self {
-        i64::from_be_bytes(bytes.try_into().expect("8"))
-    }
-}
+index_key!(u32, i64);
 
 /// A sparse index: at most `entries_max` entries (key, u32), both fields strictly increasing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 
 use std::rc::Rc;
 
+use kafka_protocol::messages::list_offsets_request::ListOffsetsPartition;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -43,6 +44,24 @@ pub async fn lookup(
     result.unwrap_or_else(|code| (code, -1, -1))
 }
 
+/// One partition's answer; from v4 on, leader epoch 0 (epochs are not tracked) unless it failed.
+fn partition_response(
+    p: &ListOffsetsPartition,
+    (error, offset, timestamp): (i16, i64, i64),
+    version: i16,
+) -> ListOffsetsPartitionResponse {
+    ListOffsetsPartitionResponse::default()
+        .with_partition_index(p.partition_index)
+        .with_error_code(error)
+        .with_offset(offset)
+        .with_timestamp(timestamp)
+        .with_leader_epoch(if error == ec::NONE && version >= 4 {
+            0
+        } else {
+            -1
+        })
+}
+
 pub async fn handle(
     shard: &Rc<Shard>,
     version: i16,
@@ -68,20 +87,7 @@ pub async fn handle(
         &request.topics,
         |t| &t.partitions,
         results,
-        |p, (error, offset, timestamp)| {
-            ListOffsetsPartitionResponse::default()
-                .with_partition_index(p.partition_index)
-                .with_error_code(error)
-                .with_offset(offset)
-                .with_timestamp(timestamp)
-                .with_leader_epoch(if error != ec::NONE && version >= 4 {
-                    -1
-                } else if version >= 4 {
-                    0
-                } else {
-                    -1
-                })
-        },
+        |p, result| partition_response(p, result, version),
         |t, partitions| {
             ListOffsetsTopicResponse::default()
                 .with_name(t.name.clone())

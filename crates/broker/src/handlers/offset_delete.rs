@@ -9,7 +9,6 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 use crate::group::coordinator::Reply;
 use crate::group::manager::on_coordinator;
-use crate::handlers::respond_per_partition;
 use crate::shard::Shard;
 use shoal_protocol::errors as e;
 
@@ -43,20 +42,24 @@ pub async fn handle(
     if top != e::NONE {
         return OffsetDeleteResponse::default().with_error_code(top);
     }
-    let topics = respond_per_partition(
-        &request.topics,
-        |t| &t.partitions,
-        per,
-        |p, code| {
-            OffsetDeleteResponsePartition::default()
-                .with_partition_index(p.partition_index)
-                .with_error_code(code)
-        },
-        |t, partitions| {
+    let mut per = per.into_iter();
+    let topics = request
+        .topics
+        .iter()
+        .map(|t| {
             OffsetDeleteResponseTopic::default()
                 .with_name(t.name.clone())
-                .with_partitions(partitions)
-        },
-    );
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            OffsetDeleteResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(per.next().unwrap_or(e::NONE))
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
     OffsetDeleteResponse::default().with_topics(topics)
 }
