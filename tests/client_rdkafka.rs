@@ -2,35 +2,11 @@
 //! headers and timestamps through BaseProducer/BaseConsumer; gzip, snappy, lz4 and zstd
 //! batches accepted, stored as sent and read back; the idempotent producer.
 
-use rdkafka::Offset;
 use shoal_testkit::rdk;
-use shoal_testkit::{make_records, stored_batches, verify, Broker, Checks};
+use shoal_testkit::{make_records, stored_batches, Broker};
 
 const PARTITIONS: i32 = 8;
 const RECORDS: usize = 10_000;
-
-#[test]
-fn murmur2_oracle_matches_kafka_test_vectors() {
-    // Kafka's UtilsTest.testMurmur2.
-    for (data, want) in [
-        (&b"21"[..], -973932308),
-        (b"foobar", -790332482),
-        (b"a-little-bit-long-string", -985981536),
-        (b"a-little-bit-longer-string", -1486304829),
-        (
-            b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
-            -58897971,
-        ),
-        (b"abc", 479470107),
-    ] {
-        assert_eq!(
-            shoal_testkit::murmur2(data),
-            want,
-            "murmur2({:?})",
-            String::from_utf8_lossy(data)
-        );
-    }
-}
 
 #[test]
 fn rdkafka_keyed_records_round_trip() {
@@ -39,27 +15,9 @@ fn rdkafka_keyed_records_round_trip() {
     rdk::create_topic(&broker.addr(), topic, PARTITIONS);
     let records = make_records(RECORDS, "rdkafka");
     let producer = rdk::producer(&broker.addr(), &[]);
-    let (delivered, failed) = rdk::produce(&producer, topic, &records);
-    assert!(
-        failed.is_empty(),
-        "{} delivery failures, first: {:?}",
-        failed.len(),
-        &failed[..failed.len().min(3)]
-    );
-    let consumed = rdk::consume(
-        &broker.addr(),
-        topic,
-        PARTITIONS,
-        Offset::Beginning,
-        RECORDS,
-    );
-    let per_partition = verify(
-        &records,
-        &consumed,
-        PARTITIONS,
-        Some(&delivered),
-        Checks::ALL,
-    );
+    let delivered = rdk::produce_all(&producer, topic, &records, topic);
+    let per_partition =
+        rdk::consume_verified(&broker.addr(), topic, PARTITIONS, &records, &delivered);
     assert!(
         per_partition.iter().all(|&n| n > 0),
         "every partition gets keys: {per_partition:?}"
@@ -81,27 +39,8 @@ fn rdkafka_compressed_batches_are_accepted_stored_and_read_back() {
         rdk::create_topic(&broker.addr(), &topic, PARTITIONS);
         let records = make_records(4_000, &format!("rdkafka-{codec}"));
         let producer = rdk::producer(&broker.addr(), &[("compression.type", codec)]);
-        let (delivered, failed) = rdk::produce(&producer, &topic, &records);
-        assert!(
-            failed.is_empty(),
-            "{codec}: {} delivery failures, first: {:?}",
-            failed.len(),
-            &failed[..failed.len().min(3)]
-        );
-        let consumed = rdk::consume(
-            &broker.addr(),
-            &topic,
-            PARTITIONS,
-            Offset::Beginning,
-            records.len(),
-        );
-        verify(
-            &records,
-            &consumed,
-            PARTITIONS,
-            Some(&delivered),
-            Checks::ALL,
-        );
+        let delivered = rdk::produce_all(&producer, &topic, &records, &topic);
+        rdk::consume_verified(&broker.addr(), &topic, PARTITIONS, &records, &delivered);
         // Stored as the producer sent them (compression.type=producer, Kafka's default).
         // librdkafka sends a batch uncompressed when compressing did not shrink it (a batch of
         // one or two small records under a slow, loaded machine), so only those may be codec 0.
@@ -141,26 +80,7 @@ fn rdkafka_idempotent_producer_round_trip() {
     rdk::create_topic(&broker.addr(), topic, PARTITIONS);
     let records = make_records(RECORDS, "rdkafka-idempotent");
     let producer = rdk::producer(&broker.addr(), &[("enable.idempotence", "true")]);
-    let (delivered, failed) = rdk::produce(&producer, topic, &records);
-    assert!(
-        failed.is_empty(),
-        "{} delivery failures, first: {:?}",
-        failed.len(),
-        &failed[..failed.len().min(3)]
-    );
-    let consumed = rdk::consume(
-        &broker.addr(),
-        topic,
-        PARTITIONS,
-        Offset::Beginning,
-        RECORDS,
-    );
-    verify(
-        &records,
-        &consumed,
-        PARTITIONS,
-        Some(&delivered),
-        Checks::ALL,
-    );
+    let delivered = rdk::produce_all(&producer, topic, &records, topic);
+    rdk::consume_verified(&broker.addr(), topic, PARTITIONS, &records, &delivered);
     shoal_testkit::check_idempotent_batches(&stored_batches(&broker.addr(), topic, PARTITIONS));
 }

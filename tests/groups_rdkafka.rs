@@ -14,8 +14,9 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use shoal_testkit::rdk::DeliveryCounts;
 use shoal_testkit::{wait_until, Broker};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -34,32 +35,12 @@ fn create_topic(addr: &str, topic: &str, partitions: i32) {
     }
 }
 
-#[derive(Default)]
-struct CountDeliveries {
-    ok: AtomicUsize,
-    failed: AtomicUsize,
-}
-
-impl ClientContext for CountDeliveries {}
-impl ProducerContext for CountDeliveries {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        match result {
-            Ok(_) => self.ok.fetch_add(1, Ordering::SeqCst),
-            Err((e, _)) => {
-                eprintln!("delivery failed: {e}");
-                self.failed.fetch_add(1, Ordering::SeqCst)
-            }
-        };
-    }
-}
-
 /// Produces values `range` as decimal strings; value i goes to partition i % partitions.
 fn produce(addr: &str, topic: &str, partitions: i32, range: std::ops::Range<u64>) {
-    let producer: BaseProducer<CountDeliveries> = ClientConfig::new()
+    let producer: BaseProducer<DeliveryCounts> = ClientConfig::new()
         .set("bootstrap.servers", addr)
         .set("linger.ms", "5")
-        .create_with_context(CountDeliveries::default())
+        .create_with_context(DeliveryCounts::default())
         .expect("producer");
     let n = range.end - range.start;
     for i in range {

@@ -3,47 +3,69 @@
 //! compressed batches must pass our CRC check and decode with our record codec.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::ApiKey;
 use rdkafka::config::ClientConfig as RdConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
 use shoal_protocol::partitioner::partition_for_key;
 use shoal_protocol::records::{decode_batch, BatchHeader, Compression};
 use shoal_testkit::fake_broker::FakeBroker;
-
-#[derive(Default, Clone)]
-struct Deliveries {
-    ok: Arc<AtomicUsize>,
-    failed: Arc<AtomicUsize>,
-}
-
-impl ClientContext for Deliveries {}
-
-impl ProducerContext for Deliveries {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        match result {
-            Ok(_) => self.ok.fetch_add(1, Ordering::SeqCst),
-            Err((e, _)) => {
-                eprintln!("delivery failed: {e}");
-                self.failed.fetch_add(1, Ordering::SeqCst)
-            }
-        };
-    }
-}
+use shoal_testkit::rdk::DeliveryCounts;
 
 const PARTITIONS: i32 = 8;
+
+/// A consumer of `broker` assigned partitions `0..partitions` of each of `topics`, from the
+/// beginning.
+fn consumer_from_beginning(
+    broker: &FakeBroker,
+    topics: &[String],
+    partitions: i32,
+) -> BaseConsumer {
+    let consumer: BaseConsumer = RdConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "shoal-test")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    for topic in topics {
+        for p in 0..partitions {
+            assignment
+                .add_partition_offset(topic, p, Offset::Beginning)
+                .unwrap();
+        }
+    }
+    consumer.assign(&assignment).unwrap();
+    consumer
+}
+
+/// One poll of `consumer` (None: nothing yet); panics on a consumer error, or once `deadline`
+/// (60 s after the start) has passed, saying what was consumed `so_far`.
+fn next_message<'a>(
+    consumer: &'a BaseConsumer,
+    deadline: Instant,
+    so_far: &str,
+) -> Option<BorrowedMessage<'a>> {
+    assert!(
+        Instant::now() < deadline,
+        "consumed only {so_far} within 60 s"
+    );
+    match consumer.poll(Duration::from_millis(200)) {
+        None => None,
+        Some(Err(e)) => panic!("consumer error: {e}"),
+        Some(Ok(m)) => Some(m),
+    }
+}
 const RECORDS_PER_CODEC: usize = 500;
 
 fn produce(broker: &FakeBroker, topic: &str, codec: &str, idempotent: bool) {
-    let deliveries = Deliveries::default();
-    let producer: ThreadedProducer<Deliveries> = RdConfig::new()
+    let deliveries = DeliveryCounts::default();
+    let producer: ThreadedProducer<DeliveryCounts> = RdConfig::new()
         .set("bootstrap.servers", broker.bootstrap())
         .set("compression.codec", codec)
         .set("linger.ms", "5")
@@ -149,43 +171,27 @@ fn librdkafka_produces_every_codec_and_consumes_through_our_codecs() {
     }
 
     // Consume everything back with librdkafka (Fetch, ListOffsets through our encoder).
-    let consumer: BaseConsumer = RdConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("group.id", "shoal-test")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut assignment = TopicPartitionList::new();
-    for (codec, _) in &codecs {
-        for p in 0..PARTITIONS {
-            assignment
-                .add_partition_offset(&format!("t-{codec}"), p, Offset::Beginning)
-                .unwrap();
-        }
-    }
-    consumer.assign(&assignment).unwrap();
+    let topics: Vec<String> = codecs
+        .iter()
+        .map(|(codec, _)| format!("t-{codec}"))
+        .collect();
+    let consumer = consumer_from_beginning(&broker, &topics, PARTITIONS);
     let total = RECORDS_PER_CODEC * codecs.len();
     let mut seen = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
     while seen < total {
-        assert!(
-            Instant::now() < deadline,
-            "consumed only {seen} of {total} records within 60 s"
-        );
-        match consumer.poll(Duration::from_millis(200)) {
-            None => {}
-            Some(Err(e)) => panic!("consumer error: {e}"),
-            Some(Ok(m)) => {
-                let headers = m.headers().expect("headers");
-                assert_eq!(headers.count(), 3);
-                assert_eq!(headers.get(0).key, "dup");
-                assert_eq!(headers.get(1).key, "dup");
-                assert_eq!(headers.get(1).value, Some(&b"b"[..]));
-                assert_eq!(headers.get(2).value, None);
-                assert!(m.timestamp().to_millis().unwrap() >= 1_700_000_000_000);
-                seen += 1;
-            }
-        }
+        let so_far = format!("{seen} of {total} records");
+        let Some(m) = next_message(&consumer, deadline, &so_far) else {
+            continue;
+        };
+        let headers = m.headers().expect("headers");
+        assert_eq!(headers.count(), 3);
+        assert_eq!(headers.get(0).key, "dup");
+        assert_eq!(headers.get(1).key, "dup");
+        assert_eq!(headers.get(1).value, Some(&b"b"[..]));
+        assert_eq!(headers.get(2).value, None);
+        assert!(m.timestamp().to_millis().unwrap() >= 1_700_000_000_000);
+        seen += 1;
     }
     let st = broker.state.lock().unwrap();
     eprintln!("versions librdkafka used: {:?}", st.versions);
@@ -253,38 +259,19 @@ fn librdkafka_consumes_what_our_producer_compressed() {
             }
         }
     }
-    let consumer: BaseConsumer = RdConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("group.id", "shoal-test")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut assignment = TopicPartitionList::new();
-    for codec in codecs {
-        for p in 0..2 {
-            assignment
-                .add_partition_offset(&format!("ours-{codec}"), p, Offset::Beginning)
-                .unwrap();
-        }
-    }
-    consumer.assign(&assignment).unwrap();
+    let topics: Vec<String> = codecs.iter().map(|codec| format!("ours-{codec}")).collect();
+    let consumer = consumer_from_beginning(&broker, &topics, 2);
     let mut per_topic: BTreeMap<String, usize> = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while per_topic.values().sum::<usize>() < 100 * codecs.len() {
-        assert!(
-            Instant::now() < deadline,
-            "consumed only {per_topic:?} within 60 s"
-        );
-        match consumer.poll(Duration::from_millis(200)) {
-            None => {}
-            Some(Err(e)) => panic!("consumer error: {e}"),
-            Some(Ok(m)) => {
-                let value = std::str::from_utf8(m.payload().unwrap()).unwrap();
-                let codec = m.topic().strip_prefix("ours-").unwrap();
-                assert!(value.starts_with(codec), "{value} in {}", m.topic());
-                *per_topic.entry(m.topic().to_string()).or_default() += 1;
-            }
-        }
+        let so_far = format!("{per_topic:?}");
+        let Some(m) = next_message(&consumer, deadline, &so_far) else {
+            continue;
+        };
+        let value = std::str::from_utf8(m.payload().unwrap()).unwrap();
+        let codec = m.topic().strip_prefix("ours-").unwrap();
+        assert!(value.starts_with(codec), "{value} in {}", m.topic());
+        *per_topic.entry(m.topic().to_string()).or_default() += 1;
     }
     assert!(per_topic.values().all(|&n| n == 100), "{per_topic:?}");
 }

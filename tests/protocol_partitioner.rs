@@ -1,9 +1,35 @@
 //! Our murmur2 partitioner against librdkafka's own `murmur2_random` (the partitioner
-//! confluent-kafka and kcat use for keyed records), called through rdkafka-sys.
+//! confluent-kafka and kcat use for keyed records), called through rdkafka-sys; it and the
+//! testkit's independent murmur2 oracle against Kafka's own test vectors.
 
 use rand::{Rng, SeedableRng};
 use rdkafka::bindings::rd_kafka_msg_partitioner_murmur2_random;
-use shoal_protocol::partitioner::partition_for_key;
+use shoal_protocol::partitioner::{murmur2, partition_for_key};
+
+/// Kafka's `UtilsTest.testMurmur2`: the broker's partitioner and the testkit oracle both match.
+#[test]
+fn murmur2_and_its_oracle_match_kafka_test_vectors() {
+    let cases: [(&[u8], i32); 6] = [
+        (b"21", -973_932_308),
+        (b"foobar", -790_332_482),
+        (b"a-little-bit-long-string", -985_981_536),
+        (b"a-little-bit-longer-string", -1_486_304_829),
+        (
+            b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+            -58_897_971,
+        ),
+        (b"abc", 479_470_107),
+    ];
+    for (key, expected) in cases {
+        let key_text = String::from_utf8_lossy(key);
+        assert_eq!(murmur2(key), expected, "partitioner murmur2({key_text:?})");
+        assert_eq!(
+            shoal_testkit::murmur2(key),
+            expected,
+            "oracle murmur2({key_text:?})"
+        );
+    }
+}
 
 fn librdkafka_partition(key: &[u8], partition_count: i32) -> i32 {
     // Non-null key: librdkafka only hashes the key; the topic handle is not touched.

@@ -10,7 +10,7 @@ use rdkafka::producer::Producer;
 use rdkafka::Offset;
 use shoal_testkit::raw::RawConn;
 use shoal_testkit::rdk;
-use shoal_testkit::{make_records, verify, wait_for, Broker, Checks, Consumed, Produced};
+use shoal_testkit::{make_records, wait_for, Broker, Consumed, Produced};
 
 const PARTITIONS: i32 = 4;
 
@@ -98,12 +98,7 @@ fn acked_records_survive_sigkill_and_offsets_continue() {
     let records = make_records(25_000, "restart");
     let (phase1, rest) = records.split_at(5_000);
     let producer = rdk::producer(&addr, &[]);
-    let (delivered1, failed) = rdk::produce(&producer, topic, phase1);
-    assert!(
-        failed.is_empty(),
-        "phase 1 delivery failures: {:?}",
-        &failed[..failed.len().min(3)]
-    );
+    let delivered1 = rdk::produce_all(&producer, topic, phase1, "phase 1");
     assert_eq!(delivered1.len(), phase1.len());
     drop(producer);
 
@@ -168,12 +163,7 @@ fn acked_records_survive_sigkill_and_offsets_continue() {
     // Phase 3: offsets continue from the high watermarks.
     let more = make_records(1_000, "after-restart");
     let producer = rdk::producer(&addr, &[]);
-    let (delivered3, failed) = rdk::produce(&producer, topic, &more);
-    assert!(
-        failed.is_empty(),
-        "phase 3 delivery failures: {:?}",
-        &failed[..failed.len().min(3)]
-    );
+    let delivered3 = rdk::produce_all(&producer, topic, &more, "phase 3");
     producer.flush(Duration::from_secs(10)).unwrap();
     let mut firsts: HashMap<i32, i64> = HashMap::new();
     for (p, o) in delivered3.values() {
@@ -201,12 +191,7 @@ fn sigterm_shuts_down_cleanly_and_loses_nothing() {
     rdk::create_topic(&addr, topic, PARTITIONS);
     let records = make_records(3_000, "graceful");
     let producer = rdk::producer(&addr, &[]);
-    let (delivered, failed) = rdk::produce(&producer, topic, &records);
-    assert!(
-        failed.is_empty(),
-        "delivery failures: {:?}",
-        &failed[..failed.len().min(3)]
-    );
+    let delivered = rdk::produce_all(&producer, topic, &records, topic);
     drop(producer);
 
     let status = broker.terminate();
@@ -216,14 +201,7 @@ fn sigterm_shuts_down_cleanly_and_loses_nothing() {
         broker.stderr()
     );
     broker.restart();
-    let consumed = rdk::consume(&addr, topic, PARTITIONS, Offset::Beginning, records.len());
-    verify(
-        &records,
-        &consumed,
-        PARTITIONS,
-        Some(&delivered),
-        Checks::ALL,
-    );
+    rdk::consume_verified(&addr, topic, PARTITIONS, &records, &delivered);
 
     // Restart once more without writing anything in between: still all there.
     broker.kill();

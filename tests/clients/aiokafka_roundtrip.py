@@ -29,13 +29,7 @@ async def amain(args):
     try:
         futures = []
         for r in records:
-            fut = await producer.send(
-                args.topic,
-                key=r["key"],
-                value=r["value"],
-                headers=r["headers"],
-                timestamp_ms=r["ts"],
-            )
+            fut = await producer.send(args.topic, **kafkacheck.send_kwargs(r))
             futures.append((r["seq"], fut))
         for seq, fut in futures:
             md = await asyncio.wait_for(fut, timeout=args.timeout)

@@ -54,10 +54,7 @@ def main():
             try:
                 producer.produce(
                     args.topic,
-                    key=r["key"],
-                    value=r["value"],
-                    headers=r["headers"],
-                    timestamp=r["ts"],
+                    **kafkacheck.send_kwargs(r, timestamp="timestamp"),
                     on_delivery=lambda err, msg, seq=r["seq"]: on_delivery(err, msg, seq),
                 )
                 break

@@ -132,6 +132,23 @@ def check_exactly_once(what, consumed, delivered, hw):
     return per_partition
 
 
+def resume_in_order(c, who, nxt, hw, deadline, late, last_commit):
+    """Consumes with c until every partition p reaches hw[p], checking that each record comes at
+    offset nxt[p] (advanced as records come). late() says what was reached once deadline (a
+    time.monotonic() value) has passed; last_commit is quoted on an offset mismatch. Returns the
+    (partition, offset) pairs in consumed order."""
+    got = []
+    while any(nxt[p] < hw[p] for p in hw):
+        check(time.monotonic() < deadline, late())
+        for m in c.consume(num_messages=1000, timeout=0.2):
+            check(m.error() is None, f"{who}: consume: {m.error()}")
+            p, o = m.partition(), m.offset()
+            check(o == nxt[p], f"{who}: partition {p}: got offset {o}, expected {nxt[p]} (last commit {last_commit.get(p)})")
+            got.append((p, o))
+            nxt[p] = o + 1
+    return got
+
+
 def wait_until(what, timeout, cond, state=lambda: ""):
     """Bounded wait (polling every 50 ms) for cond(); CheckFailed with what and state()."""
     deadline = time.monotonic() + timeout

@@ -117,21 +117,17 @@ def main():
     t0 = time.monotonic()
     c = consumer(args.bootstrap, group, "survivor")
     c.subscribe([args.topic])
-    survivor = []
     nxt = dict(start)
-    deadline = time.monotonic() + args.timeout
-    while any(nxt[p] < hw[p] for p in range(args.partitions)):
-        check(
-            time.monotonic() < deadline,
-            f"survivor reached only {nxt} of high watermarks {hw} within {args.timeout}s "
-            f"(assignment {[tp.partition for tp in c.assignment()]})",
-        )
-        for m in c.consume(num_messages=1000, timeout=0.2):
-            check(m.error() is None, f"survivor consume: {m.error()}")
-            p, o = m.partition(), m.offset()
-            check(o == nxt[p], f"survivor: partition {p}: got offset {o}, expected {nxt[p]} (last commit {last_commit.get(p)})")
-            survivor.append((p, o))
-            nxt[p] = o + 1
+    survivor = groupcheck.resume_in_order(
+        c,
+        "survivor",
+        nxt,
+        hw,
+        time.monotonic() + args.timeout,
+        lambda: f"survivor reached only {nxt} of high watermarks {hw} within {args.timeout}s "
+        f"(assignment {[tp.partition for tp in c.assignment()]})",
+        last_commit,
+    )
     resume_s = time.monotonic() - t0
     c.commit(asynchronous=False)
     c.close()

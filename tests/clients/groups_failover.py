@@ -314,16 +314,9 @@ def phase2(args):
     c = consumer(args.bootstrap, group, "phase2")
     c.subscribe([args.topic])
     nxt = dict(start)
-    after = []
-    deadline = time.monotonic() + 20
-    while any(nxt[p] < hw[p] for p in range(args.partitions)):
-        check(time.monotonic() < deadline, f"phase2 reached only {nxt} of {hw} in 20s")
-        for m in c.consume(num_messages=1000, timeout=0.2):
-            check(m.error() is None, f"consume: {m.error()}")
-            p, o = m.partition(), m.offset()
-            check(o == nxt[p], f"partition {p}: got offset {o}, expected {nxt[p]} (committed {last_commit.get(p)})")
-            after.append((p, o))
-            nxt[p] = o + 1
+    after = groupcheck.resume_in_order(
+        c, "phase2", nxt, hw, time.monotonic() + 20, lambda: f"phase2 reached only {nxt} of {hw} in 20s", last_commit
+    )
     resume_s = time.monotonic() - t0
     check(commit(c) is not None, "phase2 commit failed")
     c.close()

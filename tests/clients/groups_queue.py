@@ -73,10 +73,9 @@ class Member:
         c.commit(asynchronous=False)
         c.close()
 
-    def _run_kafka_python(self):
-        from kafka import KafkaConsumer
-
-        c = KafkaConsumer(
+    def _python_config(self):
+        """kafka-python and aiokafka take the same consumer settings."""
+        return dict(
             bootstrap_servers=self.bootstrap,
             group_id=self.group,
             client_id=self.name,
@@ -85,6 +84,11 @@ class Member:
             session_timeout_ms=10000,
             heartbeat_interval_ms=1000,
         )
+
+    def _run_kafka_python(self):
+        from kafka import KafkaConsumer
+
+        c = KafkaConsumer(**self._python_config())
         c.subscribe([self.topic])
         while not self.stop.is_set():
             for tp, msgs in c.poll(timeout_ms=100, max_records=1000).items():
@@ -97,15 +101,7 @@ class Member:
     async def _run_aiokafka(self):
         from aiokafka import AIOKafkaConsumer
 
-        c = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            group_id=self.group,
-            client_id=self.name,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=10000,
-            heartbeat_interval_ms=1000,
-        )
+        c = AIOKafkaConsumer(**self._python_config())
         c.subscribe([self.topic])
         await c.start()
         try:

@@ -27,18 +27,7 @@ def main():
     )
     futures = []
     for r in records:
-        futures.append(
-            (
-                r["seq"],
-                producer.send(
-                    args.topic,
-                    key=r["key"],
-                    value=r["value"],
-                    headers=r["headers"],
-                    timestamp_ms=r["ts"],
-                ),
-            )
-        )
+        futures.append((r["seq"], producer.send(args.topic, **kafkacheck.send_kwargs(r))))
     producer.flush(timeout=args.timeout)
     delivered = {}
     for seq, fut in futures:

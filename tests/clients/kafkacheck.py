@@ -101,6 +101,12 @@ def make_records(count, client, now_ms=None):
     return records
 
 
+def send_kwargs(r, timestamp="timestamp_ms"):
+    """A record of make_records as a producer's keyword arguments (confluent-kafka calls the
+    timestamp `timestamp`, kafka-python and aiokafka `timestamp_ms`)."""
+    return {"key": r["key"], "value": r["value"], "headers": r["headers"], timestamp: r["ts"]}
+
+
 def consumed_record(m):
     """A kafka-python/aiokafka ConsumerRecord as the dict `verify` takes."""
     return {

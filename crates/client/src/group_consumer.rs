@@ -267,6 +267,25 @@ impl GroupConsumer {
     }
 
     /// One JoinGroup+SyncGroup round: Ok(true) joined, Ok(false) retry now.
+    /// A join or sync answer's `action`: Ok(true) goes on, Ok(false) ends this join attempt
+    /// (FindCoordinator first forgets the coordinator and backs off), Fail is `fail`'s error.
+    fn join_step(
+        &mut self,
+        action: Action,
+        fail: impl FnOnce(&Self) -> ClientError,
+    ) -> Result<bool> {
+        match action {
+            Action::Continue => Ok(true),
+            Action::Rejoin => Ok(false),
+            Action::FindCoordinator => {
+                self.coordinator = None;
+                std::thread::sleep(self.config.retry_backoff);
+                Ok(false)
+            }
+            Action::Fail => Err(fail(self)),
+        }
+    }
+
     fn join_once(&mut self) -> Result<bool> {
         let coordinator = self.coordinator()?;
         let metadata = Subscription {
@@ -285,21 +304,19 @@ impl GroupConsumer {
                 protocols: vec![(PROTOCOL_RANGE.to_string(), metadata)],
             },
         )?;
-        match self.membership.on_join(&r) {
-            Action::Continue => {}
-            Action::Rejoin => return Ok(false),
-            Action::FindCoordinator => {
-                self.coordinator = None;
-                std::thread::sleep(self.config.retry_backoff);
-                return Ok(false);
-            }
-            Action::Fail if r.error_code == errors::NONE => {
-                return Err(ClientError::Protocol(format!(
+        let action = self.membership.on_join(&r);
+        let go_on = self.join_step(action, |c| {
+            if r.error_code == errors::NONE {
+                ClientError::Protocol(format!(
                     "group {}: JoinGroup answer without member id or generation",
-                    self.config.group
-                )))
+                    c.config.group
+                ))
+            } else {
+                c.kafka_error(r.error_code, "join")
             }
-            Action::Fail => return Err(self.kafka_error(r.error_code, "join")),
+        })?;
+        if !go_on {
+            return Ok(false);
         }
         let protocol = r
             .protocol_name
@@ -326,15 +343,9 @@ impl GroupConsumer {
             &assignments,
             wait,
         )?;
-        match self.membership.on_error(code) {
-            Action::Continue => {}
-            Action::Rejoin => return Ok(false),
-            Action::FindCoordinator => {
-                self.coordinator = None;
-                std::thread::sleep(self.config.retry_backoff);
-                return Ok(false);
-            }
-            Action::Fail => return Err(self.kafka_error(code, "sync")),
+        let action = self.membership.on_error(code);
+        if !self.join_step(action, |c| c.kafka_error(code, "sync"))? {
+            return Ok(false);
         }
         let assignment = Assignment::decode(bytes)?;
         let now = self.now_ms();

@@ -114,6 +114,18 @@ impl FetchFrame {
     }
 }
 
+/// A tagged field holding a struct with no tagged fields of its own: tag, size, the fields
+/// `put` writes, an empty tagged-field count. Tag and size are single-byte uvarints here.
+fn put_tagged_struct(buf: &mut BytesMut, tag: u8, put: impl FnOnce(&mut BytesMut)) {
+    let mut body = BytesMut::with_capacity(16);
+    put(&mut body);
+    body.put_u8(0);
+    assert!(tag < 0x80 && body.len() < 0x80, "single-byte uvarints");
+    buf.put_u8(tag);
+    buf.put_u8(body.len() as u8);
+    buf.put_slice(&body);
+}
+
 fn put_uvarint(buf: &mut BytesMut, mut v: u64) {
     while v >= 0x80 {
         buf.put_u8((v as u8) | 0x80);
@@ -268,19 +280,17 @@ fn encode(
                 w.buf.put_u8(tags as u8);
                 if let Some((epoch, end_offset)) = p.diverging_epoch {
                     // tag 0, size 13: epoch i32, end offset i64, no tagged fields.
-                    w.buf.put_u8(0);
-                    w.buf.put_u8(13);
-                    w.buf.put_i32(epoch);
-                    w.buf.put_i64(end_offset);
-                    w.buf.put_u8(0);
+                    put_tagged_struct(&mut w.buf, 0, |b| {
+                        b.put_i32(epoch);
+                        b.put_i64(end_offset);
+                    });
                 }
                 if let Some((leader_id, leader_epoch)) = p.current_leader {
                     // tag 1, size 9: leader id i32, leader epoch i32, no tagged fields.
-                    w.buf.put_u8(1);
-                    w.buf.put_u8(9);
-                    w.buf.put_i32(leader_id);
-                    w.buf.put_i32(leader_epoch);
-                    w.buf.put_u8(0);
+                    put_tagged_struct(&mut w.buf, 1, |b| {
+                        b.put_i32(leader_id);
+                        b.put_i32(leader_epoch);
+                    });
                 }
             } else if p.diverging_epoch.is_some() || p.current_leader.is_some() {
                 return Err("diverging_epoch/current_leader need v12+".into());

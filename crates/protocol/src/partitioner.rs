@@ -50,25 +50,6 @@ pub fn partition_for_key(key: &[u8], partition_count: i32) -> i32 {
 mod tests {
     use super::*;
 
-    /// From Apache Kafka's `UtilsTest.testMurmur2`.
-    #[test]
-    fn kafka_murmur2_vectors() {
-        let cases: [(&[u8], i32); 6] = [
-            (b"21", -973_932_308),
-            (b"foobar", -790_332_482),
-            (b"a-little-bit-long-string", -985_981_536),
-            (b"a-little-bit-longer-string", -1_486_304_829),
-            (
-                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
-                -58_897_971,
-            ),
-            (b"abc", 479_470_107),
-        ];
-        for (key, expected) in cases {
-            assert_eq!(murmur2(key), expected, "{}", String::from_utf8_lossy(key));
-        }
-    }
-
     #[test]
     fn to_positive_clears_the_sign_bit_only() {
         assert_eq!(to_positive(-1), i32::MAX);

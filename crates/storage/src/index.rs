@@ -8,17 +8,46 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexDamage(pub String);
 
+/// The first field of an index entry, stored big-endian ahead of the u32 second field.
+pub trait IndexKey: Copy + Ord + std::fmt::Display {
+    const BYTES: usize;
+    fn put(self, out: &mut Vec<u8>);
+    fn get(bytes: &[u8]) -> Self;
+}
+
+macro_rules! index_key {
+    ($($t:ty),*) => {$(
+        impl IndexKey for $t {
+            const BYTES: usize = std::mem::size_of::<$t>();
+            fn put(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_be_bytes());
+            }
+            fn get(bytes: &[u8]) -> Self {
+                <$t>::from_be_bytes(bytes.try_into().expect("key bytes"))
+            }
+        }
+    )*};
+}
+index_key!(u32, i64);
+
+/// A sparse index: at most `entries_max` entries (key, u32), both fields strictly increasing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct OffsetIndex {
-    /// (relative offset, position), both strictly increasing.
-    entries: Vec<(u32, u32)>,
+pub struct SparseIndex<K> {
+    entries: Vec<(K, u32)>,
     entries_max: usize,
 }
 
-impl OffsetIndex {
+/// (relative offset, position).
+pub type OffsetIndex = SparseIndex<u32>;
+/// (max timestamp so far, relative offset).
+pub type TimeIndex = SparseIndex<i64>;
+
+impl<K: IndexKey> SparseIndex<K> {
+    const ENTRY_BYTES: usize = K::BYTES + 4;
+
     pub fn new(entries_max: usize) -> Self {
         assert!(entries_max > 0);
-        OffsetIndex {
+        SparseIndex {
             entries: Vec::new(),
             entries_max,
         }
@@ -33,13 +62,63 @@ impl OffsetIndex {
     pub fn is_full(&self) -> bool {
         self.entries.len() >= self.entries_max
     }
-    pub fn entries(&self) -> &[(u32, u32)] {
+    pub fn entries(&self) -> &[(K, u32)] {
         &self.entries
     }
-    pub fn last(&self) -> Option<(u32, u32)> {
+    pub fn last(&self) -> Option<(K, u32)> {
         self.entries.last().copied()
     }
 
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.entries.len() * Self::ENTRY_BYTES);
+        for &(k, v) in &self.entries {
+            k.put(&mut out);
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        out
+    }
+
+    /// Parses and sanity-checks an index file; every second field must be below `bound`
+    /// (`beyond` says why one is not).
+    fn decode_bounded(
+        bytes: &[u8],
+        entries_max: usize,
+        bound: u64,
+        beyond: impl Fn(u32) -> String,
+    ) -> Result<Self, IndexDamage> {
+        if !bytes.len().is_multiple_of(Self::ENTRY_BYTES) {
+            return Err(IndexDamage(format!(
+                "size {} not a multiple of {}",
+                bytes.len(),
+                Self::ENTRY_BYTES
+            )));
+        }
+        let mut index = Self::new(entries_max);
+        for chunk in bytes.chunks_exact(Self::ENTRY_BYTES) {
+            let k = K::get(&chunk[..K::BYTES]);
+            let v = u32::get(&chunk[K::BYTES..]);
+            if index.is_full() {
+                return Err(IndexDamage(
+                    "more entries than segment.index.bytes allows".into(),
+                ));
+            }
+            if let Some((lk, lv)) = index.last() {
+                if k <= lk || v <= lv {
+                    return Err(IndexDamage(format!(
+                        "entry ({k}, {v}) not after ({lk}, {lv})"
+                    )));
+                }
+            }
+            if u64::from(v) >= bound {
+                return Err(IndexDamage(beyond(v)));
+            }
+            index.entries.push((k, v));
+        }
+        Ok(index)
+    }
+}
+
+impl OffsetIndex {
     pub fn append(&mut self, relative_offset: u32, position: u32) {
         assert!(!self.is_full(), "offset index full");
         if let Some(&(last_offset, last_position)) = self.entries.last() {
@@ -74,82 +153,15 @@ impl OffsetIndex {
         self.entries.truncate(keep);
     }
 
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.entries.len() * 8);
-        for &(o, p) in &self.entries {
-            out.extend_from_slice(&o.to_be_bytes());
-            out.extend_from_slice(&p.to_be_bytes());
-        }
-        out
-    }
-
     /// Parses and sanity-checks an index file against the log size it indexes.
     pub fn decode(bytes: &[u8], entries_max: usize, log_bytes: u64) -> Result<Self, IndexDamage> {
-        if !bytes.len().is_multiple_of(8) {
-            return Err(IndexDamage(format!(
-                "size {} not a multiple of 8",
-                bytes.len()
-            )));
-        }
-        let mut index = OffsetIndex::new(entries_max);
-        for chunk in bytes.chunks_exact(8) {
-            let o = u32::from_be_bytes(chunk[..4].try_into().expect("4"));
-            let p = u32::from_be_bytes(chunk[4..].try_into().expect("4"));
-            if index.is_full() {
-                return Err(IndexDamage(
-                    "more entries than segment.index.bytes allows".into(),
-                ));
-            }
-            if let Some((lo, lp)) = index.last() {
-                if o <= lo || p <= lp {
-                    return Err(IndexDamage(format!(
-                        "entry ({o}, {p}) not after ({lo}, {lp})"
-                    )));
-                }
-            }
-            if u64::from(p) >= log_bytes {
-                return Err(IndexDamage(format!(
-                    "position {p} beyond log size {log_bytes}"
-                )));
-            }
-            index.entries.push((o, p));
-        }
-        Ok(index)
+        Self::decode_bounded(bytes, entries_max, log_bytes, |p| {
+            format!("position {p} beyond log size {log_bytes}")
+        })
     }
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TimeIndex {
-    /// (max timestamp so far, relative offset), both strictly increasing.
-    entries: Vec<(i64, u32)>,
-    entries_max: usize,
 }
 
 impl TimeIndex {
-    pub fn new(entries_max: usize) -> Self {
-        assert!(entries_max > 0);
-        TimeIndex {
-            entries: Vec::new(),
-            entries_max,
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-    pub fn is_full(&self) -> bool {
-        self.entries.len() >= self.entries_max
-    }
-    pub fn entries(&self) -> &[(i64, u32)] {
-        &self.entries
-    }
-    pub fn last(&self) -> Option<(i64, u32)> {
-        self.entries.last().copied()
-    }
-
     /// Appends if `timestamp` grows the max so far (Kafka's maybeAppend).
     pub fn maybe_append(&mut self, timestamp: i64, relative_offset: u32) {
         if let Some(&(last_ts, last_offset)) = self.entries.last() {
@@ -179,51 +191,15 @@ impl TimeIndex {
         self.entries.truncate(keep);
     }
 
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.entries.len() * 12);
-        for &(t, o) in &self.entries {
-            out.extend_from_slice(&t.to_be_bytes());
-            out.extend_from_slice(&o.to_be_bytes());
-        }
-        out
-    }
-
     /// Parses and sanity-checks; `next_relative_offset` is the segment's end.
     pub fn decode(
         bytes: &[u8],
         entries_max: usize,
         next_relative_offset: u64,
     ) -> Result<Self, IndexDamage> {
-        if !bytes.len().is_multiple_of(12) {
-            return Err(IndexDamage(format!(
-                "size {} not a multiple of 12",
-                bytes.len()
-            )));
-        }
-        let mut index = TimeIndex::new(entries_max);
-        for chunk in bytes.chunks_exact(12) {
-            let t = i64::from_be_bytes(chunk[..8].try_into().expect("8"));
-            let o = u32::from_be_bytes(chunk[8..].try_into().expect("4"));
-            if index.is_full() {
-                return Err(IndexDamage(
-                    "more entries than segment.index.bytes allows".into(),
-                ));
-            }
-            if let Some((lt, lo)) = index.last() {
-                if t <= lt || o <= lo {
-                    return Err(IndexDamage(format!(
-                        "entry ({t}, {o}) not after ({lt}, {lo})"
-                    )));
-                }
-            }
-            if u64::from(o) >= next_relative_offset {
-                return Err(IndexDamage(format!(
-                    "offset {o} beyond segment end {next_relative_offset}"
-                )));
-            }
-            index.entries.push((t, o));
-        }
-        Ok(index)
+        Self::decode_bounded(bytes, entries_max, next_relative_offset, |o| {
+            format!("offset {o} beyond segment end {next_relative_offset}")
+        })
     }
 }
 

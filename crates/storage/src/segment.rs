@@ -515,14 +515,7 @@ impl LogSegment {
                 cut.position,
                 cut.reason
             );
-            self.file
-                .truncate(valid_end)
-                .await
-                .map_err(|e| io_err("truncate", &self.path, e))?;
-            self.file
-                .fdatasync()
-                .await
-                .map_err(|e| io_err("fdatasync", &self.path, e))?;
+            self.truncate_file(valid_end).await?;
         }
         self.size.set(valid_end);
         self.next_offset.set(next);
@@ -531,10 +524,8 @@ impl LogSegment {
         Ok(bad)
     }
 
-    /// Cuts the segment at batch boundary `position` (its batch starting at `next_offset`).
-    pub async fn truncate_to(&self, position: u64, next_offset: i64) -> Result<(), StorageError> {
-        assert!(position <= self.written_size.get());
-        assert_eq!(self.size.get(), self.written_size.get(), "writes in flight");
+    /// Cuts the file at `position` and makes the new size durable.
+    async fn truncate_file(&self, position: u64) -> Result<(), StorageError> {
         self.file
             .truncate(position)
             .await
@@ -542,7 +533,14 @@ impl LogSegment {
         self.file
             .fdatasync()
             .await
-            .map_err(|e| io_err("fdatasync", &self.path, e))?;
+            .map_err(|e| io_err("fdatasync", &self.path, e))
+    }
+
+    /// Cuts the segment at batch boundary `position` (its batch starting at `next_offset`).
+    pub async fn truncate_to(&self, position: u64, next_offset: i64) -> Result<(), StorageError> {
+        assert!(position <= self.written_size.get());
+        assert_eq!(self.size.get(), self.written_size.get(), "writes in flight");
+        self.truncate_file(position).await?;
         self.offset_index
             .borrow_mut()
             .truncate_to_position(position as u32);

@@ -2,7 +2,8 @@
 //! BaseConsumer with assign() from an offset, AdminClient for topics. All waits are bounded.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -49,6 +50,29 @@ impl ProducerContext for Reports {
     }
 }
 
+/// Delivery reports counted, not kept (failures are logged). Clones share the counts, so a
+/// test can keep one while the producer owns another.
+#[derive(Default, Clone)]
+pub struct DeliveryCounts {
+    pub ok: Arc<AtomicUsize>,
+    pub failed: Arc<AtomicUsize>,
+}
+
+impl ClientContext for DeliveryCounts {}
+
+impl ProducerContext for DeliveryCounts {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => self.ok.fetch_add(1, Ordering::SeqCst),
+            Err((e, _)) => {
+                eprintln!("delivery failed: {e}");
+                self.failed.fetch_add(1, Ordering::SeqCst)
+            }
+        };
+    }
+}
+
 pub fn producer(addr: &str, extra: &[(&str, &str)]) -> BaseProducer<Reports> {
     let mut config = ClientConfig::new();
     config
@@ -64,6 +88,43 @@ pub fn producer(addr: &str, extra: &[(&str, &str)]) -> BaseProducer<Reports> {
     config
         .create_with_context(Reports::default())
         .expect("create rdkafka BaseProducer")
+}
+
+/// `produce`, asserting that no delivery failed (`what` names the data set). Returns the
+/// delivery reports.
+pub fn produce_all(
+    producer: &BaseProducer<Reports>,
+    topic: &str,
+    records: &[Produced],
+    what: &str,
+) -> Delivered {
+    let (delivered, failed) = produce(producer, topic, records);
+    assert!(
+        failed.is_empty(),
+        "{what}: {} delivery failures, first: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(3)]
+    );
+    delivered
+}
+
+/// Consumes `records.len()` records of `topic` from the beginning and `verify`s them against
+/// `records` and their delivery reports, every check on. Returns records per partition.
+pub fn consume_verified(
+    addr: &str,
+    topic: &str,
+    partitions: i32,
+    records: &[Produced],
+    delivered: &Delivered,
+) -> Vec<usize> {
+    let consumed = consume(addr, topic, partitions, Offset::Beginning, records.len());
+    super::verify(
+        records,
+        &consumed,
+        partitions,
+        Some(delivered),
+        super::Checks::ALL,
+    )
 }
 
 /// Produces `records` (keys, headers, timestamps) and waits for every delivery report.

@@ -2,12 +2,13 @@
 
 use std::rc::Rc;
 
+use kafka_protocol::messages::list_offsets_request::ListOffsetsPartition;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use crate::handlers::join_all;
+use crate::handlers::{per_partition_tasks, respond_per_partition};
 use crate::shard::Shard;
 use shoal_protocol::errors as ec;
 
@@ -43,53 +44,55 @@ pub async fn lookup(
     result.unwrap_or_else(|code| (code, -1, -1))
 }
 
+/// One partition's answer; from v4 on, leader epoch 0 (epochs are not tracked) unless it failed.
+fn partition_response(
+    p: &ListOffsetsPartition,
+    (error, offset, timestamp): (i16, i64, i64),
+    version: i16,
+) -> ListOffsetsPartitionResponse {
+    ListOffsetsPartitionResponse::default()
+        .with_partition_index(p.partition_index)
+        .with_error_code(error)
+        .with_offset(offset)
+        .with_timestamp(timestamp)
+        .with_leader_epoch(if error == ec::NONE && version >= 4 {
+            0
+        } else {
+            -1
+        })
+}
+
 pub async fn handle(
     shard: &Rc<Shard>,
     version: i16,
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
-    let mut tasks = Vec::new();
-    for t in &request.topics {
-        for p in &t.partitions {
+    let results = per_partition_tasks(
+        &request.topics,
+        |t| &t.partitions,
+        |t, p| {
             let shard = shard.clone();
             let topic = t.name.0.to_string();
             let (partition, ts, epoch) = (p.partition_index, p.timestamp, p.current_leader_epoch);
-            tasks.push(glommio::spawn_local(async move {
+            async move {
                 if epoch > 0 {
                     return (ec::UNKNOWN_LEADER_EPOCH, -1, -1);
                 }
                 lookup(&shard, &topic, partition, ts).await
-            }));
-        }
-    }
-    let mut results = join_all(tasks).await.into_iter();
-    let topics = request
-        .topics
-        .iter()
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    let (error, offset, timestamp) = results.next().expect("one per partition");
-                    ListOffsetsPartitionResponse::default()
-                        .with_partition_index(p.partition_index)
-                        .with_error_code(error)
-                        .with_offset(offset)
-                        .with_timestamp(timestamp)
-                        .with_leader_epoch(if error != ec::NONE && version >= 4 {
-                            -1
-                        } else if version >= 4 {
-                            0
-                        } else {
-                            -1
-                        })
-                })
-                .collect();
+            }
+        },
+    )
+    .await;
+    let topics = respond_per_partition(
+        &request.topics,
+        |t| &t.partitions,
+        results,
+        |p, result| partition_response(p, result, version),
+        |t, partitions| {
             ListOffsetsTopicResponse::default()
                 .with_name(t.name.clone())
                 .with_partitions(partitions)
-        })
-        .collect();
+        },
+    );
     ListOffsetsResponse::default().with_topics(topics)
 }

@@ -180,6 +180,49 @@ pub async fn join_all<T>(tasks: Vec<glommio::Task<T>>) -> Vec<T> {
     out
 }
 
+/// Spawns `task` for every partition of every topic of a request, all concurrently on this
+/// shard, and returns their results in request order.
+pub async fn per_partition_tasks<T, P, R, F>(
+    topics: &[T],
+    partitions: impl Fn(&T) -> &[P],
+    mut task: impl FnMut(&T, &P) -> F,
+) -> Vec<R>
+where
+    F: std::future::Future<Output = R> + 'static,
+    R: 'static,
+{
+    let mut tasks = Vec::new();
+    for t in topics {
+        for p in partitions(t) {
+            tasks.push(glommio::spawn_local(task(t, p)));
+        }
+    }
+    join_all(tasks).await
+}
+
+/// A response's topics built from the request's, in request order: `partition` answers each
+/// request partition with the next of `results` (one per partition, in request order), and
+/// `topic` wraps a topic's answers.
+pub fn respond_per_partition<T, P, X, PR, TR>(
+    topics: &[T],
+    partitions: impl Fn(&T) -> &[P],
+    results: impl IntoIterator<Item = X>,
+    mut partition: impl FnMut(&P, X) -> PR,
+    mut topic: impl FnMut(&T, Vec<PR>) -> TR,
+) -> Vec<TR> {
+    let mut results = results.into_iter();
+    topics
+        .iter()
+        .map(|t| {
+            let answers = partitions(t)
+                .iter()
+                .map(|p| partition(p, results.next().expect("one result per partition")))
+                .collect();
+            topic(t, answers)
+        })
+        .collect()
+}
+
 pub fn str_bytes(s: &str) -> kafka_protocol::protocol::StrBytes {
     kafka_protocol::protocol::StrBytes::from_string(s.to_string())
 }

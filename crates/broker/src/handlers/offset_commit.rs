@@ -10,6 +10,7 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use crate::group::coordinator::{self, CommitOffset, Reply};
 use crate::group::manager::on_coordinator;
+use crate::handlers::respond_per_partition;
 use crate::shard::Shard;
 use shoal_protocol::errors as e;
 
@@ -74,28 +75,23 @@ pub async fn handle(
         }
     };
     let mut codes = codes.into_iter();
-    let mut decided = decided.into_iter();
-    let topics = request
-        .topics
-        .iter()
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    let code = decided
-                        .next()
-                        .flatten()
-                        .unwrap_or_else(|| codes.next().unwrap_or(e::UNKNOWN_SERVER_ERROR));
-                    OffsetCommitResponsePartition::default()
-                        .with_partition_index(p.partition_index)
-                        .with_error_code(code)
-                })
-                .collect();
+    let per_partition = decided
+        .into_iter()
+        .map(|d| d.unwrap_or_else(|| codes.next().unwrap_or(e::UNKNOWN_SERVER_ERROR)));
+    let topics = respond_per_partition(
+        &request.topics,
+        |t| &t.partitions,
+        per_partition,
+        |p, code| {
+            OffsetCommitResponsePartition::default()
+                .with_partition_index(p.partition_index)
+                .with_error_code(code)
+        },
+        |t, partitions| {
             OffsetCommitResponseTopic::default()
                 .with_name(t.name.clone())
                 .with_partitions(partitions)
-        })
-        .collect();
+        },
+    );
     OffsetCommitResponse::default().with_topics(topics)
 }

@@ -8,7 +8,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
-use crate::handlers::join_all;
+use crate::handlers::{per_partition_tasks, respond_per_partition};
 use crate::shard::Shard;
 use shoal_protocol::errors as ec;
 
@@ -17,13 +17,14 @@ pub async fn handle(
     _version: i16,
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
-    let mut tasks = Vec::new();
-    for t in &request.topics {
-        for p in &t.partitions {
+    let results = per_partition_tasks(
+        &request.topics,
+        |t| &t.partitions,
+        |t, p| {
             let shard = shard.clone();
             let topic = t.topic.0.to_string();
             let (partition, epoch, current) = (p.partition, p.leader_epoch, p.current_leader_epoch);
-            tasks.push(glommio::spawn_local(async move {
+            async move {
                 if current > 0 {
                     return (ec::UNKNOWN_LEADER_EPOCH, -1, -1);
                 }
@@ -34,30 +35,26 @@ pub async fn handle(
                     })
                     .await
                     .unwrap_or_else(|code| (code, -1, -1))
-            }));
-        }
-    }
-    let mut results = join_all(tasks).await.into_iter();
-    let topics = request
-        .topics
-        .iter()
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    let (error, epoch, end) = results.next().expect("one per partition");
-                    EpochEndOffset::default()
-                        .with_partition(p.partition)
-                        .with_error_code(error)
-                        .with_leader_epoch(epoch)
-                        .with_end_offset(end)
-                })
-                .collect();
+            }
+        },
+    )
+    .await;
+    let topics = respond_per_partition(
+        &request.topics,
+        |t| &t.partitions,
+        results,
+        |p, (error, epoch, end)| {
+            EpochEndOffset::default()
+                .with_partition(p.partition)
+                .with_error_code(error)
+                .with_leader_epoch(epoch)
+                .with_end_offset(end)
+        },
+        |t, partitions| {
             OffsetForLeaderTopicResult::default()
                 .with_topic(t.topic.clone())
                 .with_partitions(partitions)
-        })
-        .collect();
+        },
+    );
     OffsetForLeaderEpochResponse::default().with_topics(topics)
 }

@@ -262,12 +262,8 @@ impl PartitionLog {
     /// Removes every batch at or after `offset` (a batch containing `offset` goes whole).
     /// `offset` <= log start empties the log and restarts it at `offset`.
     pub async fn truncate_to(&self, offset: i64) -> Result<(), StorageError> {
-        let inner = &self.inner;
-        inner.check_usable()?;
-        let permit = inner.lock().await?;
-        inner.check_usable()?;
-        inner
-            .detached(&permit, move |log| async move {
+        self.inner
+            .locked_detached(move |log| async move {
                 let end = log.log_end_offset.get();
                 log.wait_synced(end).await?;
                 if offset >= end {
@@ -284,14 +280,8 @@ impl PartitionLog {
 
     /// Deletes whole non-active segments by retention.ms / retention.bytes.
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<usize, StorageError> {
-        let inner = &self.inner;
-        inner.check_usable()?;
-        let permit = inner.lock().await?;
-        inner.check_usable()?;
-        inner
-            .detached(&permit, move |log| async move {
-                log.enforce_retention(now_ms).await
-            })
+        self.inner
+            .locked_detached(move |log| async move { log.enforce_retention(now_ms).await })
             .await
     }
 

@@ -270,6 +270,22 @@ impl LogInner {
         }
     }
 
+    /// Maintenance that needs the log usable: checked, locked, checked again (the log may have
+    /// failed or closed while waiting for the lock), then `work` runs detached.
+    pub(super) async fn locked_detached<T, Fut>(
+        self: &Rc<Self>,
+        work: impl FnOnce(Rc<LogInner>) -> Fut,
+    ) -> Result<T, StorageError>
+    where
+        T: 'static,
+        Fut: std::future::Future<Output = Result<T, StorageError>> + 'static,
+    {
+        self.check_usable()?;
+        let permit = self.lock().await?;
+        self.check_usable()?;
+        self.detached(&permit, work).await
+    }
+
     /// Runs `work` as a detached task and waits for its result; the caller holds the lock.
     /// If the caller's future is dropped, the work still runs to completion and the next lock
     /// holder waits for it: multi-step file operations (roll, truncation, retention, close)
