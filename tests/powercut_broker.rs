@@ -18,30 +18,15 @@ use rdkafka::Offset;
 use shoal_testkit::powerfs::PowerFs;
 use shoal_testkit::raw::RawConn;
 use shoal_testkit::rdk;
-use shoal_testkit::{make_records, stored_batches, Broker, BrokerOptions, Consumed, Produced};
+use shoal_testkit::{
+    high_watermarks, make_records, stored_batches, Broker, BrokerOptions, Consumed, Produced,
+};
 
 const PARTITIONS: i32 = 4;
 
-fn high_watermarks(addr: &str, topic: &str, partitions: i32) -> Vec<i64> {
-    let mut conn = RawConn::connect(addr);
-    (0..partitions)
-        .map(|p| {
-            let (error, offset) = conn.list_offset(topic, p, -1);
-            assert_eq!(error, 0, "ListOffsets latest {topic}/{p}");
-            offset
-        })
-        .collect()
-}
-
 /// (cluster id, topic id, partition count) as Metadata reports them.
 fn topic_metadata(addr: &str, topic: &str) -> (String, String, usize) {
-    let md = RawConn::connect(addr).metadata(&[topic]);
-    let t = md
-        .topics
-        .iter()
-        .find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some(topic))
-        .unwrap_or_else(|| panic!("no topic {topic} in metadata: {md:?}"));
-    assert_eq!(t.error_code, 0, "metadata of {topic}: {md:?}");
+    let (t, md) = shoal_testkit::topic_metadata(addr, topic);
     (
         format!("{:?}", md.cluster_id),
         t.topic_id.to_string(),
@@ -120,18 +105,7 @@ fn acked_records_producer_state_and_topics_survive_sigkill_plus_power_cut() {
     let addr = broker.addr();
     let topic = "durable";
     // Small segments: the run crosses rolls (index files, producer snapshots, dir syncs).
-    broker.cli(
-        &[
-            "topic",
-            "create",
-            topic,
-            "-p",
-            &PARTITIONS.to_string(),
-            "-c",
-            "segment.bytes=131072",
-        ],
-        None,
-    );
+    broker.create_topic_with(topic, PARTITIONS, &["segment.bytes=131072"]);
     broker.create_topic("empty-survivor", 3);
     let before = topic_metadata(&addr, topic);
     let empty_before = topic_metadata(&addr, "empty-survivor");
@@ -240,18 +214,7 @@ fn control_flush_ms_1000_must_lose_acknowledged_records() {
     let mut broker = broker_on(&fs);
     let addr = broker.addr();
     let topic = "lazy";
-    broker.cli(
-        &[
-            "topic",
-            "create",
-            topic,
-            "-p",
-            &PARTITIONS.to_string(),
-            "-c",
-            "flush.ms=1000",
-        ],
-        None,
-    );
+    broker.create_topic_with(topic, PARTITIONS, &["flush.ms=1000"]);
     let records = make_records(3_000, "control");
     let (first, burst) = records.split_at(2_500);
     let producer = rdk::producer(&addr, &[("enable.idempotence", "true")]);

@@ -14,22 +14,17 @@
 //! deletions and leader-epoch checkpoint replaces (a new epoch every round).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::rc::Rc;
-use std::sync::mpsc;
+use std::io::Write;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use shoal_storage::batch::BatchHeader;
 use shoal_storage::{LogConfig, PartitionLog};
 use shoal_testkit::powerfs::PowerFs;
+use shoal_testkit::storage::crash_child::{self, Ack};
 use shoal_testkit::storage::*;
 
-const CHILD_DIR_ENV: &str = "SHOAL_POWERCUT_CHILD_DIR";
-const CHILD_ROUND_ENV: &str = "SHOAL_POWERCUT_CHILD_ROUND";
 const CHILD_WRITERS: u64 = 4;
 /// A child stops by itself after this long, should the parent vanish.
 const CHILD_LIFETIME_MAX: Duration = Duration::from_secs(60);
@@ -47,27 +42,14 @@ fn config() -> LogConfig {
     }
 }
 
-/// Batch `i` of round `round`: deterministic, so the parent can rebuild it.
-fn batch_for(round: u64, i: u64) -> BytesMut {
-    let seed = (round << 32) | i;
-    let records = 1 + (seed % 4) as usize;
-    let value_bytes = 1 + (seed.wrapping_mul(7919) % 500) as usize;
-    make_batch(seed, records, value_bytes, i as i64)
-}
-
 /// Child mode: does nothing unless re-executed by the parent with the env set.
 #[test]
 fn powercut_child() {
-    let Ok(dir) = std::env::var(CHILD_DIR_ENV) else {
+    let Some((dir, round)) = crash_child::child_args() else {
         return;
     };
-    let round: u64 = std::env::var(CHILD_ROUND_ENV).unwrap().parse().unwrap();
     run(move || async move {
-        let log = PartitionLog::open(PathBuf::from(dir), config())
-            .await
-            .expect("child open");
-        writeln!(std::io::stdout(), "READY {}", log.log_end_offset()).unwrap();
-        let next = Rc::new(std::cell::Cell::new(0u64));
+        let log = crash_child::open_and_report(dir, config()).await;
         let started = Instant::now();
         let retention = {
             let log = log.clone();
@@ -83,73 +65,16 @@ fn powercut_child() {
                 }
             })
         };
-        let writers: Vec<_> = (0..CHILD_WRITERS)
-            .map(|_| {
-                let log = log.clone();
-                let next = next.clone();
-                glommio::spawn_local(async move {
-                    while started.elapsed() < CHILD_LIFETIME_MAX {
-                        let i = next.get();
-                        next.set(i + 1);
-                        let info = log
-                            .append(batch_for(round, i), round as i32, i as i64)
-                            .await
-                            .expect("child append");
-                        let mut out = std::io::stdout().lock();
-                        writeln!(out, "ACK {round} {i} {}", info.base_offset).unwrap();
-                        out.flush().unwrap();
-                    }
-                })
-            })
-            .collect();
-        for w in writers {
-            w.await;
-        }
+        crash_child::append_until(
+            log.clone(),
+            round,
+            CHILD_WRITERS,
+            started,
+            CHILD_LIFETIME_MAX,
+        )
+        .await;
         retention.await;
     });
-}
-
-#[derive(Clone, Copy)]
-struct Ack {
-    round: u64,
-    i: u64,
-    base_offset: i64,
-}
-
-fn spawn_child(dir: &Path, round: u64) -> (Child, mpsc::Receiver<String>) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "powercut_child",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_DIR_ENV, dir)
-        .env(CHILD_ROUND_ENV, round.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn child");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    (child, rx)
-}
-
-fn parse_ack(line: &str) -> Option<Ack> {
-    let mut parts = line.strip_prefix("ACK ")?.split(' ');
-    Some(Ack {
-        round: parts.next()?.parse().ok()?,
-        i: parts.next()?.parse().ok()?,
-        base_offset: parts.next()?.parse().ok()?,
-    })
 }
 
 /// Runs one child and cuts the power under it after `acks_before_cut` acks (0: after `delay`
@@ -163,14 +88,14 @@ fn cut_round(
     delay: Duration,
     tear: Option<u64>,
 ) -> (Vec<Ack>, shoal_testkit::powerfs::CutReport) {
-    let (mut child, rx) = spawn_child(dir, round);
+    let (mut child, rx) = crash_child::spawn("powercut_child", dir, round);
     let mut acks = Vec::new();
     if acks_before_cut == 0 {
         std::thread::sleep(delay);
     } else {
         while acks.len() < acks_before_cut {
             match rx.recv_timeout(CHILD_SILENCE_MAX) {
-                Ok(line) => acks.extend(parse_ack(&line)),
+                Ok(line) => acks.extend(Ack::parse(&line)),
                 Err(e) => {
                     let _ = child.kill();
                     panic!(
@@ -195,7 +120,7 @@ fn cut_round(
     assert!(!status.success(), "child must die by the signal");
     // Lines written before the kill are acknowledged too.
     while let Ok(line) = rx.recv_timeout(Duration::from_secs(5)) {
-        acks.extend(parse_ack(&line));
+        acks.extend(Ack::parse(&line));
     }
     fs.power_on();
     (acks, report)
@@ -214,7 +139,7 @@ fn verify_after_cut(
     let expected: Vec<(i64, Vec<u8>)> = acks
         .iter()
         .map(|a| {
-            let b = batch_for(a.round, a.i);
+            let b = crash_child::batch_for(a.round, a.i);
             (a.base_offset, stamped(&b, a.base_offset, a.round as i32))
         })
         .collect();

@@ -8,33 +8,16 @@ use std::time::{Duration, Instant};
 
 use rdkafka::producer::Producer;
 use rdkafka::Offset;
-use shoal_testkit::raw::RawConn;
 use shoal_testkit::rdk;
-use shoal_testkit::{make_records, wait_for, Broker, Consumed, Produced};
+use shoal_testkit::{high_watermarks, make_records, wait_for, Broker, Consumed, Produced};
 
 const PARTITIONS: i32 = 4;
 
-/// Latest offset (high watermark) of every partition, through ListOffsets.
-fn high_watermarks(addr: &str, topic: &str, partitions: i32) -> Vec<i64> {
-    let mut conn = RawConn::connect(addr);
-    (0..partitions)
-        .map(|p| {
-            let (error, offset) = conn.list_offset(topic, p, -1);
-            assert_eq!(error, 0, "ListOffsets latest {topic}/{p}");
-            offset
-        })
-        .collect()
-}
-
 fn partition_count(addr: &str, topic: &str) -> usize {
-    let md = RawConn::connect(addr).metadata(&[topic]);
-    let t = md
-        .topics
-        .iter()
-        .find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some(topic))
-        .unwrap_or_else(|| panic!("no topic {topic} in metadata: {md:?}"));
-    assert_eq!(t.error_code, 0, "metadata of {topic}: {md:?}");
-    t.partitions.len()
+    shoal_testkit::topic_metadata(addr, topic)
+        .0
+        .partitions
+        .len()
 }
 
 /// Every acknowledged record is at its acknowledged (partition, offset), intact.

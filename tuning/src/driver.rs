@@ -114,6 +114,40 @@ pub struct Plan {
     pub seed: u64,
 }
 
+impl Plan {
+    /// The model-endpoint plan the tests share: every combination of `dimensions`, a 50 s
+    /// search budget of 5 s steps, curve points at 25/50/75/100 % run 3 times, p99 goal
+    /// `goal_ms`.
+    pub fn model(
+        workload: Workload,
+        targets: Vec<Target>,
+        dimensions: Vec<crate::knobs::Dimension>,
+        goal_ms: Option<f64>,
+        reference_rate_msgs_per_s: f64,
+        seed: u64,
+    ) -> Result<Plan, KnobError> {
+        Ok(Plan {
+            workload,
+            targets,
+            settings: crate::knobs::settings(&dimensions)?,
+            dimensions,
+            criteria: Criteria {
+                p99_ms_max: goal_ms,
+                ..Criteria::default()
+            },
+            search: SearchConfig {
+                budget_s: 50.0,
+                step_estimate_s: 5.0,
+                ..SearchConfig::default()
+            },
+            fractions: vec![0.25, 0.5, 0.75, 1.0],
+            repetitions: 3,
+            reference_rate_msgs_per_s,
+            seed,
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SweepV2 {
     pub format: String,

@@ -6,6 +6,8 @@ use shoal_bench::result::BenchResult;
 use shoal_bench::workload::{format_number, ProducerSettings, Workload};
 use std::fmt::Write;
 
+pub use crate::knobs::{parse_size, short_bytes};
+
 pub const SWEEP_POINTS_MAX: usize = 400;
 pub const SWEEP_FORMAT: &str = "shoal-tune/1";
 
@@ -99,16 +101,6 @@ impl Grid {
             });
         }
         parts.join(" ")
-    }
-}
-
-pub fn short_bytes(b: u64) -> String {
-    if b >= 1 << 20 && b.is_multiple_of(1 << 20) {
-        format!("{}M", b >> 20)
-    } else if b >= 1024 && b.is_multiple_of(1024) {
-        format!("{}k", b >> 10)
-    } else {
-        b.to_string()
     }
 }
 
@@ -401,16 +393,6 @@ pub fn parse_list<T: std::str::FromStr>(what: &str, s: &str) -> Result<Vec<T>, S
                 .ok_or_else(|| format!("{what}: cannot parse {x:?}"))
         })
         .collect()
-}
-
-/// `16k`, `1M` style sizes (binary units).
-pub fn parse_size(s: &str) -> Option<u64> {
-    let (num, mult) = match s.chars().last()? {
-        'k' | 'K' => (&s[..s.len() - 1], 1024),
-        'm' | 'M' => (&s[..s.len() - 1], 1024 * 1024),
-        _ => return None,
-    };
-    num.parse::<u64>().ok().map(|n| n * mult)
 }
 
 #[cfg(test)]

@@ -6,10 +6,8 @@
 
 use shoal_bench::workload::Workload;
 use shoal_tuning::driver::{self, Hooks, ModelEndpoint, Plan, SweepV2, Target};
-use shoal_tuning::knobs::{self, Dimension, Knob};
+use shoal_tuning::knobs::{Dimension, Knob};
 use shoal_tuning::report;
-use shoal_tuning::search::SearchConfig;
-use shoal_tuning::step::Criteria;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -81,29 +79,12 @@ fn model_sweep() -> SweepV2 {
         Dimension::parse(Knob::LingerMs, "0,1,5,20").unwrap(),
         Dimension::parse(Knob::BatchSize, "16k,128k,1M").unwrap(),
     ];
-    let plan = Plan {
-        workload: w,
-        targets: vec![Target {
-            name: "t0".into(),
-            brokers: "model:0".into(),
-            description: "model endpoint".into(),
-        }],
-        settings: knobs::settings(&dims).unwrap(),
-        dimensions: dims,
-        criteria: Criteria {
-            p99_ms_max: Some(10.0),
-            ..Criteria::default()
-        },
-        search: SearchConfig {
-            budget_s: 50.0,
-            step_estimate_s: 5.0,
-            ..SearchConfig::default()
-        },
-        fractions: vec![0.25, 0.5, 0.75, 1.0],
-        repetitions: 3,
-        reference_rate_msgs_per_s: 5000.0,
-        seed: 11,
-    };
+    let targets = vec![Target {
+        name: "t0".into(),
+        brokers: "model:0".into(),
+        description: "model endpoint".into(),
+    }];
+    let plan = Plan::model(w, targets, dims, Some(10.0), 5000.0, 11).unwrap();
     let mut ep = ModelEndpoint {
         capacity_msgs_per_s: vec![40_000.0],
         step_s: 5.0,

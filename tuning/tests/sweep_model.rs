@@ -3,9 +3,7 @@
 use shoal_bench::workload::Workload;
 use shoal_tuning::analysis;
 use shoal_tuning::driver::{self, Hooks, ModelEndpoint, Phase, Plan, SweepV2, Target};
-use shoal_tuning::knobs::{self, Dimension, Knob};
-use shoal_tuning::search::SearchConfig;
-use shoal_tuning::step::Criteria;
+use shoal_tuning::knobs::{Dimension, Knob};
 
 fn workload() -> Workload {
     Workload::from_toml(
@@ -19,31 +17,14 @@ fn plan(targets: usize, goal_ms: Option<f64>) -> Plan {
         Dimension::parse(Knob::LingerMs, "0,5").unwrap(),
         Dimension::parse(Knob::BatchSize, "16k,1M").unwrap(),
     ];
-    Plan {
-        workload: workload(),
-        targets: (0..targets)
-            .map(|i| Target {
-                name: format!("t{i}"),
-                brokers: format!("model:{i}"),
-                description: "model".into(),
-            })
-            .collect(),
-        settings: knobs::settings(&dims).unwrap(),
-        dimensions: dims,
-        criteria: Criteria {
-            p99_ms_max: goal_ms,
-            ..Criteria::default()
-        },
-        search: SearchConfig {
-            budget_s: 50.0,
-            step_estimate_s: 5.0,
-            ..SearchConfig::default()
-        },
-        fractions: vec![0.25, 0.5, 0.75, 1.0],
-        repetitions: 3,
-        reference_rate_msgs_per_s: 2000.0,
-        seed: 7,
-    }
+    let targets = (0..targets)
+        .map(|i| Target {
+            name: format!("t{i}"),
+            brokers: format!("model:{i}"),
+            description: "model".into(),
+        })
+        .collect();
+    Plan::model(workload(), targets, dims, goal_ms, 2000.0, 7).unwrap()
 }
 
 fn run(p: Plan, capacity: Vec<f64>) -> (SweepV2, ModelEndpoint) {

@@ -28,9 +28,9 @@ fn split_host_port(addr: &str) -> Result<(String, i32), String> {
     Ok((host.trim_matches(['[', ']']).to_string(), port as i32))
 }
 
-/// Blocks SIGINT/SIGTERM in this thread (and every thread it spawns later) and waits for them on a
-/// dedicated thread: the first sets `shutdown`, a second one exits at once.
-fn install_signal_thread(node: Arc<NodeContext>) {
+/// Blocks SIGINT and SIGTERM in the calling thread (and the threads it spawns later); returns
+/// the set, for `sigwait`.
+fn block_shutdown_signals() -> libc::sigset_t {
     // SAFETY: plain libc signal-mask calls on a sigset we own.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -38,6 +38,16 @@ fn install_signal_thread(node: Arc<NodeContext>) {
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+/// Blocks SIGINT/SIGTERM in this thread (and every thread it spawns later) and waits for them on a
+/// dedicated thread: the first sets `shutdown`, a second one exits at once.
+fn install_signal_thread(node: Arc<NodeContext>) {
+    let set = block_shutdown_signals();
+    // SAFETY: sigwait on the set this thread blocked.
+    unsafe {
         std::thread::Builder::new()
             .name("shoal-signals".into())
             .spawn(move || loop {
@@ -77,14 +87,7 @@ fn start_watchdog(ready: Arc<AtomicBool>, stages: Arc<Vec<std::sync::atomic::Ato
         .name("shoal-start-watchdog".into())
         .spawn(move || {
             // SIGINT/SIGTERM belong to the signal thread (see install_signal_thread).
-            // SAFETY: plain libc signal-mask calls on a sigset we own.
-            unsafe {
-                let mut set: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut set);
-                libc::sigaddset(&mut set, libc::SIGINT);
-                libc::sigaddset(&mut set, libc::SIGTERM);
-                libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            }
+            block_shutdown_signals();
             let deadline = std::time::Instant::now() + Duration::from_millis(STARTUP_MS_MAX);
             while std::time::Instant::now() < deadline {
                 if ready.load(Ordering::SeqCst) {

@@ -386,10 +386,17 @@ impl Broker {
 
     /// `shoal topic create NAME -p PARTITIONS`.
     pub fn create_topic(&self, name: &str, partitions: i32) {
-        self.cli(
-            &["topic", "create", name, "-p", &partitions.to_string()],
-            None,
-        );
+        self.create_topic_with(name, partitions, &[]);
+    }
+
+    /// `shoal topic create NAME -p PARTITIONS -c KEY=VALUE ...` (Kafka topic config names).
+    pub fn create_topic_with(&self, name: &str, partitions: i32, configs: &[&str]) {
+        let partitions = partitions.to_string();
+        let mut args = vec!["topic", "create", name, "-p", &partitions];
+        for c in configs {
+            args.extend(["-c", c]);
+        }
+        self.cli(&args, None);
     }
 
     /// Runs a Python script from `tests/clients/` with `--bootstrap ADDR` prepended to `args`
@@ -544,6 +551,38 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<
         }
         thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `topic` as a Metadata response reports it (asserting it exists without error), and the
+/// whole response.
+pub fn topic_metadata(
+    addr: &str,
+    topic: &str,
+) -> (
+    kafka_protocol::messages::metadata_response::MetadataResponseTopic,
+    kafka_protocol::messages::MetadataResponse,
+) {
+    let md = raw::RawConn::connect(addr).metadata(&[topic]);
+    let t = md
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some(topic))
+        .unwrap_or_else(|| panic!("no topic {topic} in metadata: {md:?}"))
+        .clone();
+    assert_eq!(t.error_code, 0, "metadata of {topic}: {md:?}");
+    (t, md)
+}
+
+/// Latest offset (high watermark) of every partition of `topic`, through ListOffsets.
+pub fn high_watermarks(addr: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let mut conn = raw::RawConn::connect(addr);
+    (0..partitions)
+        .map(|p| {
+            let (error, offset) = conn.list_offset(topic, p, -1);
+            assert_eq!(error, 0, "ListOffsets latest {topic}/{p}");
+            offset
+        })
+        .collect()
 }
 
 /// [`wait_for`] for a condition without a value: panics naming `what` after `timeout`.

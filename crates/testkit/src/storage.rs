@@ -211,3 +211,128 @@ pub async fn check_reads(log: &PartitionLog, model: &Model) {
         .slices
         .is_empty());
 }
+
+/// Crash tests re-execute their own test binary as a child that writes to a log and prints
+/// `READY <end>` and one `ACK <round> <i> <base offset>` line per durable append; the parent
+/// kills it (or cuts the power under it) and checks every printed ack.
+pub mod crash_child {
+    use std::io::{BufRead, BufReader, Write};
+    use std::path::PathBuf;
+    use std::process::{Child, Command, Stdio};
+    use std::rc::Rc;
+    use std::sync::mpsc;
+
+    use bytes::BytesMut;
+    use shoal_storage::{LogConfig, PartitionLog};
+
+    const DIR_ENV: &str = "SHOAL_CRASH_CHILD_DIR";
+    const ROUND_ENV: &str = "SHOAL_CRASH_CHILD_ROUND";
+
+    /// One acknowledged append as the child reported it.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Ack {
+        pub round: u64,
+        pub i: u64,
+        pub base_offset: i64,
+    }
+
+    impl Ack {
+        pub fn parse(line: &str) -> Option<Ack> {
+            let mut parts = line.strip_prefix("ACK ")?.split(' ');
+            Some(Ack {
+                round: parts.next()?.parse().ok()?,
+                i: parts.next()?.parse().ok()?,
+                base_offset: parts.next()?.parse().ok()?,
+            })
+        }
+    }
+
+    /// Batch `i` of round `round`: deterministic, so the parent can rebuild it.
+    pub fn batch_for(round: u64, i: u64) -> BytesMut {
+        let seed = (round << 32) | i;
+        let records = 1 + (seed % 4) as usize;
+        let value_bytes = 1 + (seed.wrapping_mul(7919) % 500) as usize;
+        super::make_batch(seed, records, value_bytes, i as i64)
+    }
+
+    /// In the child: its log directory and round; `None` in an ordinary test run.
+    pub fn child_args() -> Option<(PathBuf, u64)> {
+        let dir = std::env::var(DIR_ENV).ok()?;
+        let round = std::env::var(ROUND_ENV).ok()?.parse().expect("child round");
+        Some((PathBuf::from(dir), round))
+    }
+
+    /// In the child: opens the log and tells the parent where it ends.
+    pub async fn open_and_report(dir: PathBuf, config: LogConfig) -> Rc<PartitionLog> {
+        let log = PartitionLog::open(dir, config).await.expect("child open");
+        // Written to the real stdout handle, past libtest's output capture.
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "READY {}", log.log_end_offset()).unwrap();
+        out.flush().unwrap();
+        drop(out);
+        log
+    }
+
+    /// In the child: `writers` tasks append batches `0, 1, 2, …` of `round` (leader epoch =
+    /// round) until `lifetime` has passed since `started`, printing an `ACK` line for each
+    /// append as soon as it returns (durable under the log's policy).
+    pub async fn append_until(
+        log: Rc<PartitionLog>,
+        round: u64,
+        writers: u64,
+        started: std::time::Instant,
+        lifetime: std::time::Duration,
+    ) {
+        let next = Rc::new(std::cell::Cell::new(0u64));
+        let tasks: Vec<_> = (0..writers)
+            .map(|_| {
+                let log = log.clone();
+                let next = next.clone();
+                glommio::spawn_local(async move {
+                    while started.elapsed() < lifetime {
+                        let i = next.get();
+                        next.set(i + 1);
+                        let info = log
+                            .append(batch_for(round, i), round as i32, i as i64)
+                            .await
+                            .expect("child append");
+                        let mut out = std::io::stdout().lock();
+                        writeln!(out, "ACK {round} {i} {}", info.base_offset).unwrap();
+                        out.flush().unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await;
+        }
+    }
+
+    /// In the parent: re-executes this test binary running only `child_test`, its stdout lines
+    /// on the receiver.
+    pub fn spawn(
+        child_test: &str,
+        dir: &std::path::Path,
+        round: u64,
+    ) -> (Child, mpsc::Receiver<String>) {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([child_test, "--exact", "--nocapture", "--test-threads=1"])
+            .env(DIR_ENV, dir)
+            .env(ROUND_ENV, round.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn child");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        (child, rx)
+    }
+}
