@@ -16,7 +16,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("shoal-cluster", &["shoal-metadata", "shoal-raft"]),
     (
         "shoal-broker",
-        &["shoal-sync", "shoal-protocol", "shoal-storage"],
+        &[
+            "shoal-sync",
+            "shoal-protocol",
+            "shoal-storage",
+            "shoal-metadata",
+            "shoal-raft",
+            "shoal-cluster",
+        ],
     ),
     ("shoal-client", &["shoal-protocol"]),
     (
@@ -45,9 +52,17 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ),
     (
         "shoal-raft",
-        &["shoal-protocol", "shoal-storage", "shoal-metadata", "shoal-broker"],
+        &[
+            "shoal-protocol",
+            "shoal-storage",
+            "shoal-metadata",
+            "shoal-broker",
+        ],
     ),
-    ("shoal-cluster", &["shoal-protocol", "shoal-storage", "shoal-broker"]),
+    (
+        "shoal-cluster",
+        &["shoal-protocol", "shoal-storage", "shoal-broker"],
+    ),
     ("shoal-protocol", &["shoal-storage", "shoal-broker"]),
     ("shoal-client", &["shoal-storage", "shoal-broker"]),
 ];
