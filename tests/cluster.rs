@@ -205,7 +205,28 @@ fn three_nodes_spread_leaders_and_a_group_reads_everything_once() {
             "node {i} names coordinator {named}, metadata names {leader}"
         );
     }
-    eprintln!("three-node group test: {:?}", t0.elapsed());
+    // A partition's data APIs answer only on its leader (after the group check, which counts
+    // every record of the topic).
+    let (p, leader) = (0usize, views[0][0]);
+    let other = (1..=3).find(|&i| i as i32 != leader).unwrap();
+    let mut conn = RawConn::connect(&c.node(other).addr());
+    let rec = shoal_testkit::raw::record(Some(b"k"), b"v", shoal_testkit::now_ms());
+    let (code, _) = conn.produce("purchases", p as i32, std::slice::from_ref(&rec));
+    assert_eq!(
+        code, 6,
+        "Produce to node {other}, which does not lead partition {p}"
+    );
+    let (code, _) = conn.list_offset("purchases", p as i32, -1);
+    assert_eq!(code, 6, "ListOffsets on node {other}, not the leader");
+    let mut conn = RawConn::connect(&c.node(leader as usize).addr());
+    let (code, _) = conn.produce("purchases", p as i32, &[rec]);
+    assert_eq!(code, 0, "Produce to the leader");
+
+    eprintln!(
+        "three-node group test: {:?}; groups_queue.py: {}",
+        t0.elapsed(),
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
 }
 
 #[test]
@@ -286,6 +307,12 @@ fn controller_sigkill_during_creations_fails_over_without_losing_topics() {
                 }
             },
         );
+        if let Some(&p) = led_by_controller.first() {
+            let mut conn = RawConn::connect(&survivors[0].addr());
+            let rec = shoal_testkit::raw::record(None, b"v", shoal_testkit::now_ms());
+            let (code, _) = conn.produce(&data_topic, p as i32, &[rec]);
+            assert_eq!(code, 5, "Produce to a partition whose leader is down");
+        }
         c.node(controller as usize).restart();
         wait_for(
             "the restarted node to lead its partitions again",

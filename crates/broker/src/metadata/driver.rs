@@ -103,6 +103,14 @@ pub fn start(cfg: DriverConfig) -> Result<MetadataStore, String> {
     }
     let meta_dir = cfg.data_dir.join("meta");
     std::fs::create_dir_all(&meta_dir).map_err(|e| format!("{}: {e}", meta_dir.display()))?;
+    if meta_dir.join("cluster.json").exists() && !meta_dir.join("raft.log").exists() {
+        // Starting would silently forget every topic of the old single-node format.
+        return Err(format!(
+            "{} is metadata of a pre-Raft Shoal (single-node cluster.json) and cannot be migrated \
+             yet; start on a fresh --data-dir",
+            meta_dir.display()
+        ));
+    }
     let cluster_id = cluster_id(&meta_dir, &voter_ids)?;
     let (store, recovered) = FileLogStore::open(&meta_dir)
         .map_err(|e| format!("metadata log in {}: {e}", meta_dir.display()))?;
@@ -310,9 +318,9 @@ impl Driver {
                 break;
             }
             let id = self.pid_block.0;
-            match tx.try_send(Ok(id)) {
-                Ok(()) => self.pid_block.0 += 1,
-                Err(_) => {} // The shard gave up waiting; the id stays for the next one.
+            // A shard that gave up waiting leaves the id for the next one.
+            if tx.try_send(Ok(id)).is_ok() {
+                self.pid_block.0 += 1;
             }
             self.pid_waiters.pop_front();
         }

@@ -97,7 +97,7 @@ impl Net {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 let n = self.dropped.fetch_add(1, Ordering::Relaxed);
-                if n % 1000 == 0 {
+                if n.is_multiple_of(1000) {
                     log::warn!(
                         "cluster: send queue to node {to} full, dropping ({} so far)",
                         n + 1
