@@ -51,6 +51,13 @@ enum Command {
         #[command(flatten)]
         args: ConsumeArgs,
     },
+    /// Cluster status: controller, live and fenced brokers.
+    Cluster {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(subcommand)]
+        command: cli::cluster::ClusterCommand,
+    },
     /// List and describe consumer groups (with lag).
     Group {
         #[command(flatten)]
@@ -77,9 +84,15 @@ struct ServeArgs {
     /// Number of shards (pinned executors); default: all available cores.
     #[arg(long)]
     cores: Option<usize>,
-    /// Node id (broker.id).
+    /// Node id (Kafka's node.id; also the Raft id, >= 1).
     #[arg(long)]
     node_id: Option<i32>,
+    /// Metadata quorum, KRaft-style: "1@HOST:PORT,2@HOST:PORT,3@HOST:PORT" (cluster ports).
+    #[arg(long)]
+    controller_quorum_voters: Option<String>,
+    /// Node-to-node listener HOST:PORT (default: this node's address in the voters).
+    #[arg(long)]
+    cluster_listen: Option<String>,
 }
 
 fn serve(args: ServeArgs) -> Result<(), String> {
@@ -102,6 +115,12 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(n) = args.node_id {
         config.node_id = n;
     }
+    if let Some(v) = args.controller_quorum_voters {
+        config.controller_quorum_voters = v;
+    }
+    if let Some(l) = args.cluster_listen {
+        config.cluster_listen = Some(l);
+    }
     shoal_broker::node::run(config)
 }
 
@@ -116,6 +135,7 @@ fn main() -> ExitCode {
         Command::Produce { connect, args } => cli::produce::run(&connect, args),
         Command::Consume { connect, args } => cli::consume::run(&connect, args),
         Command::Group { connect, command } => cli::group::run(&connect, command),
+        Command::Cluster { connect, command } => cli::cluster::run(&connect, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -16,7 +16,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("shoal-cluster", &["shoal-metadata", "shoal-raft"]),
     (
         "shoal-broker",
-        &["shoal-sync", "shoal-protocol", "shoal-storage"],
+        &[
+            "shoal-sync",
+            "shoal-protocol",
+            "shoal-storage",
+            "shoal-metadata",
+            "shoal-raft",
+            "shoal-cluster",
+        ],
     ),
     ("shoal-client", &["shoal-protocol"]),
     (

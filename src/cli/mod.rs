@@ -1,6 +1,7 @@
 //! The rpk-style command line: every command speaks the Kafka protocol through `shoal_client`,
 //! like any other client, against `--brokers` (default 127.0.0.1:9092).
 
+pub mod cluster;
 pub mod consume;
 pub mod group;
 pub mod produce;

@@ -84,13 +84,19 @@ pub fn run(connect: &ConnectArgs, command: TopicCommand) -> Result<(), String> {
                     shoal_protocol::errors::name(topic.error_code)
                 ));
             }
-            let partitions: Vec<i32> = topic.partitions.iter().map(|p| p.partition).collect();
+            // Offsets come from each partition's leader; a leaderless partition shows -1.
+            let led: Vec<i32> = topic
+                .partitions
+                .iter()
+                .filter(|p| p.leader >= 0)
+                .map(|p| p.partition)
+                .collect();
             let starts = client
-                .list_offsets(&name, &partitions, OffsetSpec::Earliest)
-                .map_err(|e| e.to_string())?;
+                .list_offsets(&name, &led, OffsetSpec::Earliest)
+                .unwrap_or_default();
             let ends = client
-                .list_offsets(&name, &partitions, OffsetSpec::Latest)
-                .map_err(|e| e.to_string())?;
+                .list_offsets(&name, &led, OffsetSpec::Latest)
+                .unwrap_or_default();
             let configs = client
                 .describe_configs(&ConfigResource::Topic(name.clone()), &[])
                 .map_err(|e| e.to_string())?;

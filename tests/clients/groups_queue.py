@@ -120,13 +120,15 @@ def main():
     ap = groupcheck.parser(__doc__)
     ap.add_argument("--client", required=True, choices=["confluent", "kafka-python", "aiokafka"])
     ap.add_argument("--groups", required=True, help='"NAME:MEMBERS,..."')
+    ap.add_argument("--no-create", action="store_true", help="the topic already exists")
     args = ap.parse_args()
     groups = {}
     for spec in args.groups.split(","):
         name, n = spec.split(":")
         groups[f"{name}-{args.topic}"] = int(n)
 
-    groupcheck.create_topic(args.bootstrap, args.topic, args.partitions)
+    if not args.no_create:
+        groupcheck.create_topic(args.bootstrap, args.topic, args.partitions)
     members = {g: [Member(args.client, args.bootstrap, args.topic, g, f"{g}-m{i}") for i in range(n)] for g, n in groups.items()}
     everyone = [m for ms in members.values() for m in ms]
     for m in everyone:

@@ -13,7 +13,27 @@ use shoal_storage::{FlushPolicy, LogConfig};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NodeConfig {
+    /// Kafka's `node.id`: this node's broker id and Raft id (>= 1).
     pub node_id: i32,
+    /// KRaft's `controller.quorum.voters`: `"1@host:port,2@host:port,3@host:port"` (1, 3 or 5
+    /// voters, each at its `cluster_listen` address). Empty: a quorum of one (this node).
+    pub controller_quorum_voters: String,
+    /// Node-to-node listener carrying `ClusterMessage` frames, `HOST:PORT`. Default: this node's
+    /// address in `controller_quorum_voters`; none for a quorum of one.
+    pub cluster_listen: Option<String>,
+    /// Kafka's `broker.rack`.
+    pub rack: Option<String>,
+    /// A controller request (CreateTopics, ...) not committed by then fails REQUEST_TIMED_OUT.
+    pub controller_request_timeout_ms: u64,
+    /// Broker heartbeats to the controller / silence after which it fences a broker.
+    pub broker_heartbeat_interval_ms: u64,
+    pub broker_session_timeout_ms: u64,
+    /// Requests queued for the metadata driver thread.
+    pub metadata_queue_max: usize,
+    /// Cluster messages queued per peer connection; more are dropped (Raft retries).
+    pub cluster_send_queue_max: usize,
+    /// Largest frame accepted from a peer on `cluster_listen`.
+    pub cluster_frame_bytes_max: usize,
     pub data_dir: PathBuf,
     /// Kafka listener, `HOST:PORT`.
     pub listen: String,
@@ -71,7 +91,18 @@ pub struct NodeConfig {
 impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
-            node_id: 0,
+            node_id: 1,
+            controller_quorum_voters: String::new(),
+            cluster_listen: None,
+            rack: None,
+            controller_request_timeout_ms: 5_000,
+            broker_heartbeat_interval_ms:
+                shoal_cluster::metadata::controller::BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT,
+            broker_session_timeout_ms:
+                shoal_cluster::metadata::controller::BROKER_SESSION_TIMEOUT_MS_DEFAULT,
+            metadata_queue_max: crate::metadata::METADATA_QUEUE_MAX,
+            cluster_send_queue_max: 4_096,
+            cluster_frame_bytes_max: shoal_cluster::MESSAGE_BYTES_MAX,
             data_dir: PathBuf::from("./shoal-data"),
             listen: "127.0.0.1:9092".to_string(),
             advertise: None,
@@ -111,7 +142,83 @@ impl NodeConfig {
         Ok(config)
     }
 
+    /// `controller_quorum_voters` parsed: (node id, cluster address) per voter.
+    pub fn voters(&self) -> Result<Vec<(u64, String)>, String> {
+        let mut out: Vec<(u64, String)> = Vec::new();
+        for item in self
+            .controller_quorum_voters
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let (id, addr) = item
+                .split_once('@')
+                .ok_or_else(|| format!("controller_quorum_voters: '{item}' is not ID@HOST:PORT"))?;
+            let id: u64 = id
+                .parse()
+                .ok()
+                .filter(|&i| i >= 1 && i <= i32::MAX as u64)
+                .ok_or_else(|| format!("controller_quorum_voters: bad node id in '{item}'"))?;
+            if !addr.contains(':') {
+                return Err(format!("controller_quorum_voters: '{item}' has no port"));
+            }
+            if out.iter().any(|(i, _)| *i == id) {
+                return Err(format!("controller_quorum_voters: node {id} named twice"));
+            }
+            out.push((id, addr.to_string()));
+        }
+        if !out.is_empty() && ![1, 3, 5].contains(&out.len()) {
+            return Err(format!(
+                "controller_quorum_voters must name 1, 3 or 5 voters, got {}",
+                out.len()
+            ));
+        }
+        if !out.is_empty() && !out.iter().any(|(i, _)| *i == self.node_id as u64) {
+            return Err(format!(
+                "node_id {} is not one of controller_quorum_voters",
+                self.node_id
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The node-to-node listener: `cluster_listen`, else this node's voter address.
+    pub fn cluster_listen_addr(&self) -> Result<Option<String>, String> {
+        if let Some(l) = &self.cluster_listen {
+            return Ok(Some(l.clone()));
+        }
+        Ok(self
+            .voters()?
+            .into_iter()
+            .find(|(i, _)| *i == self.node_id as u64)
+            .filter(|_| !self.controller_quorum_voters.is_empty())
+            .map(|(_, a)| a))
+    }
+
     pub fn validate(&self) -> Result<(), String> {
+        if self.node_id < 1 {
+            return Err(format!(
+                "node_id must be >= 1 (it is also the Raft id), got {}",
+                self.node_id
+            ));
+        }
+        self.voters()?;
+        if self.controller_request_timeout_ms == 0
+            || self.broker_heartbeat_interval_ms == 0
+            || self.broker_session_timeout_ms <= self.broker_heartbeat_interval_ms
+        {
+            return Err("controller_request_timeout_ms and broker_heartbeat_interval_ms must be > 0, broker_session_timeout_ms > broker_heartbeat_interval_ms".into());
+        }
+        if self.metadata_queue_max == 0
+            || self.cluster_send_queue_max == 0
+            || self.cluster_frame_bytes_max < 1024
+            || self.cluster_frame_bytes_max > shoal_cluster::MESSAGE_BYTES_MAX
+        {
+            return Err(format!(
+                "metadata_queue_max and cluster_send_queue_max must be > 0, cluster_frame_bytes_max in 1024..={}",
+                shoal_cluster::MESSAGE_BYTES_MAX
+            ));
+        }
         if self.request_bytes_max < 1024 {
             return Err("request_bytes_max must be at least 1024".into());
         }

@@ -32,3 +32,29 @@ impl KafkaCode for AppendError {
         }
     }
 }
+
+impl KafkaCode for shoal_cluster::metadata::ControllerError {
+    fn kafka_code(&self) -> i16 {
+        use shoal_cluster::metadata::ControllerError as E;
+        match self {
+            E::NotController => ec::NOT_CONTROLLER,
+            E::Timeout => ec::REQUEST_TIMED_OUT,
+            E::InvalidRequest(_) => ec::INVALID_REQUEST,
+            E::InvalidTopicName => ec::INVALID_TOPIC_EXCEPTION,
+            E::TopicAlreadyExists => ec::TOPIC_ALREADY_EXISTS,
+            E::UnknownTopicOrPartition => ec::UNKNOWN_TOPIC_OR_PARTITION,
+            E::InvalidPartitions(_) => ec::INVALID_PARTITIONS,
+            E::InvalidReplicationFactor { .. } => ec::INVALID_REPLICATION_FACTOR,
+            E::InvalidConfig(_) => ec::INVALID_CONFIG,
+            E::NotLeader(_) => ec::NOT_LEADER_OR_FOLLOWER,
+            E::FencedLeaderEpoch { .. } => ec::FENCED_LEADER_EPOCH,
+            // Broker-to-controller only; never a client's answer in practice.
+            E::UnknownBroker(_)
+            | E::StaleBrokerEpoch { .. }
+            | E::InvalidUpdateVersion { .. }
+            | E::InvalidIsr(_)
+            | E::IneligibleReplica(_) => ec::INVALID_REQUEST,
+            E::Internal(_) => ec::UNKNOWN_SERVER_ERROR,
+        }
+    }
+}

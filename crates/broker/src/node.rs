@@ -13,12 +13,15 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::NodeConfig;
 use crate::context::NodeContext;
-use crate::metadata::MetadataStore;
 use crate::shard::{Shard, ShardMessage};
 use shoal_sync::Notify;
 
 /// How often a shard checks for shutdown and runs partition ticks.
 const TICK_INTERVAL_MS: u64 = 100;
+/// Start-up waits this long for a quorum of one to register and unfence this broker.
+const UNFENCE_WAIT_SINGLE_MS: u64 = 10_000;
+/// ... and this long for a multi-node quorum before serving anyway.
+const UNFENCE_WAIT_CLUSTER_MS: u64 = 3_000;
 
 fn split_host_port(addr: &str) -> Result<(String, i32), String> {
     let (host, port) = addr
@@ -159,6 +162,16 @@ fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, String> {
 
 pub fn run(config: NodeConfig) -> Result<(), String> {
     config.validate()?;
+    // Before any thread is spawned (the metadata driver and the cluster transport start below),
+    // so SIGINT/SIGTERM only ever reach the signal thread.
+    // SAFETY: plain libc signal-mask calls on a sigset we own.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
     let report = crate::io::probe::probe_host();
     match report.check() {
         Ok(warnings) => warnings.iter().for_each(|w| log::warn!("{w}")),
@@ -187,6 +200,53 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
     if !pin {
         log::warn!("{nr_shards} shards on {available} cores: shards are not pinned");
     }
+    let (advertised_host, advertised_port) = split_host_port(config.advertised())?;
+    let voters = config.voters()?;
+    let metadata = crate::metadata::start(crate::metadata::DriverConfig {
+        node_id: config.node_id,
+        voters: voters
+            .iter()
+            .map(|(id, addr)| crate::metadata::Peer {
+                id: *id,
+                cluster_addr: addr.clone(),
+            })
+            .collect(),
+        cluster_listen: config.cluster_listen_addr()?,
+        data_dir: config.data_dir.clone(),
+        nr_shards,
+        kafka_endpoint: format!("{advertised_host}:{advertised_port}"),
+        rack: config.rack.clone(),
+        request_timeout_ms: config.controller_request_timeout_ms,
+        controller: shoal_cluster::metadata::ControllerConfig {
+            broker_heartbeat_interval_ms: config.broker_heartbeat_interval_ms,
+            broker_session_timeout_ms: config.broker_session_timeout_ms,
+        },
+        queue_max: config.metadata_queue_max,
+        send_queue_max: config.cluster_send_queue_max,
+        frame_bytes_max: config.cluster_frame_bytes_max,
+    })
+    .map_err(|e| format!("metadata in {}: {e}", config.data_dir.display()))?;
+    // Serve once this broker is registered and unfenced, so its partitions have their leader
+    // back. A quorum of one gets there in milliseconds; a multi-node cluster needs its peers, so
+    // it waits a bounded while and then serves anyway (clients retry LEADER_NOT_AVAILABLE).
+    let unfence_wait = if voters.len() > 1 {
+        Duration::from_millis(UNFENCE_WAIT_CLUSTER_MS)
+    } else {
+        Duration::from_millis(UNFENCE_WAIT_SINGLE_MS)
+    };
+    if !metadata.wait_for_blocking(unfence_wait, |m| !m.fenced) {
+        if voters.len() > 1 {
+            log::warn!(
+                "not registered with a controller after {} ms; serving fenced until the quorum forms",
+                unfence_wait.as_millis()
+            );
+        } else {
+            return Err(format!(
+                "the metadata quorum of one did not register this broker within {} ms",
+                unfence_wait.as_millis()
+            ));
+        }
+    }
     let started = Arc::new(AtomicBool::new(false));
     let stages: Arc<Vec<std::sync::atomic::AtomicU8>> = Arc::new(
         (0..nr_shards)
@@ -194,9 +254,6 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
             .collect(),
     );
     start_watchdog(started.clone(), stages.clone());
-    let metadata = MetadataStore::open(&config.data_dir, nr_shards)
-        .map_err(|e| format!("metadata in {}: {e}", config.data_dir.display()))?;
-    let (advertised_host, advertised_port) = split_host_port(config.advertised())?;
     let listen = config.listen.clone();
     // Shards bind with SO_REUSEPORT, which would let a second node share the port unnoticed:
     // refuse if something already accepts connections there. (Not a plain SO_REUSEADDR bind: it

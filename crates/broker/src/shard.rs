@@ -70,6 +70,30 @@ pub struct Shard {
     next_reply_id: Cell<u64>,
 }
 
+/// The local shard of `partition` when this node leads it.
+fn local_shard(
+    meta: &MetadataSnapshot,
+    t: &TopicMeta,
+    partition: i32,
+    nr_shards: usize,
+) -> Result<usize, i16> {
+    let p = usize::try_from(partition)
+        .ok()
+        .and_then(|i| t.parts.get(i))
+        .ok_or(ec::UNKNOWN_TOPIC_OR_PARTITION)?;
+    if p.leader < 0 {
+        return Err(ec::LEADER_NOT_AVAILABLE);
+    }
+    if p.leader != meta.node_id {
+        return Err(ec::NOT_LEADER_OR_FOLLOWER);
+    }
+    match p.shard {
+        Some(s) => Ok(s as usize % nr_shards),
+        // Placement is published with the image, so this is a moment at most.
+        None => Err(ec::LEADER_NOT_AVAILABLE),
+    }
+}
+
 impl Shard {
     pub fn new(id: usize, ctx: Arc<NodeContext>) -> Rc<Shard> {
         let snapshot = ctx.metadata.snapshot();
@@ -184,13 +208,12 @@ impl Shard {
         result.unwrap_or(Err(ec::NOT_LEADER_OR_FOLLOWER))
     }
 
+    /// The local shard owning a partition this node leads; NOT_LEADER_OR_FOLLOWER when another
+    /// node leads it, LEADER_NOT_AVAILABLE when none does.
     pub fn owner_of(&self, topic: &str, partition: i32) -> Result<usize, i16> {
         let meta = self.metadata();
         let t = meta.topic(topic).ok_or(ec::UNKNOWN_TOPIC_OR_PARTITION)?;
-        if partition < 0 || partition >= t.partitions() {
-            return Err(ec::UNKNOWN_TOPIC_OR_PARTITION);
-        }
-        Ok(t.partition_shards[partition as usize] as usize % self.ctx.nr_shards)
+        local_shard(&meta, t, partition, self.ctx.nr_shards)
     }
 
     /// The slot of a partition this shard owns (created on first use, synchronously).
@@ -204,10 +227,7 @@ impl Shard {
             .topic(topic)
             .ok_or(ec::UNKNOWN_TOPIC_OR_PARTITION)?
             .clone();
-        if partition < 0 || partition >= t.partitions() {
-            return Err(ec::UNKNOWN_TOPIC_OR_PARTITION);
-        }
-        if t.partition_shards[partition as usize] as usize % self.ctx.nr_shards != self.id {
+        if local_shard(&meta, &t, partition, self.ctx.nr_shards)? != self.id {
             return Err(ec::NOT_LEADER_OR_FOLLOWER);
         }
         let mut map = self.partitions.borrow_mut();
@@ -306,9 +326,9 @@ impl Shard {
     pub async fn open_owned_partitions(&self) {
         let meta = self.metadata();
         for t in meta.topics.values() {
-            for (p, &s) in t.partition_shards.iter().enumerate() {
-                if s as usize % self.ctx.nr_shards == self.id {
-                    if let Err(code) = self.partition(&t.name, p as i32).await {
+            for p in 0..t.partitions() {
+                if local_shard(&meta, t, p, self.ctx.nr_shards) == Ok(self.id) {
+                    if let Err(code) = self.partition(&t.name, p).await {
                         log::error!(
                             "shard {}: {}-{p} unavailable (error {code})",
                             self.id,
@@ -357,6 +377,32 @@ impl Shard {
         }
     }
 
+    /// Closes and deletes partitions of topics the metadata no longer has (deleted through
+    /// another node, or while this one was down).
+    pub async fn drop_removed_topics(&self) {
+        let meta = self.metadata();
+        let removed: Vec<(String, i32, Uuid)> = self
+            .partitions
+            .borrow()
+            .iter()
+            .filter_map(|(name, slots)| {
+                let (_, slot) = slots.iter().next()?;
+                let gone = meta.topic(name).is_none_or(|t| t.id != slot.topic_id);
+                let partitions = slots.keys().max().map_or(0, |m| m + 1);
+                gone.then(|| (name.clone(), partitions, slot.topic_id))
+            })
+            .collect();
+        for (name, partitions, id) in removed {
+            if meta.topic(&name).is_none() {
+                log::info!(
+                    "shard {}: topic '{name}' was deleted; removing its local partitions",
+                    self.id
+                );
+                self.drop_topic(&name, partitions, id).await;
+            }
+        }
+    }
+
     pub fn local_partitions(&self) -> Vec<Rc<LocalPartition>> {
         self.partitions
             .borrow()
@@ -367,6 +413,7 @@ impl Shard {
 
     /// Periodic work: segment.ms rolls, flush.ms flushes, retention.
     pub async fn tick(&self, retention_due: bool) {
+        self.drop_removed_topics().await;
         let now = now_ms();
         for p in self.local_partitions() {
             let hw_before = p.log.high_watermark();

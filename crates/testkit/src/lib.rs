@@ -133,6 +133,13 @@ impl Broker {
     }
 
     pub fn start_with(options: BrokerOptions) -> Broker {
+        let mut broker = Broker::unstarted(options, free_port());
+        broker.spawn_and_wait();
+        broker
+    }
+
+    /// A broker with its own data dir and `port`, not started yet (see [`Cluster`]).
+    fn unstarted(options: BrokerOptions, port: u16) -> Broker {
         let dir = tempfile::Builder::new()
             .prefix("shoal-test-")
             .tempdir()
@@ -140,17 +147,25 @@ impl Broker {
         if options.data_dir.is_none() {
             std::fs::create_dir_all(dir.path().join("data")).expect("create data dir");
         }
-        let port = free_port();
-        let mut broker = Broker {
+        Broker {
             child: None,
             port,
             addr: format!("127.0.0.1:{port}"),
             options,
             dir,
             starts: 0,
-        };
-        broker.spawn_and_wait();
-        broker
+        }
+    }
+
+    /// Starts a broker that was stopped (`kill`, `terminate`) without waiting for it to be
+    /// ready; pair with [`Broker::wait_started`]. Cluster nodes start together this way.
+    pub fn spawn(&mut self) {
+        self.spawn_only();
+    }
+
+    /// Bounded wait for a [`Broker::spawn`]ed broker to be ready.
+    pub fn wait_started(&mut self) {
+        self.wait_ready();
     }
 
     /// `127.0.0.1:PORT`, the bootstrap address for clients.
@@ -185,6 +200,11 @@ impl Broker {
     }
 
     fn spawn_and_wait(&mut self) {
+        self.spawn_only();
+        self.wait_ready();
+    }
+
+    fn spawn_only(&mut self) {
         assert!(self.child.is_none(), "broker already running");
         self.starts += 1;
         let stderr = File::create(self.stderr_path()).expect("create stderr log");
@@ -205,7 +225,6 @@ impl Broker {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {:?}: {e}", shoal_bin()));
         self.child = Some(child);
-        self.wait_ready();
     }
 
     /// Bounded wait until the broker printed its ready line and accepts connections.
@@ -596,25 +615,65 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
     })
 }
 
-/// N broker processes, node ids 1..=N, each with its own port and data dir.
+/// N broker processes forming one metadata quorum: node ids 1..=N, each with its own Kafka port,
+/// cluster port and data dir, every node a voter (`--controller-quorum-voters`). With
+/// `proxied`, every directed cluster link i→j goes through a [`LinkProxy`] the test can cut.
 pub struct Cluster {
     pub nodes: Vec<Broker>,
+    /// Cluster (node-to-node) port of each node, index = id - 1.
+    pub cluster_ports: Vec<u16>,
+    /// `links[(from, to)]`: the proxy carrying from's connections to `to` (when proxied).
+    pub links: std::collections::BTreeMap<(usize, usize), LinkProxy>,
 }
 
 impl Cluster {
-    /// Starts `n` nodes with `options` (each gets `--node-id i`).
+    /// Starts `n` nodes with `options` and waits until each is ready.
     pub fn start(n: usize, options: BrokerOptions) -> Cluster {
+        Cluster::start_with(n, options, false)
+    }
+
+    pub fn start_with(n: usize, options: BrokerOptions, proxied: bool) -> Cluster {
         assert!(n >= 1, "a cluster has at least one node");
-        let nodes = (1..=n)
-            .map(|id| {
-                let mut node_options = options.clone();
-                node_options
-                    .extra_args
-                    .extend(["--node-id".to_string(), id.to_string()]);
-                Broker::start_with(node_options)
-            })
-            .collect();
-        Cluster { nodes }
+        let kafka_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let cluster_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let mut links = std::collections::BTreeMap::new();
+        let mut nodes = Vec::with_capacity(n);
+        for id in 1..=n {
+            let voters: Vec<String> = (1..=n)
+                .map(|peer| {
+                    let port = if proxied && peer != id {
+                        let proxy = LinkProxy::start(cluster_ports[peer - 1]);
+                        let port = proxy.port;
+                        links.insert((id, peer), proxy);
+                        port
+                    } else {
+                        cluster_ports[peer - 1]
+                    };
+                    format!("{peer}@127.0.0.1:{port}")
+                })
+                .collect();
+            let mut node_options = options.clone();
+            node_options.extra_args.extend([
+                "--node-id".to_string(),
+                id.to_string(),
+                "--controller-quorum-voters".to_string(),
+                voters.join(","),
+                "--cluster-listen".to_string(),
+                format!("127.0.0.1:{}", cluster_ports[id - 1]),
+            ]);
+            nodes.push(Broker::unstarted(node_options, kafka_ports[id - 1]));
+        }
+        for node in nodes.iter_mut() {
+            node.spawn();
+        }
+        for node in nodes.iter_mut() {
+            node.wait_started();
+        }
+        Cluster {
+            nodes,
+            cluster_ports,
+            links,
+        }
     }
 
     /// The node with id `id` (1-based, as Kafka broker ids).
@@ -626,6 +685,85 @@ impl Cluster {
     pub fn bootstrap(&self) -> String {
         let addrs: Vec<&str> = self.nodes.iter().map(|n| n.addr.as_str()).collect();
         addrs.join(",")
+    }
+
+    /// Cuts (or heals) every proxied link to and from node `id`.
+    pub fn isolate(&self, id: usize, cut: bool) {
+        for ((from, to), link) in &self.links {
+            if *from == id || *to == id {
+                link.set_cut(cut);
+            }
+        }
+    }
+}
+
+/// A TCP proxy on loopback for one directed cluster link; `set_cut(true)` drops its open
+/// connections and refuses (closes) new ones until healed.
+pub struct LinkProxy {
+    pub port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl LinkProxy {
+    pub fn start(target_port: u16) -> LinkProxy {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let epoch = Arc::new(AtomicU64::new(0));
+        let (c, e) = (cut.clone(), epoch.clone());
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if c.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target_port)) else {
+                    continue;
+                };
+                let my_epoch = e.load(Ordering::SeqCst);
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    let (c, e) = (c.clone(), e.clone());
+                    thread::spawn(move || {
+                        use std::io::{Read, Write};
+                        let _ = from.set_read_timeout(Some(Duration::from_millis(50)));
+                        let mut buf = vec![0u8; 64 << 10];
+                        loop {
+                            if c.load(Ordering::SeqCst) || e.load(Ordering::SeqCst) != my_epoch {
+                                break;
+                            }
+                            match from.read(&mut buf) {
+                                Ok(0) => break,
+                                Ok(n) => {
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        break;
+                                    }
+                                }
+                                Err(err)
+                                    if err.kind() == std::io::ErrorKind::WouldBlock
+                                        || err.kind() == std::io::ErrorKind::TimedOut => {}
+                                Err(_) => break,
+                            }
+                        }
+                        let _ = from.shutdown(std::net::Shutdown::Both);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        LinkProxy { port, cut, epoch }
+    }
+
+    pub fn set_cut(&self, cut: bool) {
+        use std::sync::atomic::Ordering;
+        self.cut.store(cut, Ordering::SeqCst);
+        self.epoch.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -888,4 +1026,37 @@ pub fn check_idempotent_batches(batches: &[(i32, raw::BatchHeader)]) {
         );
         *want += b.record_count;
     }
+}
+
+/// Kafka's group → `__consumer_offsets` partition: `Utils.abs(groupId.hashCode()) % n`, written
+/// here from Java's String.hashCode as an oracle independent of the broker.
+pub fn java_partition(group: &str, partitions: i32) -> i32 {
+    let mut h: i32 = 0;
+    for unit in group.encode_utf16() {
+        h = h.wrapping_mul(31).wrapping_add(unit as i32);
+    }
+    (h & 0x7fff_ffff) % partitions
+}
+
+/// The coordinator node id `addr` names for `group` (FindCoordinator v3), after a bounded wait
+/// for it to have one.
+pub fn find_coordinator(addr: &str, group: &str) -> i32 {
+    use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
+    use kafka_protocol::protocol::StrBytes;
+    wait_for(
+        &format!("{addr} to name a coordinator for {group}"),
+        Duration::from_secs(15),
+        || {
+            let mut conn = raw::RawConn::connect(addr);
+            let req = FindCoordinatorRequest::default()
+                .with_key(StrBytes::from_string(group.to_string()))
+                .with_key_type(0);
+            let r: FindCoordinatorResponse = conn.request(3, &req);
+            if r.error_code == 0 {
+                Ok(r.node_id.0)
+            } else {
+                Err(format!("error {}", r.error_code))
+            }
+        },
+    )
 }

@@ -372,8 +372,8 @@ pub fn offsets_partitions(shard: &Shard) -> i32 {
         .unwrap_or(shard.ctx.config.offsets_topic_num_partitions)
 }
 
-/// Creates `__consumer_offsets` (internal) if it does not exist yet.
-pub fn ensure_offsets_topic(shard: &Shard) -> Result<(), i16> {
+/// Creates `__consumer_offsets` (internal) through the controller if it does not exist yet.
+pub async fn ensure_offsets_topic(shard: &Shard) -> Result<(), i16> {
     if shard.metadata().topic(OFFSETS_TOPIC).is_some() {
         return Ok(());
     }
@@ -390,15 +390,30 @@ pub fn ensure_offsets_topic(shard: &Shard) -> Result<(), i16> {
     match shard
         .ctx
         .metadata
-        .create_topic(OFFSETS_TOPIC, partitions, configs, true, false)
+        .create_topic(OFFSETS_TOPIC, partitions, configs)
+        .await
     {
         Ok(_) => {
             log::info!("created {OFFSETS_TOPIC} with {partitions} partitions");
             Ok(())
         }
-        Err(err) if err.code == shoal_protocol::errors::TOPIC_ALREADY_EXISTS => Ok(()),
+        Err(shoal_cluster::metadata::ControllerError::TopicAlreadyExists) => {
+            // Created concurrently (by another request or node): wait until it is visible here.
+            let visible = shard
+                .ctx
+                .metadata
+                .wait_for(shard.ctx.metadata.reply_timeout(), |m| {
+                    m.topic(OFFSETS_TOPIC).is_some()
+                })
+                .await;
+            if visible {
+                Ok(())
+            } else {
+                Err(e::COORDINATOR_NOT_AVAILABLE)
+            }
+        }
         Err(err) => {
-            log::error!("creating {OFFSETS_TOPIC}: {}", err.message);
+            log::warn!("creating {OFFSETS_TOPIC}: {err}");
             Err(e::COORDINATOR_NOT_AVAILABLE)
         }
     }
@@ -412,7 +427,7 @@ where
     F: FnOnce(Rc<Slot>) -> Fut + Send + 'static,
     Fut: Future<Output = R> + 'static,
 {
-    ensure_offsets_topic(shard)?;
+    ensure_offsets_topic(shard).await?;
     let partition = partition_for(group_id, offsets_partitions(shard));
     on_partition_slot(shard, partition, f).await
 }

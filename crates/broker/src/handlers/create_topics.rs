@@ -1,5 +1,8 @@
 //! CreateTopics (key 19), v2-7. Replication factor must be 1 (or -1) until replication lands;
-//! configs are validated by name and value; `validate_only` changes nothing.
+//! names and configs are validated here; the topics then go to the active controller in one
+//! request and are answered once committed and visible in this node's snapshot. `validate_only`
+//! changes nothing. Manual assignments are checked for known brokers, then placement is the
+//! controller's.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -10,9 +13,49 @@ use kafka_protocol::messages::create_topics_response::{
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use crate::config::{topic_config_value, ConfigSource, TOPIC_CONFIG_DEFAULTS};
+use crate::context::NodeContext;
+use crate::errors::KafkaCode;
 use crate::handlers::str_bytes;
+use crate::metadata::{ControllerError, ControllerReply, ControllerRequest, NewTopic};
 use crate::shard::Shard;
 use shoal_protocol::errors as ec;
+
+fn success(
+    version: i16,
+    node: &NodeContext,
+    name: &str,
+    id: uuid::Uuid,
+    partitions: i32,
+    topic_configs: &BTreeMap<String, String>,
+) -> CreatableTopicResult {
+    let mut result = CreatableTopicResult::default()
+        .with_name(kafka_protocol::messages::TopicName(str_bytes(name)))
+        .with_topic_id(id)
+        .with_error_code(ec::NONE)
+        .with_num_partitions(partitions)
+        .with_replication_factor(1);
+    if version >= 5 {
+        let configs = TOPIC_CONFIG_DEFAULTS
+            .iter()
+            .filter_map(|(k, _)| {
+                let (v, source) =
+                    topic_config_value(k, &node.config.topic_defaults, topic_configs)?;
+                Some(
+                    CreatableTopicConfigs::default()
+                        .with_name(str_bytes(k))
+                        .with_value(Some(str_bytes(v)))
+                        .with_config_source(match source {
+                            ConfigSource::Topic => 1,
+                            ConfigSource::Node => 5,
+                            ConfigSource::Default => 5,
+                        }),
+                )
+            })
+            .collect();
+        result = result.with_configs(Some(configs));
+    }
+    result
+}
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -21,6 +64,8 @@ pub async fn handle(
 ) -> CreateTopicsResponse {
     let node = &shard.ctx;
     let mut results = Vec::with_capacity(request.topics.len());
+    let mut wanted: Vec<(usize, i32)> = Vec::new();
+    let mut new_topics: Vec<NewTopic> = Vec::new();
     for t in &request.topics {
         let name = t.name.0.to_string();
         let fail = |code: i16, msg: String| {
@@ -60,9 +105,10 @@ pub async fn handle(
             ));
             continue;
         }
+        let meta = shard.metadata();
         if t.assignments
             .iter()
-            .any(|a| a.broker_ids.iter().any(|b| b.0 != node.config.node_id))
+            .any(|a| a.broker_ids.iter().any(|b| meta.broker(b.0).is_none()))
         {
             results.push(fail(
                 ec::INVALID_REPLICA_ASSIGNMENT,
@@ -76,43 +122,119 @@ pub async fn handle(
                 configs.insert(c.name.to_string(), v.to_string());
             }
         }
-        match node
+        if let Err(e) = crate::metadata::validate_topic_name(&name) {
+            results.push(fail(e.code, e.message));
+            continue;
+        }
+        if let Some((k, m)) = configs.iter().find_map(|(k, v)| {
+            crate::config::validate_topic_config(k, v)
+                .err()
+                .map(|m| (k, m))
+        }) {
+            results.push(fail(ec::INVALID_CONFIG, format!("{k}: {m}")));
+            continue;
+        }
+        if partitions < 1 {
+            results.push(fail(
+                ec::INVALID_PARTITIONS,
+                format!("number of partitions must be >= 1, got {partitions}"),
+            ));
+            continue;
+        }
+        if request.validate_only {
+            if shard.metadata().topic(&name).is_some() {
+                results.push(fail(
+                    ec::TOPIC_ALREADY_EXISTS,
+                    format!("topic '{name}' already exists"),
+                ));
+            } else {
+                results.push(success(
+                    version,
+                    node,
+                    &name,
+                    uuid::Uuid::nil(),
+                    partitions,
+                    &configs,
+                ));
+            }
+            continue;
+        }
+        wanted.push((results.len(), partitions));
+        results.push(fail(ec::REQUEST_TIMED_OUT, "not answered".into()));
+        new_topics.push(NewTopic {
+            name,
+            partitions,
+            replication_factor: 1,
+            configs,
+        });
+    }
+    if !new_topics.is_empty() {
+        let names: Vec<String> = new_topics.iter().map(|t| t.name.clone()).collect();
+        let answer = shard
+            .ctx
             .metadata
-            .create_topic(&name, partitions, configs, false, request.validate_only)
-        {
-            Ok(meta) => {
-                if !request.validate_only {
+            .controller(ControllerRequest::CreateTopics { topics: new_topics })
+            .await;
+        let per_topic: Vec<Result<uuid::Uuid, ControllerError>> = match answer {
+            Ok(ControllerReply::CreateTopics(list)) => names
+                .iter()
+                .map(|n| {
+                    list.iter()
+                        .find(|(name, _)| name == n)
+                        .map(|(_, r)| r.clone())
+                        .unwrap_or(Err(ControllerError::Internal("no answer for topic".into())))
+                })
+                .collect(),
+            Ok(other) => names
+                .iter()
+                .map(|_| {
+                    Err(ControllerError::Internal(format!(
+                        "unexpected reply {other:?}"
+                    )))
+                })
+                .collect(),
+            Err(e) => names.iter().map(|_| Err(e.clone())).collect(),
+        };
+        // Answer once this node's snapshot shows what the controller committed, so the client's
+        // next request here finds the topic.
+        let created: Vec<(String, uuid::Uuid)> = names
+            .iter()
+            .zip(&per_topic)
+            .filter_map(|(n, r)| r.as_ref().ok().map(|id| (n.clone(), *id)))
+            .collect();
+        let timeout = shard.ctx.metadata.reply_timeout();
+        shard
+            .ctx
+            .metadata
+            .wait_for(timeout, |m| {
+                created
+                    .iter()
+                    .all(|(n, id)| m.topic(n).is_some_and(|t| t.id == *id))
+            })
+            .await;
+        for (((index, partitions), name), result) in wanted.into_iter().zip(&names).zip(per_topic) {
+            let request_topic = &request.topics[index];
+            results[index] = match result {
+                Ok(id) => {
                     log::info!("created topic '{name}' with {partitions} partition(s)");
-                }
-                let mut result = CreatableTopicResult::default()
-                    .with_name(t.name.clone())
-                    .with_topic_id(meta.id)
-                    .with_error_code(ec::NONE)
-                    .with_num_partitions(partitions)
-                    .with_replication_factor(1);
-                if version >= 5 {
-                    let configs = TOPIC_CONFIG_DEFAULTS
+                    let configs: BTreeMap<String, String> = request_topic
+                        .configs
                         .iter()
-                        .filter_map(|(k, _)| {
-                            let (v, source) =
-                                topic_config_value(k, &node.config.topic_defaults, &meta.configs)?;
-                            Some(
-                                CreatableTopicConfigs::default()
-                                    .with_name(str_bytes(k))
-                                    .with_value(Some(str_bytes(v)))
-                                    .with_config_source(match source {
-                                        ConfigSource::Topic => 1,
-                                        ConfigSource::Node => 5,
-                                        ConfigSource::Default => 5,
-                                    }),
-                            )
+                        .filter_map(|c| {
+                            c.value
+                                .as_ref()
+                                .map(|v| (c.name.to_string(), v.to_string()))
                         })
                         .collect();
-                    result = result.with_configs(Some(configs));
+                    success(version, node, name, id, partitions, &configs)
                 }
-                results.push(result);
-            }
-            Err(e) => results.push(fail(e.code, e.message)),
+                Err(e) => CreatableTopicResult::default()
+                    .with_name(request_topic.name.clone())
+                    .with_error_code(e.kafka_code())
+                    .with_error_message(Some(str_bytes(&e.to_string())))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1),
+            };
         }
     }
     CreateTopicsResponse::default().with_topics(results)

@@ -1,4 +1,5 @@
-//! DescribeCluster (key 60), v0-2: this node is the whole cluster and its controller.
+//! DescribeCluster (key 60), v0-2: the live brokers and the active controller, from this node's
+//! committed metadata snapshot.
 
 use std::rc::Rc;
 
@@ -14,15 +15,22 @@ pub fn handle(
     _version: i16,
     _request: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
-    let node = &shard.ctx;
+    let meta = shard.metadata();
     DescribeClusterResponse::default()
         .with_error_code(ec::NONE)
         .with_endpoint_type(1)
-        .with_cluster_id(str_bytes(&shard.metadata().cluster_id))
-        .with_controller_id(BrokerId(node.config.node_id))
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(node.config.node_id))
-            .with_host(str_bytes(&node.advertised_host))
-            .with_port(node.advertised_port)])
+        .with_cluster_id(str_bytes(&meta.cluster_id))
+        .with_controller_id(BrokerId(meta.controller_id))
+        .with_brokers(
+            meta.live_brokers()
+                .map(|b| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(b.id))
+                        .with_host(str_bytes(&b.host))
+                        .with_port(b.port)
+                        .with_rack(b.rack.as_deref().map(str_bytes))
+                })
+                .collect(),
+        )
         .with_cluster_authorized_operations(i32::MIN)
 }

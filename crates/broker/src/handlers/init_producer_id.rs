@@ -1,5 +1,5 @@
-//! InitProducerId (key 22), v0-5: allocates a fresh producer id (epoch 0) for idempotent
-//! producers. Transactional ids are refused: transactions are not implemented.
+//! InitProducerId (key 22), v0-5: a fresh producer id (epoch 0) for idempotent producers, from
+//! this broker's committed producer id block (a new block comes from the controller). Transactional ids are refused: transactions are not implemented.
 
 use std::rc::Rc;
 
@@ -8,7 +8,7 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use crate::shard::Shard;
 use shoal_protocol::errors as ec;
 
-pub fn handle(
+pub async fn handle(
     shard: &Rc<Shard>,
     _version: i16,
     request: InitProducerIdRequest,
@@ -22,13 +22,14 @@ pub fn handle(
     if request.transactional_id.is_some() {
         return error(ec::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
     }
-    match shard.ctx.metadata.allocate_producer_id() {
+    match shard.ctx.metadata.allocate_producer_id().await {
         Ok(id) => InitProducerIdResponse::default()
             .with_error_code(ec::NONE)
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),
         Err(e) => {
-            log::error!("allocating a producer id: {e}");
+            log::warn!("allocating a producer id: {e}");
+            // Retriable for clients: the controller may be electing or unreachable.
             error(ec::COORDINATOR_NOT_AVAILABLE)
         }
     }

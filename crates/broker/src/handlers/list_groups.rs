@@ -1,5 +1,5 @@
-//! ListGroups (key 16), v0-5: groups of every `__consumer_offsets` partition (loading each on
-//! first use), filtered by state (v4+) and type (v5+; all groups are "classic").
+//! ListGroups (key 16), v0-5: groups of every `__consumer_offsets` partition this node leads
+//! (loading each on first use; other nodes list theirs), filtered by state (v4+) and type (v5+; all groups are "classic").
 
 use std::rc::Rc;
 
@@ -16,7 +16,7 @@ pub async fn handle(
     version: i16,
     request: ListGroupsRequest,
 ) -> ListGroupsResponse {
-    if let Err(code) = ensure_offsets_topic(shard) {
+    if let Err(code) = ensure_offsets_topic(shard).await {
         return ListGroupsResponse::default().with_error_code(code);
     }
     let states: Vec<String> = request
@@ -43,6 +43,8 @@ pub async fn handle(
         .await
         {
             Ok(listed) => groups.extend(listed),
+            // Another node coordinates this partition's groups; it lists them (as in Kafka).
+            Err(e::NOT_COORDINATOR) => {}
             Err(code) => error = code,
         }
     }

@@ -1,5 +1,6 @@
-//! Metadata (key 3), v0-13. Single node: this node leads every partition (epoch 0) and is the
-//! controller. Unknown topics are auto-created when the request and `auto_create_topics_enable`
+//! Metadata (key 3), v0-13, rendered from this node's committed metadata snapshot: live
+//! (unfenced) brokers, each partition's leader, replicas, ISR and offline replicas, and the
+//! active controller. Unknown topics are auto-created when the request and `auto_create_topics_enable`
 //! allow it.
 
 use std::collections::BTreeMap;
@@ -10,6 +11,7 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 
+use crate::errors::KafkaCode;
 use crate::handlers::str_bytes;
 use crate::metadata::TopicMeta;
 use crate::shard::Shard;
@@ -18,16 +20,28 @@ use shoal_protocol::errors as ec;
 /// Kafka's "authorized operations not requested" marker.
 const OPERATIONS_OMITTED: i32 = i32::MIN;
 
-pub fn topic_entry(node_id: i32, t: &TopicMeta) -> MetadataResponseTopic {
-    let partitions = (0..t.partitions())
-        .map(|p| {
+/// A topic's entry: per partition its leader (-1 and LEADER_NOT_AVAILABLE when none), replicas,
+/// ISR and offline replicas, from the committed metadata. The leader epoch stays 0: the data path
+/// stamps epoch 0 until replication uses the controller's epochs.
+pub fn topic_entry(t: &TopicMeta) -> MetadataResponseTopic {
+    let ids = |v: &[i32]| v.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
+    let partitions = t
+        .parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
             MetadataResponsePartition::default()
-                .with_error_code(ec::NONE)
-                .with_partition_index(p)
-                .with_leader_id(BrokerId(node_id))
+                .with_error_code(if p.leader < 0 {
+                    ec::LEADER_NOT_AVAILABLE
+                } else {
+                    ec::NONE
+                })
+                .with_partition_index(i as i32)
+                .with_leader_id(BrokerId(p.leader))
                 .with_leader_epoch(0)
-                .with_replica_nodes(vec![BrokerId(node_id)])
-                .with_isr_nodes(vec![BrokerId(node_id)])
+                .with_replica_nodes(ids(&p.replicas))
+                .with_isr_nodes(ids(&p.isr))
+                .with_offline_replicas(ids(&p.offline))
         })
         .collect();
     MetadataResponseTopic::default()
@@ -49,7 +63,6 @@ fn error_entry(name: Option<TopicName>, id: uuid::Uuid, code: i16) -> MetadataRe
 
 pub async fn handle(shard: &Rc<Shard>, version: i16, request: MetadataRequest) -> MetadataResponse {
     let node = &shard.ctx;
-    let node_id = node.config.node_id;
     let auto_create =
         node.config.auto_create_topics_enable && (version < 4 || request.allow_auto_topic_creation);
     let meta = shard.metadata();
@@ -69,7 +82,7 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: MetadataRequest) -
                     },
                 };
                 if let Some(t) = meta.topic(&name) {
-                    topics.push(topic_entry(node_id, t));
+                    topics.push(topic_entry(t));
                     continue;
                 }
                 if !auto_create {
@@ -80,47 +93,55 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: MetadataRequest) -
                     ));
                     continue;
                 }
-                match node.metadata.create_topic(
-                    &name,
-                    node.config.num_partitions,
-                    BTreeMap::new(),
-                    false,
-                    false,
-                ) {
+                let created = node
+                    .metadata
+                    .create_topic(&name, node.config.num_partitions, BTreeMap::new())
+                    .await
+                    .map_err(|e| e.kafka_code());
+                match created {
                     Ok(t) => {
                         log::info!(
                             "auto-created topic '{name}' with {} partition(s)",
                             t.partitions()
                         );
-                        topics.push(topic_entry(node_id, &t));
+                        topics.push(topic_entry(&t));
                     }
-                    Err(e) if e.code == ec::TOPIC_ALREADY_EXISTS => {
-                        match shard.metadata().topic(&name) {
-                            Some(t) => topics.push(topic_entry(node_id, t)),
-                            None => topics.push(error_entry(
-                                req.name.clone(),
-                                req.topic_id,
-                                ec::LEADER_NOT_AVAILABLE,
-                            )),
-                        }
-                    }
-                    Err(e) => topics.push(error_entry(req.name.clone(), req.topic_id, e.code)),
+                    Err(code) => match shard.metadata().topic(&name) {
+                        Some(t) => topics.push(topic_entry(t)),
+                        None => topics.push(error_entry(
+                            req.name.clone(),
+                            req.topic_id,
+                            if code == ec::TOPIC_ALREADY_EXISTS {
+                                ec::LEADER_NOT_AVAILABLE
+                            } else {
+                                code
+                            },
+                        )),
+                    },
                 }
             }
         }
         _ => {
             for t in meta.topics.values() {
-                topics.push(topic_entry(node_id, t));
+                topics.push(topic_entry(t));
             }
         }
     }
+    let meta = shard.metadata();
     MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(node_id))
-            .with_host(str_bytes(&node.advertised_host))
-            .with_port(node.advertised_port)])
+        .with_brokers(
+            meta.live_brokers()
+                .map(|b| {
+                    MetadataResponseBroker::default()
+                        .with_node_id(BrokerId(b.id))
+                        .with_host(str_bytes(&b.host))
+                        .with_port(b.port)
+                        .with_rack(b.rack.as_deref().map(str_bytes))
+                })
+                .collect(),
+        )
         .with_cluster_id(Some(str_bytes(&meta.cluster_id)))
-        .with_controller_id(BrokerId(node_id))
+        .with_controller_id(BrokerId(meta.controller_id))
         .with_topics(topics)
         .with_cluster_authorized_operations(OPERATIONS_OMITTED)
 }

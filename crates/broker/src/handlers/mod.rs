@@ -122,7 +122,7 @@ async fn handle(
         }
         Request::Metadata(r) => Response::Metadata(metadata::handle(shard, version, r).await),
         Request::InitProducerId(r) => {
-            Response::InitProducerId(init_producer_id::handle(shard, version, r))
+            Response::InitProducerId(init_producer_id::handle(shard, version, r).await)
         }
         Request::CreateTopics(r) => {
             Response::CreateTopics(create_topics::handle(shard, version, r).await)
@@ -140,7 +140,7 @@ async fn handle(
             Response::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(shard, version, r).await)
         }
         Request::FindCoordinator(r) => {
-            Response::FindCoordinator(find_coordinator::handle(shard, version, r))
+            Response::FindCoordinator(find_coordinator::handle(shard, version, r).await)
         }
         Request::JoinGroup(r) => {
             Response::JoinGroup(join_group::handle(shard, version, r, ctx).await)
