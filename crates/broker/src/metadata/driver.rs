@@ -102,7 +102,10 @@ pub fn start(cfg: DriverConfig) -> Result<MetadataStore, String> {
         ));
     }
     let meta_dir = cfg.data_dir.join("meta");
-    std::fs::create_dir_all(&meta_dir).map_err(|e| format!("{}: {e}", meta_dir.display()))?;
+    // `meta/`'s entry in DATA is durable only once DATA is synced (a power cut found it gone).
+    std::fs::create_dir_all(&meta_dir)
+        .and_then(|()| std::fs::File::open(&cfg.data_dir)?.sync_all())
+        .map_err(|e| format!("{}: {e}", meta_dir.display()))?;
     if meta_dir.join("cluster.json").exists() && !meta_dir.join("raft.log").exists() {
         // Starting would silently forget every topic of the old single-node format.
         return Err(format!(
