@@ -7,9 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
-use shoal_testkit::raw::{topic_name, RawConn};
+use shoal_testkit::raw::RawConn;
 use shoal_testkit::{
     describe_output, run_python, topic_name as unique, wait_for, Broker, BrokerOptions, Cluster,
 };
@@ -65,14 +63,8 @@ fn describe_leaders(node: &Broker, topic: &str) -> Result<Vec<i32>, String> {
 /// the error code and how long the answer took.
 fn create_on(node: &Broker, topic: &str, partitions: i32) -> (i16, Option<String>, Duration) {
     let mut conn = RawConn::connect(&node.addr());
-    let req = CreateTopicsRequest::default()
-        .with_timeout_ms(10_000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(topic_name(topic))
-            .with_num_partitions(partitions)
-            .with_replication_factor(1)]);
     let t0 = Instant::now();
-    let response: CreateTopicsResponse = conn.request(5, &req);
+    let response = conn.create_topics_v5(topic, partitions);
     let r = &response.topics[0];
     (
         r.error_code,

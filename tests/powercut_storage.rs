@@ -35,10 +35,8 @@ const ROUNDS: u64 = 24;
 
 fn config() -> LogConfig {
     LogConfig {
-        segment_bytes: 16 << 10,
-        index_interval_bytes: 512,
         retention_bytes: 96 << 10,
-        ..LogConfig::default()
+        ..small_config(16 << 10, 512)
     }
 }
 

@@ -21,11 +21,7 @@ const CHILD_LIFETIME_MAX: Duration = Duration::from_secs(60);
 const CHILD_SILENCE_MAX: Duration = Duration::from_secs(30);
 
 fn crash_config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 64 << 10,
-        index_interval_bytes: 1024,
-        ..LogConfig::default()
-    }
+    small_config(64 << 10, 1024)
 }
 
 /// Child mode: does nothing unless re-executed by the crash tests with the env set.

@@ -164,14 +164,7 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
     config.validate()?;
     // Before any thread is spawned (the metadata driver and the cluster transport start below),
     // so SIGINT/SIGTERM only ever reach the signal thread.
-    // SAFETY: plain libc signal-mask calls on a sigset we own.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-    }
+    block_shutdown_signals();
     let report = crate::io::probe::probe_host();
     match report.check() {
         Ok(warnings) => warnings.iter().for_each(|w| log::warn!("{w}")),

@@ -224,18 +224,28 @@ impl RawConn {
         panic!("fetch_all {topic}/{partition}: no progress after 10000 fetches (at {offset})");
     }
 
-    /// CreateTopics (v5, replication factor 1), then a bounded wait until Metadata shows a
-    /// leader for every partition. Panics on any error.
-    pub fn create_topic(&mut self, topic: &str, partitions: i32) {
+    /// One CreateTopics v5 request (replication factor 1, 10 s timeout), answered by this
+    /// connection's broker itself; its response as it came.
+    pub fn create_topics_v5(
+        &mut self,
+        topic: &str,
+        partitions: i32,
+    ) -> kafka_protocol::messages::CreateTopicsResponse {
         use kafka_protocol::messages::create_topics_request::CreatableTopic;
-        use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+        use kafka_protocol::messages::CreateTopicsRequest;
         let req = CreateTopicsRequest::default()
             .with_timeout_ms(10_000)
             .with_topics(vec![CreatableTopic::default()
                 .with_name(topic_name(topic))
                 .with_num_partitions(partitions)
                 .with_replication_factor(1)]);
-        let response: CreateTopicsResponse = self.request(5, &req);
+        self.request(5, &req)
+    }
+
+    /// CreateTopics (v5, replication factor 1), then a bounded wait until Metadata shows a
+    /// leader for every partition. Panics on any error.
+    pub fn create_topic(&mut self, topic: &str, partitions: i32) {
+        let response = self.create_topics_v5(topic, partitions);
         let result = response
             .topics
             .iter()

@@ -236,6 +236,18 @@ impl MetadataStore {
         }
     }
 
+    /// `Some(true)` once the snapshot satisfies `ready`, `Some(false)` past `deadline`.
+    fn ready_or_late(
+        &self,
+        deadline: Instant,
+        ready: &impl Fn(&MetadataSnapshot) -> bool,
+    ) -> Option<bool> {
+        if ready(&self.snapshot()) {
+            return Some(true);
+        }
+        (Instant::now() >= deadline).then_some(false)
+    }
+
     /// Waits (bounded) until the published snapshot satisfies `ready`.
     pub async fn wait_for(
         &self,
@@ -244,11 +256,8 @@ impl MetadataStore {
     ) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
-            if ready(&self.snapshot()) {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
+            if let Some(done) = self.ready_or_late(deadline, &ready) {
+                return done;
             }
             glommio::timer::sleep(Duration::from_millis(REPLY_POLL_MS)).await;
         }
@@ -262,11 +271,8 @@ impl MetadataStore {
     ) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
-            if ready(&self.snapshot()) {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
+            if let Some(done) = self.ready_or_late(deadline, &ready) {
+                return done;
             }
             std::thread::sleep(Duration::from_millis(5));
         }
