@@ -87,22 +87,15 @@ fn cut_round(
     tear: Option<u64>,
 ) -> (Vec<Ack>, shoal_testkit::powerfs::CutReport) {
     let (mut child, rx) = crash_child::spawn("powercut_child", dir, round);
-    let mut acks = Vec::new();
-    if acks_before_cut == 0 {
-        std::thread::sleep(delay);
-    } else {
-        while acks.len() < acks_before_cut {
-            match rx.recv_timeout(CHILD_SILENCE_MAX) {
-                Ok(line) => acks.extend(Ack::parse(&line)),
-                Err(e) => {
-                    let _ = child.kill();
-                    panic!(
-                        "round {round}: child silent or gone ({e:?}) after {} acks",
-                        acks.len()
-                    );
-                }
-            }
-        }
+    let mut acks = crash_child::await_acks(
+        &mut child,
+        &rx,
+        round,
+        acks_before_cut,
+        delay,
+        CHILD_SILENCE_MAX,
+    );
+    if acks_before_cut > 0 {
         // Past the ack, somewhere in the next appends' write / sync / ack cycle.
         let spin = Instant::now();
         while spin.elapsed() < delay {

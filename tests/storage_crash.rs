@@ -48,23 +48,14 @@ fn crash_child() {
 /// from spawn, possibly during recovery). Returns every ack it printed before dying.
 fn crash_round(dir: &Path, round: u64, acks_before_kill: usize, delay: Duration) -> Vec<Ack> {
     let (mut child, rx) = crash_child::spawn("crash_child", dir, round);
-    let mut acks = Vec::new();
-    if acks_before_kill == 0 {
-        std::thread::sleep(delay);
-    } else {
-        while acks.len() < acks_before_kill {
-            match rx.recv_timeout(CHILD_SILENCE_MAX) {
-                Ok(line) => acks.extend(Ack::parse(&line)),
-                Err(e) => {
-                    let _ = child.kill();
-                    panic!(
-                        "round {round}: child silent or gone ({e:?}) after {} acks",
-                        acks.len()
-                    );
-                }
-            }
-        }
-    }
+    let mut acks = crash_child::await_acks(
+        &mut child,
+        &rx,
+        round,
+        acks_before_kill,
+        delay,
+        CHILD_SILENCE_MAX,
+    );
     child.kill().expect("SIGKILL child");
     let status = child.wait().unwrap();
     assert!(!status.success(), "child must die by the signal");

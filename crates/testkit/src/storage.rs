@@ -308,6 +308,35 @@ pub mod crash_child {
         }
     }
 
+    /// In the parent: waits `delay` when `acks_min` is 0, else until the child printed
+    /// `acks_min` acks (killing it and failing if it stays silent for `silence_max`).
+    pub fn await_acks(
+        child: &mut Child,
+        rx: &mpsc::Receiver<String>,
+        round: u64,
+        acks_min: usize,
+        delay: std::time::Duration,
+        silence_max: std::time::Duration,
+    ) -> Vec<Ack> {
+        let mut acks = Vec::new();
+        if acks_min == 0 {
+            std::thread::sleep(delay);
+        }
+        while acks.len() < acks_min {
+            match rx.recv_timeout(silence_max) {
+                Ok(line) => acks.extend(Ack::parse(&line)),
+                Err(e) => {
+                    let _ = child.kill();
+                    panic!(
+                        "round {round}: child silent or gone ({e:?}) after {} acks",
+                        acks.len()
+                    );
+                }
+            }
+        }
+        acks
+    }
+
     /// In the parent: re-executes this test binary running only `child_test`, its stdout lines
     /// on the receiver.
     pub fn spawn(
