@@ -3,7 +3,6 @@
 //! moments, reopens the log and checks that every acknowledged batch is present and
 //! byte-identical and that the log ends on a batch boundary. A variant damages the tail.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -66,46 +65,15 @@ fn crash_round(dir: &Path, round: u64, acks_before_kill: usize, delay: Duration)
     acks
 }
 
-/// Reopens the log and checks: acked batches byte-identical at their offsets, contiguous
-/// offsets, every segment file ends exactly at a batch boundary. Returns the batches.
+/// Reopens the log and checks it ([`crash_child::check_reopened`]). Returns the batches.
 fn verify_log(dir: &Path, acks: &[Ack], close: bool) -> Vec<(i64, Vec<u8>)> {
     let dir = dir.to_path_buf();
-    let expected: Vec<(i64, Vec<u8>)> = acks
-        .iter()
-        .map(|a| {
-            let b = crash_child::batch_for(a.round, a.i);
-            (a.base_offset, stamped(&b, a.base_offset, a.round as i32))
-        })
-        .collect();
+    let acks = acks.to_vec();
     run(move || async move {
         let log = PartitionLog::open(dir.clone(), crash_config())
             .await
             .unwrap();
-        assert_eq!(log.high_watermark(), log.log_end_offset());
-        let batches = dump(&log).await;
-        let mut next = log.log_start_offset();
-        for (base, bytes) in &batches {
-            assert_eq!(*base, next, "offsets contiguous");
-            next = BatchHeader::parse(bytes).unwrap().next_offset();
-        }
-        assert_eq!(next, log.log_end_offset(), "log ends after the last batch");
-        let stored: usize = batches.iter().map(|(_, b)| b.len()).sum();
-        let on_disk: u64 = log
-            .segment_base_offsets()
-            .iter()
-            .map(|b| file_len(&dir.join(format!("{b:020}.log"))))
-            .sum();
-        assert_eq!(
-            stored as u64, on_disk,
-            "segment files end on batch boundaries"
-        );
-        let by_offset: HashMap<i64, &Vec<u8>> = batches.iter().map(|(o, b)| (*o, b)).collect();
-        for (base, bytes) in &expected {
-            let got = by_offset
-                .get(base)
-                .unwrap_or_else(|| panic!("acked batch at {base} missing"));
-            assert!(*got == bytes, "acked batch at {base} differs");
-        }
+        let batches = crash_child::check_reopened(&log, &dir, &acks, "after SIGKILL").await;
         if close {
             log.close().await.unwrap();
         }

@@ -683,7 +683,7 @@ pub fn run(w: &Workload, opts: &RunOptions) -> Result<BenchResult, String> {
         merged.merge(&stats.lock().unwrap());
     }
     // Let consumers catch up with everything acknowledged (bounded).
-    let acked_all: u64 = merged.buckets.iter().map(|b| b.acked).sum();
+    let acked_all: u64 = merged.buckets.iter().map(|b| b.counts.acked).sum();
     let expected = acked_all * w.subscriptions_per_topic as u64;
     let deadline = Instant::now() + Duration::from_secs(CONSUMER_DRAIN_S_MAX);
     while !consumers.is_empty() && Instant::now() < deadline {
@@ -695,7 +695,7 @@ pub fn run(w: &Workload, opts: &RunOptions) -> Result<BenchResult, String> {
                     .unwrap()
                     .buckets
                     .iter()
-                    .map(|b| b.received)
+                    .map(|b| b.counts.received)
                     .sum::<u64>()
             })
             .sum();
@@ -721,7 +721,7 @@ pub fn run(w: &Workload, opts: &RunOptions) -> Result<BenchResult, String> {
                 .to_string(),
         );
     }
-    let received_all: u64 = merged.buckets.iter().map(|b| b.received).sum();
+    let received_all: u64 = merged.buckets.iter().map(|b| b.counts.received).sum();
     if w.consumers() > 0 && received_all < expected {
         notes.push(format!(
             "consumers received {received_all} of {expected} expected messages within {CONSUMER_DRAIN_S_MAX} s after producing ended"
@@ -784,13 +784,13 @@ fn progress_line<'a>(
         sec + 1,
         total,
         if sec < w.warmup_s { " warm-up" } else { "" },
-        bucket.acked,
-        bucket.acked_bytes as f64 / 1e6,
-        bucket.received,
-        bucket.received_bytes as f64 / 1e6,
+        bucket.counts.acked,
+        bucket.counts.acked_bytes as f64 / 1e6,
+        bucket.counts.received,
+        bucket.counts.received_bytes as f64 / 1e6,
         q(&bucket.publish),
         q(&bucket.e2e),
-        bucket.errors
+        bucket.counts.errors
     )
 }
 

@@ -123,12 +123,7 @@ fn real_main() -> Result<(), String> {
             )?;
             let (paths, warnings) = report::write_run(&r, &out)?;
             print!("{}", report::summary(&r));
-            for w in warnings {
-                eprintln!("shoal-bench: warning: {w}");
-            }
-            for p in paths {
-                println!("   wrote {}", p.display());
-            }
+            print_outputs(&warnings, &paths, "   ");
             Ok(())
         }
         Cmd::Compare { results, out } => {
@@ -138,12 +133,7 @@ fn real_main() -> Result<(), String> {
                 .collect::<Result<Vec<_>, _>>()?;
             let (table, paths, warnings) = compare::compare(loaded, &out)?;
             print!("{table}");
-            for w in warnings {
-                eprintln!("shoal-bench: warning: {w}");
-            }
-            for p in paths {
-                println!("wrote {}", p.display());
-            }
+            print_outputs(&warnings, &paths, "");
             Ok(())
         }
         Cmd::Report { result, out } => {
@@ -156,13 +146,18 @@ fn real_main() -> Result<(), String> {
             });
             let (paths, warnings) = report::write_run(&r, &out)?;
             print!("{}", report::summary(&r));
-            for w in warnings {
-                eprintln!("shoal-bench: warning: {w}");
-            }
-            for p in paths {
-                println!("   wrote {}", p.display());
-            }
+            print_outputs(&warnings, &paths, "   ");
             Ok(())
         }
+    }
+}
+
+/// Warnings to stderr, then the files written, one per line.
+fn print_outputs(warnings: &[String], paths: &[PathBuf], indent: &str) {
+    for w in warnings {
+        eprintln!("shoal-bench: warning: {w}");
+    }
+    for p in paths {
+        println!("{indent}wrote {}", p.display());
     }
 }

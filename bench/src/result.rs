@@ -97,12 +97,12 @@ pub fn series(stats: &Stats, warmup_s: u64) -> Vec<Interval> {
             Interval {
                 t_s: i as i64 - warmup_s as i64,
                 warmup: (i as u64) < warmup_s,
-                sent_msgs: b.sent,
-                publish_msgs: b.acked,
-                publish_mb: b.acked_bytes as f64 / MB,
-                publish_errors: b.errors,
-                consume_msgs: b.received,
-                consume_mb: b.received_bytes as f64 / MB,
+                sent_msgs: b.counts.sent,
+                publish_msgs: b.counts.acked,
+                publish_mb: b.counts.acked_bytes as f64 / MB,
+                publish_errors: b.counts.errors,
+                consume_msgs: b.counts.received,
+                consume_mb: b.counts.received_bytes as f64 / MB,
                 publish_p50_us: q(&b.publish, 0.5),
                 publish_p99_us: q(&b.publish, 0.99),
                 publish_max_us: b
@@ -121,15 +121,15 @@ pub fn throughput(stats: &Stats, undelivered: u64) -> Throughput {
     let secs = (stats.measure_end_ns - stats.measure_start_ns) as f64 / 1e9;
     assert!(secs > 0.0);
     Throughput {
-        sent_msgs_per_s: stats.sent as f64 / secs,
-        publish_msgs_per_s: stats.acked as f64 / secs,
-        publish_mb_per_s: stats.acked_bytes as f64 / MB / secs,
-        consume_msgs_per_s: stats.received as f64 / secs,
-        consume_mb_per_s: stats.received_bytes as f64 / MB / secs,
-        sent_msgs: stats.sent,
-        publish_msgs: stats.acked,
-        publish_errors: stats.errors,
-        consume_msgs: stats.received,
+        sent_msgs_per_s: stats.counts.sent as f64 / secs,
+        publish_msgs_per_s: stats.counts.acked as f64 / secs,
+        publish_mb_per_s: stats.counts.acked_bytes as f64 / MB / secs,
+        consume_msgs_per_s: stats.counts.received as f64 / secs,
+        consume_mb_per_s: stats.counts.received_bytes as f64 / MB / secs,
+        sent_msgs: stats.counts.sent,
+        publish_msgs: stats.counts.acked,
+        publish_errors: stats.counts.errors,
+        consume_msgs: stats.counts.received,
         undelivered_msgs: undelivered,
     }
 }

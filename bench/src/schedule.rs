@@ -361,7 +361,7 @@ mod tests {
         );
         assert_eq!(out.undelivered, 0);
         let s = stats.into_inner().unwrap();
-        let rate = s.sent as f64 / 10.0;
+        let rate = s.counts.sent as f64 / 10.0;
         assert!((rate - 5000.0).abs() / 5000.0 < 0.02, "rate {rate}");
         // Every message due in the window was sent and measured, none more.
         assert_eq!(s.publish_latency.len(), 50_000);
@@ -421,7 +421,7 @@ mod tests {
             "{}",
             s.publish_latency.max()
         );
-        assert!(s.acked <= 2001);
+        assert!(s.counts.acked <= 2001);
     }
 
     #[test]
@@ -432,7 +432,7 @@ mod tests {
         run_producer(&mut io, &mut sch, &stats, &plan(S), &AtomicBool::new(false));
         let s = stats.into_inner().unwrap();
         // 10,000/s capacity: within a message or two of saturating it.
-        assert!(s.acked >= 9_990, "{}", s.acked);
+        assert!(s.counts.acked >= 9_990, "{}", s.counts.acked);
         // Sent when due (0, recorded as the histogram's lowest value, 1 us).
         assert!(s.publish_delay.max() <= 1);
     }

@@ -23,24 +23,36 @@ fn record(h: &mut Histogram<u64>, us: u64) {
 /// Counters and latency samples for one second of the run (by event time).
 #[derive(Clone, Debug, Default)]
 pub struct Bucket {
+    pub counts: Counts,
+    pub publish: Option<Histogram<u64>>,
+    pub e2e: Option<Histogram<u64>>,
+}
+
+/// Event totals: of one bucket, or of the whole measurement window.
+#[derive(Clone, Debug, Default)]
+pub struct Counts {
     pub sent: u64,
     pub acked: u64,
     pub acked_bytes: u64,
     pub errors: u64,
     pub received: u64,
     pub received_bytes: u64,
-    pub publish: Option<Histogram<u64>>,
-    pub e2e: Option<Histogram<u64>>,
 }
 
-impl Bucket {
-    fn merge(&mut self, other: &Bucket) {
+impl Counts {
+    fn add(&mut self, other: &Counts) {
         self.sent += other.sent;
         self.acked += other.acked;
         self.acked_bytes += other.acked_bytes;
         self.errors += other.errors;
         self.received += other.received;
         self.received_bytes += other.received_bytes;
+    }
+}
+
+impl Bucket {
+    fn merge(&mut self, other: &Bucket) {
+        self.counts.add(&other.counts);
         merge_opt(&mut self.publish, &other.publish);
         merge_opt(&mut self.e2e, &other.e2e);
     }
@@ -69,12 +81,7 @@ pub struct Stats {
     /// Receive time minus the intended send time stamped into the record.
     pub e2e_latency: Histogram<u64>,
     /// Totals of events whose own time falls in the measurement window.
-    pub sent: u64,
-    pub acked: u64,
-    pub acked_bytes: u64,
-    pub errors: u64,
-    pub received: u64,
-    pub received_bytes: u64,
+    pub counts: Counts,
     pub first_error: Option<String>,
     pub buckets: Vec<Bucket>,
 }
@@ -89,12 +96,7 @@ impl Stats {
             publish_latency_uncorrected: new_histogram(),
             publish_delay: new_histogram(),
             e2e_latency: new_histogram(),
-            sent: 0,
-            acked: 0,
-            acked_bytes: 0,
-            errors: 0,
-            received: 0,
-            received_bytes: 0,
+            counts: Counts::default(),
             first_error: None,
             buckets: Vec::new(),
         }
@@ -121,9 +123,9 @@ impl Stats {
             record(&mut self.publish_delay, (sent_ns - intended_ns) / 1000);
         }
         if self.in_window(sent_ns) {
-            self.sent += 1;
+            self.counts.sent += 1;
         }
-        self.bucket(sent_ns).sent += 1;
+        self.bucket(sent_ns).counts.sent += 1;
     }
 
     pub fn on_ack(&mut self, intended_ns: u64, sent_ns: u64, acked_ns: u64, bytes: u64) {
@@ -136,12 +138,12 @@ impl Stats {
             );
         }
         if self.in_window(acked_ns) {
-            self.acked += 1;
-            self.acked_bytes += bytes;
+            self.counts.acked += 1;
+            self.counts.acked_bytes += bytes;
         }
         let b = self.bucket(acked_ns);
-        b.acked += 1;
-        b.acked_bytes += bytes;
+        b.counts.acked += 1;
+        b.counts.acked_bytes += bytes;
         record(
             b.publish.get_or_insert_with(new_histogram),
             (acked_ns - intended_ns) / 1000,
@@ -153,17 +155,17 @@ impl Stats {
             self.first_error = Some(error.to_string());
         }
         if self.in_window(at_ns) {
-            self.errors += 1;
+            self.counts.errors += 1;
         }
-        self.bucket(at_ns).errors += 1;
+        self.bucket(at_ns).counts.errors += 1;
     }
 
     /// `intended_ns` is the producer's intended send time carried in the record; it may be
     /// later than `received_ns` by clock jitter across threads, which then counts as 0.
     pub fn on_receive(&mut self, intended_ns: Option<u64>, received_ns: u64, bytes: u64) {
         if self.in_window(received_ns) {
-            self.received += 1;
-            self.received_bytes += bytes;
+            self.counts.received += 1;
+            self.counts.received_bytes += bytes;
         }
         let e2e_us = intended_ns.map(|i| received_ns.saturating_sub(i) / 1000);
         if let (Some(i), Some(us)) = (intended_ns, e2e_us) {
@@ -172,8 +174,8 @@ impl Stats {
             }
         }
         let b = self.bucket(received_ns);
-        b.received += 1;
-        b.received_bytes += bytes;
+        b.counts.received += 1;
+        b.counts.received_bytes += bytes;
         if let Some(us) = e2e_us {
             record(b.e2e.get_or_insert_with(new_histogram), us);
         }
@@ -193,12 +195,7 @@ impl Stats {
         ] {
             a.add(b).expect("histograms share bounds");
         }
-        self.sent += other.sent;
-        self.acked += other.acked;
-        self.acked_bytes += other.acked_bytes;
-        self.errors += other.errors;
-        self.received += other.received;
-        self.received_bytes += other.received_bytes;
+        self.counts.add(&other.counts);
         if self.first_error.is_none() {
             self.first_error = other.first_error.clone();
         }
@@ -299,21 +296,24 @@ mod tests {
         s.on_send(500_000_000, 500_000_000);
         s.on_ack(500_000_000, 500_000_000, 600_000_000, 100);
         assert_eq!(s.publish_latency.len(), 0);
-        assert_eq!(s.buckets[0].acked, 1);
+        assert_eq!(s.buckets[0].counts.acked, 1);
         // In the window; acked 2 ms after the intended time, sent 1 ms late.
         s.on_send(1_500_000_000, 1_501_000_000);
         s.on_ack(1_500_000_000, 1_501_000_000, 1_502_000_000, 100);
         assert_eq!(s.publish_latency.max(), 2000);
         assert_eq!(s.publish_latency_uncorrected.max(), 1000);
         assert_eq!(s.publish_delay.max(), 1000);
-        assert_eq!((s.sent, s.acked, s.acked_bytes), (1, 1, 100));
+        assert_eq!(
+            (s.counts.sent, s.counts.acked, s.counts.acked_bytes),
+            (1, 1, 100)
+        );
         s.on_receive(Some(1_500_000_000), 1_510_000_000, 100);
         assert!(s.e2e_latency.equivalent(s.e2e_latency.max(), 10_000));
         let mut m = Stats::new(1_000_000_000, 3_000_000_000);
         m.merge(&s);
         m.merge(&s);
-        assert_eq!(m.acked, 2);
-        assert_eq!(m.buckets[1].acked, 2);
+        assert_eq!(m.counts.acked, 2);
+        assert_eq!(m.buckets[1].counts.acked, 2);
         assert_eq!(m.buckets[1].e2e.as_ref().unwrap().len(), 2);
     }
 

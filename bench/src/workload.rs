@@ -98,6 +98,24 @@ impl ProducerSettings {
         props
     }
 
+    /// The settings as a properties file for both client families: librdkafka's keys are
+    /// the Java producer's, except that Java's `linger.ms` is whole milliseconds.
+    pub fn properties_text(&self) -> String {
+        let mut text = String::from(
+            "# librdkafka (C/C++, confluent-kafka-*, rdkafka-rust, kcat -X) and the Java producer\n",
+        );
+        for (k, v) in self.librdkafka_properties() {
+            text.push_str(&format!("{k}={v}\n"));
+        }
+        if self.linger_ms.fract() != 0.0 {
+            let whole = self.linger_ms.ceil() as u64;
+            text.push_str(&format!(
+                "# Java: linger.ms={whole} (whole milliseconds, rounded up)\n"
+            ));
+        }
+        text
+    }
+
     /// The same settings as Java producer properties (`linger.ms` is an integer there).
     pub fn java_properties(&self) -> Vec<(String, String)> {
         let mut props = self.librdkafka_properties();
@@ -388,6 +406,11 @@ linger_ms = 1
         assert!(j.contains(&("linger.ms".into(), "1".into())));
         let l = p.librdkafka_properties();
         assert!(l.contains(&("linger.ms".into(), "0.5".into())));
+        let text = p.properties_text();
+        assert!(text.contains("\nlinger.ms=0.5\n"), "{text}");
+        assert!(text.contains("# Java: linger.ms=1 "), "{text}");
+        let whole = ProducerSettings::default().properties_text();
+        assert!(!whole.contains("# Java:"), "{whole}");
     }
 
     #[test]

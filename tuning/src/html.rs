@@ -45,30 +45,19 @@ fn goal_text(s: &SweepV2) -> String {
     }
 }
 
-/// The properties block of the picked setting: librdkafka and Java.
-fn properties(s: &SweepV2, setting: usize) -> (String, String) {
+/// The properties block of the picked setting, for librdkafka and Java clients alike.
+fn properties(s: &SweepV2, setting: usize) -> String {
     let st = &s.plan.settings[setting];
     let w = st
         .apply(&s.plan.workload)
         .unwrap_or_else(|_| s.plan.workload.clone());
-    let mut lib = String::from("# librdkafka (C/C++, confluent-kafka-*, rdkafka-rust, kcat -X)\n");
-    for (k, v) in w.producer.librdkafka_properties() {
-        let _ = writeln!(lib, "{k}={v}");
-    }
-    let mut java = String::from("# Java producer (producer.properties)\n");
-    for (k, v) in w.producer.java_properties() {
-        let _ = writeln!(java, "{k}={v}");
-    }
-    if w.producer.linger_ms.fract() != 0.0 {
-        java.push_str("# Java's linger.ms is whole milliseconds: rounded up\n");
-    }
-    let mut notes = String::new();
+    let mut text = w.producer.properties_text();
     for (k, v) in &st.values {
         if !k.is_producer_property() {
-            let _ = writeln!(notes, "# {}: {v}", k.property());
+            let _ = writeln!(text, "# {}: {v}", k.property());
         }
     }
-    (lib + &notes, java + &notes)
+    text
 }
 
 fn recommendation_html(s: &SweepV2, a: &Analysis, r: &Recommendation) -> String {
@@ -120,12 +109,10 @@ fn recommendation_html(s: &SweepV2, a: &Analysis, r: &Recommendation) -> String 
         opt(ps.failed_msgs_per_s, 0),
         esc(&r.explanation)
     );
-    let (lib, java) = properties(s, ps.setting);
     let _ = write!(
         h,
-        r#"<div class="props"><pre class="librdkafka">{}</pre><pre class="java">{}</pre></div></div>"#,
-        esc(&lib),
-        esc(&java)
+        r#"<div class="props"><pre class="properties">{}</pre></div></div>"#,
+        esc(&properties(s, ps.setting))
     );
     h
 }
@@ -427,8 +414,7 @@ pub fn recommendation_md(s: &SweepV2, a: &Analysis) -> String {
                 .collect();
             let _ = writeln!(m, "Within noise: {}. {}\n", names.join(", "), r.explanation);
         }
-        let (lib, java) = properties(s, ps.setting);
-        let _ = writeln!(m, "```\n{lib}```\n\n```\n{java}```\n");
+        let _ = writeln!(m, "```\n{}```\n", properties(s, ps.setting));
     }
     let _ = writeln!(m, "| target | setting | sustained msg/s | MB/s | seen failing at msg/s | p99 at sustained ms |\n|---|---|---|---|---|---|");
     for x in &a.settings {

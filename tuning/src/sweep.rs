@@ -311,7 +311,7 @@ pub fn recommend(points: &[SweepPoint], goal: Goal) -> Result<usize, String> {
     }
 }
 
-/// The recommendation as text: figures plus librdkafka and Java properties.
+/// The recommendation as text: figures plus the client properties.
 pub fn recommendation_text(sweep: &Sweep, goal: Goal, pick: usize) -> String {
     let p = &sweep.points[pick];
     let mut s = String::new();
@@ -330,20 +330,7 @@ pub fn recommendation_text(sweep: &Sweep, goal: Goal, pick: usize) -> String {
     if sweep.workload.partitions_per_topic != p.settings.partitions {
         let _ = writeln!(s, "Topic: {} partitions", p.settings.partitions);
     }
-    let _ = writeln!(
-        s,
-        "\n# librdkafka (C/C++, confluent-kafka-python, rdkafka-rust, kcat -X)"
-    );
-    for (k, v) in p.producer.librdkafka_properties() {
-        let _ = writeln!(s, "{k}={v}");
-    }
-    let _ = writeln!(s, "\n# Java producer (producer.properties)");
-    for (k, v) in p.producer.java_properties() {
-        let _ = writeln!(s, "{k}={v}");
-    }
-    if p.producer.linger_ms.fract() != 0.0 {
-        let _ = writeln!(s, "# (Java's linger.ms is whole milliseconds: rounded up)");
-    }
+    let _ = write!(s, "\n{}", p.producer.properties_text());
     s
 }
 

@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::record::{
-    check_envelope, DecodeError, EncodeError, Endpoints, MetadataRecord, PartitionChangeRecord,
-    PartitionRecord, RecordBatch, RegisterBrokerRecord, TopicRecord, NO_LEADER,
-    RECORD_FORMAT_VERSION,
+    decode_versioned, encode_versioned, DecodeError, EncodeError, Endpoints, MetadataRecord,
+    PartitionChangeRecord, PartitionRecord, RecordBatch, RegisterBrokerRecord, TopicRecord,
+    NO_LEADER,
 };
 use crate::{BrokerId, PartitionId};
 
@@ -487,25 +487,12 @@ impl MetadataImage {
 
     /// Encodes the image (a Raft snapshot's data): `[version u8][postcard body]`.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
-        let out = postcard::to_extend(self, vec![RECORD_FORMAT_VERSION])
-            .map_err(|e| EncodeError::Serializer(e.to_string()))?;
-        if out.len() > IMAGE_BYTES_MAX {
-            return Err(EncodeError::TooLarge {
-                bytes: out.len(),
-                max: IMAGE_BYTES_MAX,
-            });
-        }
-        Ok(out)
+        encode_versioned(self, IMAGE_BYTES_MAX)
     }
 
     /// Decodes an image and checks its invariants; garbage is an error, never a panic.
     pub fn decode(bytes: &[u8]) -> Result<MetadataImage, DecodeError> {
-        let body = check_envelope(bytes, IMAGE_BYTES_MAX)?;
-        let (image, rest): (MetadataImage, &[u8]) =
-            postcard::take_from_bytes(body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-        if !rest.is_empty() {
-            return Err(DecodeError::TrailingBytes(rest.len()));
-        }
+        let image: MetadataImage = decode_versioned(bytes, IMAGE_BYTES_MAX)?;
         image.check_invariants().map_err(DecodeError::Malformed)?;
         Ok(image)
     }

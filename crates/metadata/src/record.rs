@@ -147,25 +147,12 @@ impl RecordBatch {
                 max: BATCH_RECORDS_MAX,
             });
         }
-        let mut out = vec![RECORD_FORMAT_VERSION];
-        out = postcard::to_extend(self, out).map_err(|e| EncodeError::Serializer(e.to_string()))?;
-        if out.len() > BATCH_BYTES_MAX {
-            return Err(EncodeError::TooLarge {
-                bytes: out.len(),
-                max: BATCH_BYTES_MAX,
-            });
-        }
-        Ok(out)
+        encode_versioned(self, BATCH_BYTES_MAX)
     }
 
     /// Decodes a batch; any malformed input is an error, never a panic.
     pub fn decode(bytes: &[u8]) -> Result<RecordBatch, DecodeError> {
-        let body = check_envelope(bytes, BATCH_BYTES_MAX)?;
-        let (batch, rest): (RecordBatch, &[u8]) =
-            postcard::take_from_bytes(body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-        if !rest.is_empty() {
-            return Err(DecodeError::TrailingBytes(rest.len()));
-        }
+        let batch: RecordBatch = decode_versioned(bytes, BATCH_BYTES_MAX)?;
         if batch.records.len() > BATCH_RECORDS_MAX {
             return Err(DecodeError::TooManyRecords {
                 count: batch.records.len(),
@@ -176,8 +163,38 @@ impl RecordBatch {
     }
 }
 
+/// `[version u8][postcard body]`, at most `max` bytes.
+pub(crate) fn encode_versioned<T: Serialize>(
+    value: &T,
+    max: usize,
+) -> Result<Vec<u8>, EncodeError> {
+    let out = postcard::to_extend(value, vec![RECORD_FORMAT_VERSION])
+        .map_err(|e| EncodeError::Serializer(e.to_string()))?;
+    if out.len() > max {
+        return Err(EncodeError::TooLarge {
+            bytes: out.len(),
+            max,
+        });
+    }
+    Ok(out)
+}
+
+/// The inverse of [`encode_versioned`]; garbage and trailing bytes are errors, never a panic.
+pub(crate) fn decode_versioned<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    max: usize,
+) -> Result<T, DecodeError> {
+    let body = check_envelope(bytes, max)?;
+    let (value, rest): (T, &[u8]) =
+        postcard::take_from_bytes(body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(DecodeError::TrailingBytes(rest.len()));
+    }
+    Ok(value)
+}
+
 /// Checks size and version byte; returns the body after the version byte.
-pub(crate) fn check_envelope(bytes: &[u8], max: usize) -> Result<&[u8], DecodeError> {
+fn check_envelope(bytes: &[u8], max: usize) -> Result<&[u8], DecodeError> {
     if bytes.len() > max {
         return Err(DecodeError::TooLarge {
             bytes: bytes.len(),

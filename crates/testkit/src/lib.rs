@@ -767,43 +767,9 @@ impl LinkProxy {
     }
 }
 
-/// Kafka's murmur2 (`org.apache.kafka.common.utils.Utils.murmur2`), written here from the
-/// algorithm as an oracle independent of the broker's own partitioner.
-pub fn murmur2(data: &[u8]) -> i32 {
-    const SEED: u32 = 0x9747_b28c;
-    const M: u32 = 0x5bd1_e995;
-    const R: u32 = 24;
-    let length = data.len() as u32;
-    let mut h: u32 = SEED ^ length;
-    let mut chunks = data.chunks_exact(4);
-    for chunk in &mut chunks {
-        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        k = k.wrapping_mul(M);
-        k ^= k >> R;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M);
-        h ^= k;
-    }
-    let rest = chunks.remainder();
-    if rest.len() >= 3 {
-        h ^= (rest[2] as u32) << 16;
-    }
-    if rest.len() >= 2 {
-        h ^= (rest[1] as u32) << 8;
-    }
-    if !rest.is_empty() {
-        h ^= rest[0] as u32;
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^= h >> 15;
-    h as i32
-}
-
 /// The partition Kafka's default partitioner picks for a non-null key.
 pub fn kafka_partition(key: &[u8], partitions: i32) -> i32 {
-    ((murmur2(key) as u32 & 0x7fff_ffff) % partitions as u32) as i32
+    shoal_protocol::partitioner::partition_for_key(key, partitions)
 }
 
 /// A unique-enough topic name for one test.

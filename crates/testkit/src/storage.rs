@@ -223,6 +223,7 @@ pub mod crash_child {
     use std::sync::mpsc;
 
     use bytes::BytesMut;
+    use shoal_storage::batch::BatchHeader;
     use shoal_storage::{LogConfig, PartitionLog};
 
     const DIR_ENV: &str = "SHOAL_CRASH_CHILD_DIR";
@@ -245,6 +246,60 @@ pub mod crash_child {
                 base_offset: parts.next()?.parse().ok()?,
             })
         }
+    }
+
+    /// Checks a log reopened after a crash: offsets contiguous up to the log end, segment
+    /// files that end on batch boundaries, and every acknowledged batch at or after the log
+    /// start byte-identical at its offset. `what` names the crash in failures. Returns the
+    /// batches.
+    pub async fn check_reopened(
+        log: &PartitionLog,
+        dir: &std::path::Path,
+        acks: &[Ack],
+        what: &str,
+    ) -> Vec<(i64, Vec<u8>)> {
+        assert_eq!(log.high_watermark(), log.log_end_offset(), "{what}: HW");
+        let start = log.log_start_offset();
+        let batches = super::dump(log).await;
+        let mut next = start;
+        for (base, bytes) in &batches {
+            assert_eq!(*base, next, "{what}: offsets contiguous");
+            next = BatchHeader::parse(bytes).unwrap().next_offset();
+        }
+        assert_eq!(
+            next,
+            log.log_end_offset(),
+            "{what}: log ends after the last batch"
+        );
+        let stored: u64 = batches.iter().map(|(_, b)| b.len() as u64).sum();
+        let on_disk: u64 = log
+            .segment_base_offsets()
+            .iter()
+            .map(|b| super::file_len(&dir.join(format!("{b:020}.log"))))
+            .sum();
+        assert_eq!(
+            stored, on_disk,
+            "{what}: segment files end on batch boundaries"
+        );
+        let by_offset: std::collections::HashMap<i64, &Vec<u8>> =
+            batches.iter().map(|(o, b)| (*o, b)).collect();
+        for a in acks.iter().filter(|a| a.base_offset >= start) {
+            let expected = super::stamped(&batch_for(a.round, a.i), a.base_offset, a.round as i32);
+            let got = by_offset.get(&a.base_offset).unwrap_or_else(|| {
+                panic!(
+                    "{what}: acknowledged batch at offset {} is gone (log now {start}..{next}, \
+                     {} segments)",
+                    a.base_offset,
+                    log.segment_count()
+                )
+            });
+            assert!(
+                **got == expected,
+                "{what}: acknowledged batch at {} differs",
+                a.base_offset
+            );
+        }
+        batches
     }
 
     /// Batch `i` of round `round`: deterministic, so the parent can rebuild it.

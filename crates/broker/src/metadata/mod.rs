@@ -236,16 +236,21 @@ impl MetadataStore {
         }
     }
 
-    /// `Some(true)` once the snapshot satisfies `ready`, `Some(false)` past `deadline`.
-    fn ready_or_late(
+    /// Polls (bounded) until the published snapshot satisfies `ready`, `pause` between polls.
+    async fn poll_until<F: std::future::Future<Output = ()>>(
         &self,
-        deadline: Instant,
-        ready: &impl Fn(&MetadataSnapshot) -> bool,
-    ) -> Option<bool> {
-        if ready(&self.snapshot()) {
-            return Some(true);
+        timeout: Duration,
+        ready: impl Fn(&MetadataSnapshot) -> bool,
+        pause: impl Fn() -> F,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !ready(&self.snapshot()) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            pause().await;
         }
-        (Instant::now() >= deadline).then_some(false)
+        true
     }
 
     /// Waits (bounded) until the published snapshot satisfies `ready`.
@@ -254,13 +259,8 @@ impl MetadataStore {
         timeout: Duration,
         ready: impl Fn(&MetadataSnapshot) -> bool,
     ) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(done) = self.ready_or_late(deadline, &ready) {
-                return done;
-            }
-            glommio::timer::sleep(Duration::from_millis(REPLY_POLL_MS)).await;
-        }
+        let pause = || glommio::timer::sleep(Duration::from_millis(REPLY_POLL_MS));
+        self.poll_until(timeout, ready, pause).await
     }
 
     /// Blocking variant of [`Self::wait_for`] for threads outside the shards (start-up).
@@ -269,13 +269,8 @@ impl MetadataStore {
         timeout: Duration,
         ready: impl Fn(&MetadataSnapshot) -> bool,
     ) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(done) = self.ready_or_late(deadline, &ready) {
-                return done;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let pause = || async { std::thread::sleep(Duration::from_millis(REPLY_POLL_MS)) };
+        futures_lite::future::block_on(self.poll_until(timeout, ready, pause))
     }
 
     pub fn reply_timeout(&self) -> Duration {
