@@ -339,6 +339,25 @@ fn sample_response(api: ApiKey, v: i16) -> Response {
                     .with_configs(vec![entry.clone(), entry]),
             ]))
         }
+        ApiKey::CreatePartitions => {
+            Response::CreatePartitions(CreatePartitionsResponse::default().with_results(vec![
+                create_partitions_response::CreatePartitionsTopicResult::default()
+                    .with_name(t("a"))
+                    .with_error_code(37)
+                    .with_error_message(Some(s("smaller"))),
+                create_partitions_response::CreatePartitionsTopicResult::default()
+                    .with_name(t("b")),
+            ]))
+        }
+        ApiKey::IncrementalAlterConfigs => Response::IncrementalAlterConfigs(
+            IncrementalAlterConfigsResponse::default().with_responses(vec![
+                incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s("a"))
+                    .with_error_code(40)
+                    .with_error_message(Some(s("bad value"))),
+            ]),
+        ),
         other => panic!("no response sample for {other:?}"),
     }
 }
@@ -358,6 +377,8 @@ fn encode(response: &Response, v: i16) -> Bytes {
         Response::CreateTopics(r) => r.encode(&mut buf, v),
         Response::DeleteTopics(r) => r.encode(&mut buf, v),
         Response::DescribeConfigs(r) => r.encode(&mut buf, v),
+        Response::CreatePartitions(r) => r.encode(&mut buf, v),
+        Response::IncrementalAlterConfigs(r) => r.encode(&mut buf, v),
         other => panic!("unexpected {:?}", other.api_key()),
     };
     result.unwrap_or_else(|e| panic!("{:?} v{v}: {e}", response.api_key()));

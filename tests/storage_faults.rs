@@ -149,9 +149,7 @@ fn damaged_sealed_segment_is_a_typed_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t-0");
         let config = small_config(4096, 256);
-        let log = PartitionLog::open(path.clone(), config.clone())
-            .await
-            .unwrap();
+        let log = PartitionLog::open(path.clone(), config).await.unwrap();
         for i in 0..40 {
             log.append(make_batch(i, 3, 200, 0), 0, 0).await.unwrap();
         }
@@ -165,9 +163,7 @@ fn damaged_sealed_segment_is_a_typed_error() {
         bytes[at] ^= 0x01;
         std::fs::write(&seg, bytes).unwrap();
         std::fs::remove_file(path.join(format!("{:020}.index", bases[0]))).unwrap();
-        let err = PartitionLog::open(path.clone(), config.clone())
-            .await
-            .unwrap_err();
+        let err = PartitionLog::open(path.clone(), config).await.unwrap_err();
         assert!(matches!(err, StorageError::Corrupt { .. }), "{err:?}");
         assert_eq!(err.kafka_code(), 56);
     });

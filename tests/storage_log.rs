@@ -38,9 +38,7 @@ fn round_trip_across_many_segments_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t-0");
         let config = small_config(4096, 300);
-        let log = PartitionLog::open(path.clone(), config.clone())
-            .await
-            .unwrap();
+        let log = PartitionLog::open(path.clone(), config).await.unwrap();
         let mut model = Model::default();
         let mut rng = StdRng::seed_from_u64(1);
         let mut ts = 1_000;
@@ -50,7 +48,7 @@ fn round_trip_across_many_segments_and_reopen() {
         // Clean reopen.
         log.close().await.unwrap();
         drop(log);
-        let (log, report) = PartitionLog::open_with_report(path.clone(), config.clone())
+        let (log, report) = PartitionLog::open_with_report(path.clone(), config)
             .await
             .unwrap();
         assert!(report.clean_shutdown);
@@ -59,7 +57,7 @@ fn round_trip_across_many_segments_and_reopen() {
         append_random(&log, &mut model, &mut rng, 20, &mut ts).await;
         // Unclean reopen (no close): the last segment is recovered by scanning.
         drop(log);
-        let (log, report) = PartitionLog::open_with_report(path.clone(), config.clone())
+        let (log, report) = PartitionLog::open_with_report(path.clone(), config)
             .await
             .unwrap();
         assert!(!report.clean_shutdown);
@@ -190,9 +188,7 @@ fn truncate_to_offsets() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t-0");
         let config = small_config(2048, 200);
-        let log = PartitionLog::open(path.clone(), config.clone())
-            .await
-            .unwrap();
+        let log = PartitionLog::open(path.clone(), config).await.unwrap();
         let mut model = Model::default();
         let mut rng = StdRng::seed_from_u64(5);
         let mut ts = 0;
@@ -218,9 +214,7 @@ fn truncate_to_offsets() {
         append_random(&log, &mut model, &mut rng, 15, &mut ts).await;
         check_reads(&log, &model).await;
         drop(log);
-        let log = PartitionLog::open(path.clone(), config.clone())
-            .await
-            .unwrap();
+        let log = PartitionLog::open(path.clone(), config).await.unwrap();
         check_reads(&log, &model).await;
         // Beyond the end: no-op. At the start: empty log restarting there.
         log.truncate_to(log.log_end_offset() + 10).await.unwrap();
@@ -248,9 +242,7 @@ fn idempotent_duplicates_gaps_and_epochs() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t-0");
         let config = small_config(4096, 200);
-        let log = PartitionLog::open(path.clone(), config.clone())
-            .await
-            .unwrap();
+        let log = PartitionLog::open(path.clone(), config).await.unwrap();
         // Other traffic interleaved so offsets differ from sequences.
         log.append(make_batch(1, 2, 10, 0), 0, 0).await.unwrap();
         let mut infos = Vec::new();
@@ -317,9 +309,7 @@ fn idempotent_duplicates_gaps_and_epochs() {
             .unwrap();
         // State survives a clean reopen (snapshot) ...
         log.close().await.unwrap();
-        let log = PartitionLog::open(path.clone(), config.clone())
-            .await
-            .unwrap();
+        let log = PartitionLog::open(path.clone(), config).await.unwrap();
         let dup = log
             .append(make_batch_with(10, 2, 10, 0, pf(7, 0, 21)), 0, 0)
             .await
@@ -341,7 +331,7 @@ fn idempotent_duplicates_gaps_and_epochs() {
             .await
             .unwrap();
         drop(log);
-        let (log, report) = PartitionLog::open_with_report(path.clone(), config.clone())
+        let (log, report) = PartitionLog::open_with_report(path.clone(), config)
             .await
             .unwrap();
         assert!(!report.clean_shutdown);
@@ -564,9 +554,7 @@ fn leader_epochs_checkpoint_and_rebuild() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t-0");
         let config = small_config(4096, 200);
-        let log = PartitionLog::open(path.clone(), config.clone())
-            .await
-            .unwrap();
+        let log = PartitionLog::open(path.clone(), config).await.unwrap();
         assert_eq!(log.end_offset_for_leader_epoch(0), (-1, -1));
         log.append(make_batch(1, 5, 10, 0), 0, 0).await.unwrap(); // 0..5 epoch 0
         log.append(make_batch(2, 5, 10, 0), 0, 0).await.unwrap(); // 5..10
@@ -587,18 +575,14 @@ fn leader_epochs_checkpoint_and_rebuild() {
         // Unclean reopen without the checkpoint: rebuilt from the batches.
         drop(log);
         std::fs::remove_file(path.join("leader-epoch-checkpoint")).unwrap();
-        let log = PartitionLog::open(path.clone(), config.clone())
-            .await
-            .unwrap();
+        let log = PartitionLog::open(path.clone(), config).await.unwrap();
         assert_eq!(log.leader_epochs(), vec![(0, 0), (2, 10), (5, 15)]);
         // Truncation drops epochs that start at or after the new end.
         log.truncate_to(15).await.unwrap();
         assert_eq!(log.leader_epochs(), vec![(0, 0), (2, 10)]);
         assert_eq!(log.end_offset_for_leader_epoch(2), (2, 15));
         log.close().await.unwrap();
-        let log = PartitionLog::open(path.clone(), config.clone())
-            .await
-            .unwrap();
+        let log = PartitionLog::open(path.clone(), config).await.unwrap();
         assert_eq!(log.leader_epochs(), vec![(0, 0), (2, 10)]);
     });
 }
@@ -609,9 +593,7 @@ fn damaged_or_missing_indexes_are_rebuilt() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t-0");
         let config = small_config(4096, 100);
-        let log = PartitionLog::open(path.clone(), config.clone())
-            .await
-            .unwrap();
+        let log = PartitionLog::open(path.clone(), config).await.unwrap();
         let mut model = Model::default();
         let mut rng = StdRng::seed_from_u64(6);
         let mut ts = 0;
@@ -629,9 +611,7 @@ fn damaged_or_missing_indexes_are_rebuilt() {
         std::fs::write(&idx1, bytes).unwrap();
         std::fs::remove_file(path.join(format!("{:020}.timeindex", bases[2]))).unwrap();
         std::fs::remove_file(path.join(format!("{:020}.index", bases[3]))).unwrap();
-        let log = PartitionLog::open(path.clone(), config.clone())
-            .await
-            .unwrap();
+        let log = PartitionLog::open(path.clone(), config).await.unwrap();
         check_reads(&log, &model).await;
         for target in (0..ts).step_by(7) {
             assert_eq!(

@@ -55,9 +55,7 @@ fn run_ops(segment_bytes: u64, index_interval_bytes: u32, sync: bool, ops: Vec<O
             },
             ..LogConfig::default()
         };
-        let mut log = PartitionLog::open(path.clone(), config.clone())
-            .await
-            .unwrap();
+        let mut log = PartitionLog::open(path.clone(), config).await.unwrap();
         let mut model = Model::default();
         let mut ts = 1_000_000i64;
         for (n, op) in ops.into_iter().enumerate() {
@@ -78,9 +76,7 @@ fn run_ops(segment_bytes: u64, index_interval_bytes: u32, sync: bool, ops: Vec<O
                         log.close().await.unwrap();
                     }
                     drop(log);
-                    log = PartitionLog::open(path.clone(), config.clone())
-                        .await
-                        .unwrap();
+                    log = PartitionLog::open(path.clone(), config).await.unwrap();
                 }
                 Op::Truncate { per_mille } => {
                     let start = log.log_start_offset();
@@ -96,7 +92,7 @@ fn run_ops(segment_bytes: u64, index_interval_bytes: u32, sync: bool, ops: Vec<O
                     drop(log);
                     let retaining = LogConfig {
                         retention_bytes: i64::from(bytes),
-                        ..config.clone()
+                        ..config
                     };
                     let l = PartitionLog::open(path.clone(), retaining).await.unwrap();
                     let before = l.size_bytes();
@@ -112,9 +108,7 @@ fn run_ops(segment_bytes: u64, index_interval_bytes: u32, sync: bool, ops: Vec<O
                     model.batches.retain(|(base, _)| *base >= start);
                     l.close().await.unwrap();
                     drop(l);
-                    log = PartitionLog::open(path.clone(), config.clone())
-                        .await
-                        .unwrap();
+                    log = PartitionLog::open(path.clone(), config).await.unwrap();
                 }
             }
         }

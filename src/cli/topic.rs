@@ -1,4 +1,4 @@
-//! `shoal topic create|list|describe|delete`.
+//! `shoal topic create|list|describe|delete|add-partitions|alter-config`.
 
 use clap::Subcommand;
 
@@ -29,6 +29,21 @@ pub enum TopicCommand {
     Describe { name: String },
     /// Delete topics.
     Delete { names: Vec<String> },
+    /// Grow a topic to a larger partition count (keyed records of new keys may move).
+    AddPartitions {
+        name: String,
+        /// The new total number of partitions.
+        #[arg(short = 'n', long = "num")]
+        count: i32,
+    },
+    /// Change topic configs: --set key=value and --delete key (repeatable).
+    AlterConfig {
+        name: String,
+        #[arg(short = 's', long = "set", value_parser = parse_key_value)]
+        set: Vec<(String, String)>,
+        #[arg(short = 'd', long = "delete")]
+        delete: Vec<String>,
+    },
 }
 
 pub fn run(connect: &ConnectArgs, command: TopicCommand) -> Result<(), String> {
@@ -148,6 +163,33 @@ pub fn run(connect: &ConnectArgs, command: TopicCommand) -> Result<(), String> {
             for o in client.delete_topics(&names).map_err(|e| e.to_string())? {
                 o.result().map_err(|e| e.to_string())?;
                 println!("deleted topic {}", o.name);
+            }
+        }
+        TopicCommand::AddPartitions { name, count } => {
+            let o = client
+                .create_partitions(&name, count)
+                .map_err(|e| e.to_string())?;
+            o.result().map_err(|e| e.to_string())?;
+            println!("topic {name} now has {count} partitions");
+        }
+        TopicCommand::AlterConfig { name, set, delete } => {
+            if set.is_empty() && delete.is_empty() {
+                return Err("give at least one --set key=value or --delete key".into());
+            }
+            let changes: Vec<(String, Option<String>)> = set
+                .into_iter()
+                .map(|(k, v)| (k, Some(v)))
+                .chain(delete.into_iter().map(|k| (k, None)))
+                .collect();
+            let o = client
+                .alter_topic_configs(&name, &changes)
+                .map_err(|e| e.to_string())?;
+            o.result().map_err(|e| e.to_string())?;
+            for (k, v) in &changes {
+                match v {
+                    Some(v) => println!("{name}: set {k}={v}"),
+                    None => println!("{name}: deleted {k} (back to the default)"),
+                }
             }
         }
     }

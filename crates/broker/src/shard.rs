@@ -68,6 +68,8 @@ pub struct Shard {
     peers: RefCell<Option<Rc<Senders<ShardMessage>>>>,
     pending: RefCell<HashMap<u64, OneshotSender<ReplyValue>>>,
     next_reply_id: Cell<u64>,
+    /// The metadata version whose topic configs the open logs have.
+    configs_version: Cell<u64>,
 }
 
 /// The local shard of `partition` when this node leads it.
@@ -105,6 +107,7 @@ impl Shard {
             ctx,
             snapshot: RefCell::new(snapshot),
             partitions: RefCell::new(HashMap::new()),
+            configs_version: Cell::new(0),
             send_locks,
             peers: RefCell::new(None),
             pending: RefCell::new(HashMap::new()),
@@ -411,9 +414,41 @@ impl Shard {
             .collect()
     }
 
-    /// Periodic work: segment.ms rolls, flush.ms flushes, retention.
+    /// Gives this shard's open logs the topic configs committed since the last call.
+    pub fn apply_topic_configs(&self) {
+        let meta = self.metadata();
+        if self.configs_version.replace(meta.version) == meta.version {
+            return;
+        }
+        let defaults = &self.ctx.config.topic_defaults;
+        for (topic, slots) in self.partitions.borrow().iter() {
+            let Some(t) = meta.topic(topic) else {
+                continue;
+            };
+            let config = match crate::config::topic_log_config(defaults, &t.configs) {
+                Ok(c) => c,
+                Err(e) => {
+                    log::error!("topic {topic}: bad config, keeping the old one: {e}");
+                    continue;
+                }
+            };
+            let open = slots.values().filter(|s| s.topic_id == t.id);
+            for p in open.filter_map(|s| s.open.borrow().clone()) {
+                if p.log.config() == config {
+                    continue;
+                }
+                match p.log.set_config(config) {
+                    Ok(()) => log::info!("{}: topic config changed", p.log.dir().display()),
+                    Err(e) => log::error!("topic {topic}: config refused by the log: {e}"),
+                }
+            }
+        }
+    }
+
+    /// Periodic work: topic config changes, segment.ms rolls, flush.ms flushes, retention.
     pub async fn tick(&self, retention_due: bool) {
         self.drop_removed_topics().await;
+        self.apply_topic_configs();
         let now = now_ms();
         for p in self.local_partitions() {
             let hw_before = p.log.high_watermark();

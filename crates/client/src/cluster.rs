@@ -606,6 +606,75 @@ impl Client {
             .collect())
     }
 
+    /// Grows a topic to `count` partitions (on the controller).
+    pub fn create_partitions(&mut self, name: &str, count: i32) -> Result<TopicOutcome> {
+        let request = Request::CreatePartitions(
+            CreatePartitionsRequest::default()
+                .with_timeout_ms(self.config.request_timeout_ms)
+                .with_topics(vec![
+                    create_partitions_request::CreatePartitionsTopic::default()
+                        .with_name(TopicName(sb(name)))
+                        .with_count(count),
+                ]),
+        );
+        let wait = Duration::from_millis(self.config.request_timeout_ms.max(0) as u64);
+        let (_, response) = self.send_to_controller(&request, wait)?;
+        let Response::CreatePartitions(r) = response else {
+            unreachable!()
+        };
+        self.topics.remove(name);
+        let t = r
+            .results
+            .first()
+            .ok_or_else(|| ClientError::Protocol("CreatePartitions: empty answer".into()))?;
+        Ok(TopicOutcome {
+            name: t.name.0.to_string(),
+            error_code: t.error_code,
+            error_message: t.error_message.as_ref().map(|m| m.to_string()),
+        })
+    }
+
+    /// Sets (`Some`) and deletes (`None`) topic configs in one IncrementalAlterConfigs.
+    pub fn alter_topic_configs(
+        &mut self,
+        name: &str,
+        changes: &[(String, Option<String>)],
+    ) -> Result<TopicOutcome> {
+        const SET: i8 = 0;
+        const DELETE: i8 = 1;
+        let configs = changes
+            .iter()
+            .map(|(k, v)| {
+                incremental_alter_configs_request::AlterableConfig::default()
+                    .with_name(sb(k))
+                    .with_config_operation(if v.is_some() { SET } else { DELETE })
+                    .with_value(v.as_deref().map(sb))
+            })
+            .collect();
+        let request = Request::IncrementalAlterConfigs(
+            IncrementalAlterConfigsRequest::default().with_resources(vec![
+                incremental_alter_configs_request::AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(sb(name))
+                    .with_configs(configs),
+            ]),
+        );
+        let wait = Duration::from_millis(self.config.request_timeout_ms.max(0) as u64);
+        let (_, response) = self.send_to_controller(&request, wait)?;
+        let Response::IncrementalAlterConfigs(r) = response else {
+            unreachable!()
+        };
+        let t = r
+            .responses
+            .first()
+            .ok_or_else(|| ClientError::Protocol("IncrementalAlterConfigs: empty answer".into()))?;
+        Ok(TopicOutcome {
+            name: t.resource_name.to_string(),
+            error_code: t.error_code,
+            error_message: t.error_message.as_ref().map(|m| m.to_string()),
+        })
+    }
+
     /// All configs of a topic or broker (`keys` empty: all).
     pub fn describe_configs(
         &mut self,

@@ -42,6 +42,8 @@ macro_rules! with_apis {
             OffsetForLeaderEpoch: OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse;
             OffsetDelete: OffsetDeleteRequest, OffsetDeleteResponse;
             DescribeCluster: DescribeClusterRequest, DescribeClusterResponse;
+            CreatePartitions: CreatePartitionsRequest, CreatePartitionsResponse;
+            IncrementalAlterConfigs: IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse;
         }
     };
 }

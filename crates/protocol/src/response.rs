@@ -513,6 +513,31 @@ pub fn error_response(request: &Request, version: i16, code: i16) -> Response {
                 .with_endpoint_type(r.endpoint_type)
                 .with_controller_id(BrokerId(-1)),
         ),
+        Request::CreatePartitions(r) => Response::CreatePartitions(
+            CreatePartitionsResponse::default().with_results(
+                r.topics
+                    .iter()
+                    .map(|t| {
+                        create_partitions_response::CreatePartitionsTopicResult::default()
+                            .with_name(t.name.clone())
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            ),
+        ),
+        Request::IncrementalAlterConfigs(r) => Response::IncrementalAlterConfigs(
+            IncrementalAlterConfigsResponse::default().with_responses(
+                r.resources
+                    .iter()
+                    .map(|res| {
+                        incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                            .with_resource_type(res.resource_type)
+                            .with_resource_name(res.resource_name.clone())
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            ),
+        ),
     }
 }
 

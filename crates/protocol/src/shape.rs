@@ -241,7 +241,24 @@ static DESCRIBE_CONFIGS: Struct = st(&[
     from(3, BOOL),
 ]);
 
+static CREATE_PARTITIONS_ASSIGNMENT: Struct = st(&[all(Ty::ArrayFixed(4))]);
+static CREATE_PARTITIONS_TOPIC: Struct = st(&[
+    all(STR),
+    all(I32),
+    all(Ty::Array(&CREATE_PARTITIONS_ASSIGNMENT)),
+]);
+static CREATE_PARTITIONS: Struct = st(&[
+    all(Ty::Array(&CREATE_PARTITIONS_TOPIC)),
+    all(I32),
+    all(BOOL),
+]);
+
 static DELETE_GROUPS: Struct = st(&[all(Ty::ArrayStr)]);
+
+static ALTERABLE_CONFIG: Struct = st(&[all(STR), all(I8), all(STR)]);
+static ALTER_CONFIGS_RESOURCE: Struct = st(&[all(I8), all(STR), all(Ty::Array(&ALTERABLE_CONFIG))]);
+static INCREMENTAL_ALTER_CONFIGS: Struct =
+    st(&[all(Ty::Array(&ALTER_CONFIGS_RESOURCE)), all(BOOL)]);
 
 static OFFSET_FOR_LEADER_EPOCH_PARTITION: Struct = st(&[all(I32), all(I32), all(I32)]);
 static OFFSET_FOR_LEADER_EPOCH_TOPIC: Struct =
@@ -482,6 +499,13 @@ static R_DESCRIBE_CONFIGS_RESULT: Struct = st(&[
 ]);
 static R_DESCRIBE_CONFIGS: Struct = st(&[all(I32), all(Ty::Array(&R_DESCRIBE_CONFIGS_RESULT))]);
 
+static R_CREATE_PARTITIONS_RESULT: Struct = st(&[all(STR), all(I16), all(STR)]);
+static R_CREATE_PARTITIONS: Struct = st(&[all(I32), all(Ty::Array(&R_CREATE_PARTITIONS_RESULT))]);
+
+static R_ALTER_CONFIGS_RESULT: Struct = st(&[all(I16), all(STR), all(I8), all(STR)]);
+static R_INCREMENTAL_ALTER_CONFIGS: Struct =
+    st(&[all(I32), all(Ty::Array(&R_ALTER_CONFIGS_RESULT))]);
+
 fn response_schema(api_key: ApiKey) -> Option<&'static Struct> {
     Some(match api_key {
         ApiKey::ApiVersions => &R_API_VERSIONS,
@@ -496,6 +520,8 @@ fn response_schema(api_key: ApiKey) -> Option<&'static Struct> {
         ApiKey::CreateTopics => &R_CREATE_TOPICS,
         ApiKey::DeleteTopics => &R_DELETE_TOPICS,
         ApiKey::DescribeConfigs => &R_DESCRIBE_CONFIGS,
+        ApiKey::CreatePartitions => &R_CREATE_PARTITIONS,
+        ApiKey::IncrementalAlterConfigs => &R_INCREMENTAL_ALTER_CONFIGS,
         _ => return None,
     })
 }
@@ -524,6 +550,8 @@ fn schema(api_key: ApiKey) -> Option<&'static Struct> {
         ApiKey::OffsetForLeaderEpoch => &OFFSET_FOR_LEADER_EPOCH,
         ApiKey::OffsetDelete => &OFFSET_DELETE,
         ApiKey::DescribeCluster => &DESCRIBE_CLUSTER,
+        ApiKey::CreatePartitions => &CREATE_PARTITIONS,
+        ApiKey::IncrementalAlterConfigs => &INCREMENTAL_ALTER_CONFIGS,
         _ => return None,
     })
 }

@@ -12,7 +12,7 @@ pub enum FlushPolicy {
     Interval { flush_ms: u64, flush_messages: u64 },
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LogConfig {
     /// segment.bytes: roll when the active segment would exceed this.
     pub segment_bytes: u64,

@@ -450,6 +450,40 @@ pub fn sample(api_key: ApiKey, v: i16) -> Request {
             }
             Request::DescribeCluster(r)
         }
+        ApiKey::CreatePartitions => Request::CreatePartitions(
+            CreatePartitionsRequest::default()
+                .with_timeout_ms(30_000)
+                .with_topics(vec![
+                    create_partitions_request::CreatePartitionsTopic::default()
+                        .with_name(t("a"))
+                        .with_count(4)
+                        .with_assignments(Some(vec![
+                            create_partitions_request::CreatePartitionsAssignment::default()
+                                .with_broker_ids(vec![BrokerId(1)]),
+                        ])),
+                    create_partitions_request::CreatePartitionsTopic::default()
+                        .with_name(t("b"))
+                        .with_count(2)
+                        .with_assignments(None),
+                ]),
+        ),
+        ApiKey::IncrementalAlterConfigs => Request::IncrementalAlterConfigs(
+            IncrementalAlterConfigsRequest::default().with_resources(vec![
+                incremental_alter_configs_request::AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s("a"))
+                    .with_configs(vec![
+                        incremental_alter_configs_request::AlterableConfig::default()
+                            .with_name(s("retention.ms"))
+                            .with_config_operation(0)
+                            .with_value(Some(s("1000"))),
+                        incremental_alter_configs_request::AlterableConfig::default()
+                            .with_name(s("segment.ms"))
+                            .with_config_operation(1)
+                            .with_value(None),
+                    ]),
+            ]),
+        ),
         other => panic!("no sample for {other:?}"),
     }
 }

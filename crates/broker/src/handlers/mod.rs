@@ -3,11 +3,13 @@
 //! handler; the returned task yields the encoded response frame (or none, for `acks=0`).
 
 pub mod api_versions;
+pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
@@ -136,6 +138,12 @@ async fn handle(
         Request::DescribeCluster(r) => {
             Response::DescribeCluster(describe_cluster::handle(shard, version, r))
         }
+        Request::CreatePartitions(r) => {
+            Response::CreatePartitions(create_partitions::handle(shard, version, r).await)
+        }
+        Request::IncrementalAlterConfigs(r) => Response::IncrementalAlterConfigs(
+            incremental_alter_configs::handle(shard, version, r).await,
+        ),
         Request::OffsetForLeaderEpoch(r) => {
             Response::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(shard, version, r).await)
         }

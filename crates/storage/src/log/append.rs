@@ -14,16 +14,16 @@ impl PartitionLog {
         inner.check_usable()?;
         let header = batch::validate_client_batch(&batch)?;
         let bytes = batch.len();
-        if bytes > inner.config.max_message_bytes as usize {
+        if bytes > inner.config.get().max_message_bytes as usize {
             return Err(AppendError::MessageTooLarge {
                 bytes,
-                bytes_max: inner.config.max_message_bytes,
+                bytes_max: inner.config.get().max_message_bytes,
             });
         }
-        if bytes as u64 > inner.config.segment_bytes {
+        if bytes as u64 > inner.config.get().segment_bytes {
             return Err(AppendError::RecordListTooLarge {
                 bytes,
-                bytes_max: inner.config.segment_bytes,
+                bytes_max: inner.config.get().segment_bytes,
             });
         }
 
@@ -39,7 +39,7 @@ impl PartitionLog {
             if let ProducerCheck::Duplicate(original) = check? {
                 drop(permit);
                 inner.bump(|s| s.duplicates += 1);
-                if inner.config.flush == FlushPolicy::SyncBeforeAck {
+                if inner.config.get().flush == FlushPolicy::SyncBeforeAck {
                     inner.wait_synced(original.last_offset + 1).await?;
                 } else {
                     inner.wait_written(original.last_offset + 1).await?;
@@ -47,7 +47,7 @@ impl PartitionLog {
                 return Ok(AppendInfo {
                     base_offset: original.first_offset,
                     last_offset: original.last_offset,
-                    log_append_time_ms: if inner.config.log_append_time {
+                    log_append_time_ms: if inner.config.get().log_append_time {
                         original.max_timestamp
                     } else {
                         -1
@@ -95,7 +95,7 @@ impl PartitionLog {
         assert_eq!(base_offset, inner.log_end_offset.get());
         batch::set_base_offset(&mut batch, base_offset);
         batch::set_partition_leader_epoch(&mut batch, leader_epoch);
-        let log_append_time_ms = if inner.config.log_append_time {
+        let log_append_time_ms = if inner.config.get().log_append_time {
             batch::set_log_append_time(&mut batch, now_ms);
             now_ms
         } else {
@@ -105,7 +105,7 @@ impl PartitionLog {
         debug_assert!(batch::verify(&batch).is_ok());
         assert_eq!(stamped.last_offset(), last_offset);
         let active = inner.active();
-        let position = active.assign(&stamped, bytes as u64, now_ms, &inner.config);
+        let position = active.assign(&stamped, bytes as u64, now_ms, &inner.config.get());
         let next_offset = last_offset + 1;
         inner.log_end_offset.set(next_offset);
         inner.producers.borrow_mut().record(&stamped);
@@ -122,7 +122,7 @@ impl PartitionLog {
         });
         drop(permit);
 
-        match inner.config.flush {
+        match inner.config.get().flush {
             FlushPolicy::SyncBeforeAck => inner.wait_synced(next_offset).await?,
             FlushPolicy::Interval { flush_messages, .. } => {
                 inner.wait_written(next_offset).await?;

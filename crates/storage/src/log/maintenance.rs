@@ -20,7 +20,7 @@ impl LogInner {
                 }
             }
             // Recreates (empties) the file if a segment already starts at new_start.
-            let seg = Rc::new(LogSegment::create(&dir, new_start, &inner.config).await?);
+            let seg = Rc::new(LogSegment::create(&dir, new_start, &inner.config.get()).await?);
             {
                 let mut segments = inner.segments.borrow_mut();
                 segments.clear();
@@ -64,7 +64,7 @@ impl LogInner {
     /// Caller holds the lock (via `detached`).
     pub(super) async fn enforce_retention(&self, now_ms: i64) -> Result<usize, StorageError> {
         let inner = self;
-        let config = &inner.config;
+        let config = inner.config.get();
         let mut total: i64 = inner.size_bytes() as i64;
         let mut doomed = Vec::new();
         loop {
@@ -142,7 +142,7 @@ impl LogInner {
         }
         old.on_become_inactive();
         old.write_indexes(&self.dir).await?;
-        let new = Rc::new(LogSegment::create(&self.dir, end, &self.config).await?);
+        let new = Rc::new(LogSegment::create(&self.dir, end, &self.config.get()).await?);
         fileio::sync_dir(&self.dir).await?;
         self.segments.borrow_mut().insert(end, new);
         self.take_snapshot(end).await?;
@@ -160,12 +160,12 @@ impl LogInner {
         if active.is_empty() {
             return false;
         }
-        active.size() + bytes > self.config.segment_bytes
+        active.size() + bytes > self.config.get().segment_bytes
             || active.indexes_full()
             || !active.fits_offset(last_offset)
             || active
                 .first_append_ms()
-                .is_some_and(|t| now_ms.saturating_sub(t) >= self.config.segment_ms as i64)
+                .is_some_and(|t| now_ms.saturating_sub(t) >= self.config.get().segment_ms as i64)
     }
 
     /// Replays producer state from the newest usable snapshot <= log end.

@@ -146,7 +146,8 @@ pub const QUEUED_WRITE_BYTES_MAX: u64 = 64 << 20;
 
 struct LogInner {
     dir: PathBuf,
-    config: LogConfig,
+    /// Changed live by [`PartitionLog::set_config`]; sizes apply from the next segment.
+    config: Cell<LogConfig>,
     segments: RefCell<BTreeMap<i64, Rc<LogSegment>>>,
     log_start_offset: Cell<i64>,
     /// Next offset to assign.
@@ -220,8 +221,16 @@ impl PartitionLog {
     pub fn dir(&self) -> &Path {
         &self.inner.dir
     }
-    pub fn config(&self) -> &LogConfig {
-        &self.inner.config
+    pub fn config(&self) -> LogConfig {
+        self.inner.config.get()
+    }
+
+    /// A topic config change, effective from the next append, tick or retention pass; segment
+    /// and index sizes apply from the next segment.
+    pub fn set_config(&self, config: LogConfig) -> Result<(), StorageError> {
+        config.validate()?;
+        self.inner.config.set(config);
+        Ok(())
     }
     pub fn log_start_offset(&self) -> i64 {
         self.inner.log_start_offset.get()
@@ -299,7 +308,7 @@ impl PartitionLog {
         let active = inner.active();
         if active
             .first_append_ms()
-            .is_some_and(|t| now_ms.saturating_sub(t) >= inner.config.segment_ms as i64)
+            .is_some_and(|t| now_ms.saturating_sub(t) >= inner.config.get().segment_ms as i64)
             && !active.is_empty()
         {
             let permit = inner.lock().await?;
@@ -316,7 +325,7 @@ impl PartitionLog {
                 })
                 .await?;
         }
-        if let FlushPolicy::Interval { flush_ms, .. } = inner.config.flush {
+        if let FlushPolicy::Interval { flush_ms, .. } = inner.config.get().flush {
             let last = *inner.last_flush_ms.get().get_or_insert(now_ms);
             inner.last_flush_ms.set(Some(last));
             if now_ms.saturating_sub(last) >= flush_ms as i64 {

@@ -113,7 +113,7 @@ impl PartitionLog {
 
         let inner = Rc::new(LogInner {
             dir: dir.clone(),
-            config,
+            config: Cell::new(config),
             segments: RefCell::new(segments),
             log_start_offset: Cell::new(log_start),
             log_end_offset: Cell::new(log_end),

@@ -61,7 +61,7 @@ impl LogInner {
     }
 
     pub(super) fn high_watermark(&self) -> i64 {
-        match self.config.flush {
+        match self.config.get().flush {
             FlushPolicy::SyncBeforeAck => self.synced_end.get(),
             FlushPolicy::Interval { .. } => self.written_end.get(),
         }

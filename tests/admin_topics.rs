@@ -1,0 +1,64 @@
+//! Growing topics and changing their configs after creation: CreatePartitions and
+//! IncrementalAlterConfigs from confluent-kafka's AdminClient (tests/clients/admin_alter.py) and
+//! from `shoal topic add-partitions|alter-config`, with the change seen by produce, describe
+//! and a restart.
+
+use shoal_testkit::Broker;
+
+#[test]
+fn confluent_admin_grows_topics_and_alters_configs() {
+    let broker = Broker::start();
+    let stdout = broker.python("admin_alter.py", &["--topic", "admin-alter"]);
+    assert!(stdout.contains("\"ok\": true"), "admin_alter.py: {stdout}");
+}
+
+#[test]
+fn cli_add_partitions_and_alter_config_survive_a_restart() {
+    let mut broker = Broker::start();
+    broker.cli(&["topic", "create", "grow", "-p", "2"], None);
+    let out = broker.cli(&["topic", "add-partitions", "grow", "-n", "5"], None);
+    assert!(out.contains("now has 5 partitions"), "{out}");
+    let refused = broker.cli_output(&["topic", "add-partitions", "grow", "-n", "4"], None);
+    assert!(!refused.status.success(), "shrinking to 4 must fail");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("InvalidPartitions"), "{stderr}");
+    broker.cli(
+        &[
+            "topic",
+            "alter-config",
+            "grow",
+            "--set",
+            "retention.ms=7200000",
+        ],
+        None,
+    );
+    let refused = broker.cli_output(
+        &["topic", "alter-config", "grow", "--set", "segment.ms=never"],
+        None,
+    );
+    assert!(!refused.status.success(), "segment.ms=never must fail");
+    let check = |broker: &Broker, when: &str| {
+        let describe = broker.cli(&["topic", "describe", "grow"], None);
+        assert!(
+            describe.contains("PartitionCount: 5\t"),
+            "{when}: partitions in\n{describe}"
+        );
+        assert!(
+            describe.contains("retention.ms=7200000"),
+            "{when}: configs in\n{describe}"
+        );
+        assert!(
+            !describe.contains("segment.ms"),
+            "{when}: refused config in\n{describe}"
+        );
+    };
+    check(&broker, "before the restart");
+    broker.restart();
+    check(&broker, "after the restart");
+    broker.cli(
+        &["topic", "alter-config", "grow", "--delete", "retention.ms"],
+        None,
+    );
+    let describe = broker.cli(&["topic", "describe", "grow"], None);
+    assert!(!describe.contains("7200000"), "after --delete:\n{describe}");
+}
