@@ -12,14 +12,13 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::image::{
-    validate_topic_name, ApplyError, BrokerState, MetadataImage, PartitionState,
-    CONFIG_KEY_BYTES_MAX, CONFIG_VALUE_BYTES_MAX, PARTITIONS_PER_TOPIC_MAX, REPLICAS_MAX,
-    TOPIC_CONFIGS_MAX,
+    validate_topic_name, ApplyError, BrokerState, MetadataImage, CONFIG_KEY_BYTES_MAX,
+    CONFIG_VALUE_BYTES_MAX, PARTITIONS_PER_TOPIC_MAX, REPLICAS_MAX, TOPIC_CONFIGS_MAX,
 };
 use crate::placement;
 use crate::record::{
-    Endpoints, MetadataRecord, PartitionChangeRecord, PartitionRecord, RegisterBrokerRecord,
-    TopicRecord, NO_LEADER,
+    Endpoints, MetadataRecord, PartitionChangeRecord, PartitionRecord, PartitionState,
+    RegisterBrokerRecord, TopicRecord, NO_LEADER,
 };
 use crate::{BrokerId, PartitionId};
 
@@ -833,11 +832,13 @@ fn partition_records(
         MetadataRecord::Partition(PartitionRecord {
             topic_id,
             partition: (first + i) as PartitionId,
-            isr: replicas.clone(),
-            leader: replicas[0],
-            replicas,
-            leader_epoch: 0,
-            partition_epoch: 0,
+            state: PartitionState {
+                isr: replicas.clone(),
+                leader: replicas[0],
+                replicas,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            },
         })
     })
 }

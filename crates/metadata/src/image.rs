@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use crate::record::{
     decode_versioned, encode_versioned, DecodeError, EncodeError, Endpoints, MetadataRecord,
-    PartitionChangeRecord, PartitionRecord, RecordBatch, RegisterBrokerRecord, TopicRecord,
-    NO_LEADER,
+    PartitionChangeRecord, PartitionRecord, PartitionState, RecordBatch, RegisterBrokerRecord,
+    TopicRecord, NO_LEADER,
 };
 use crate::{BrokerId, PartitionId};
 
@@ -41,15 +41,6 @@ pub struct BrokerRegistration {
     pub endpoints: Endpoints,
     pub rack: Option<String>,
     pub state: BrokerState,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PartitionState {
-    pub replicas: Vec<BrokerId>,
-    pub isr: Vec<BrokerId>,
-    pub leader: BrokerId,
-    pub leader_epoch: i32,
-    pub partition_epoch: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -377,16 +368,10 @@ impl MetadataImage {
         if next >= PARTITIONS_PER_TOPIC_MAX {
             return Err(ApplyError::InvalidPartition("too many partitions"));
         }
-        if r.leader_epoch < 0 || r.partition_epoch < 0 {
+        let state = r.state.clone();
+        if state.leader_epoch < 0 || state.partition_epoch < 0 {
             return Err(ApplyError::InvalidPartition("negative epoch"));
         }
-        let state = PartitionState {
-            replicas: r.replicas.clone(),
-            isr: r.isr.clone(),
-            leader: r.leader,
-            leader_epoch: r.leader_epoch,
-            partition_epoch: r.partition_epoch,
-        };
         self.validate_partition(&state)?;
         let topic = self.topics.get_mut(&r.topic_id).expect("checked");
         Arc::make_mut(topic).partitions.push(state);

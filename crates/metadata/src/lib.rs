@@ -20,12 +20,10 @@ pub use controller::{
     ConfigOp, Controller, ControllerConfig, ControllerError, ControllerReply, ControllerRequest,
     Decision, NewTopic,
 };
-pub use image::{
-    ApplyError, BrokerRegistration, BrokerState, MetadataImage, PartitionState, TopicImage,
-};
+pub use image::{ApplyError, BrokerRegistration, BrokerState, MetadataImage, TopicImage};
 pub use record::{
     DecodeError, EncodeError, Endpoints, MetadataRecord, PartitionChangeRecord, PartitionRecord,
-    RecordBatch, RegisterBrokerRecord, TopicRecord, NO_LEADER,
+    PartitionState, RecordBatch, RegisterBrokerRecord, TopicRecord, NO_LEADER,
 };
 
 #[cfg(test)]

@@ -48,6 +48,12 @@ pub struct TopicRecord {
 pub struct PartitionRecord {
     pub topic_id: Uuid,
     pub partition: PartitionId,
+    /// Encoded inline: postcard writes a nested struct's fields as if they were this one's.
+    pub state: PartitionState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
     pub replicas: Vec<BrokerId>,
     pub isr: Vec<BrokerId>,
     pub leader: BrokerId,
@@ -233,11 +239,13 @@ mod tests {
             MetadataRecord::Partition(PartitionRecord {
                 topic_id,
                 partition: 0,
-                replicas: vec![1, 2],
-                isr: vec![1, 2],
-                leader: 1,
-                leader_epoch: 0,
-                partition_epoch: 0,
+                state: PartitionState {
+                    replicas: vec![1, 2],
+                    isr: vec![1, 2],
+                    leader: 1,
+                    leader_epoch: 0,
+                    partition_epoch: 0,
+                },
             }),
             MetadataRecord::PartitionChange(PartitionChangeRecord {
                 topic_id,
