@@ -124,11 +124,24 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     shoal_broker::node::run(config)
 }
 
+/// A client command piped into `head` ends like other Unix tools when the pipe closes
+/// (SIGPIPE's default action) instead of panicking in `println!`. The server keeps Rust's
+/// ignored SIGPIPE: a closed client socket is an error on that connection only.
+fn exit_quietly_on_closed_stdout() {
+    // SAFETY: restores the default disposition of one signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp_millis()
         .init();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        exit_quietly_on_closed_stdout();
+    }
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Topic { connect, command } => cli::topic::run(&connect, command),

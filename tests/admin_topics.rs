@@ -62,3 +62,28 @@ fn cli_add_partitions_and_alter_config_survive_a_restart() {
     let describe = broker.cli(&["topic", "describe", "grow"], None);
     assert!(!describe.contains("7200000"), "after --delete:\n{describe}");
 }
+
+#[test]
+fn cli_output_into_a_closed_pipe_ends_without_a_panic() {
+    let broker = Broker::start();
+    for i in 0..3 {
+        broker.cli(&["topic", "create", &format!("pipe-{i}")], None);
+    }
+    let mut child = std::process::Command::new(shoal_testkit::shoal_bin())
+        .args(["topic", "list", "--brokers", &broker.addr()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn shoal topic list");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("wait shoal topic list");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        output.status.signal(),
+        Some(libc::SIGPIPE),
+        "ends by SIGPIPE like other Unix tools: {:?}, stderr: {stderr}",
+        output.status
+    );
+}

@@ -71,8 +71,10 @@ pub mod ops {
     use super::*;
 
     /// Must reach `PartitionLog::append` without awaiting first (see `Shard::append_ordered`).
-    pub async fn append(p: Rc<LocalPartition>, batch: Bytes) -> AppendOutcome {
-        let result = p.log.append(BytesMut::from(&batch[..]), 0, now_ms()).await;
+    /// The batch is stamped with the partition's current `leader_epoch`.
+    pub async fn append(p: Rc<LocalPartition>, batch: Bytes, leader_epoch: i32) -> AppendOutcome {
+        let batch = BytesMut::from(&batch[..]);
+        let result = p.log.append(batch, leader_epoch, now_ms()).await;
         match result {
             Ok(info) => {
                 p.data_ready.notify_all();

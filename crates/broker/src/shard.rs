@@ -249,6 +249,26 @@ impl Shard {
         }
     }
 
+    /// KIP-320: a client's current leader epoch (-1: unchecked) against this node's metadata.
+    /// Older: FENCED_LEADER_EPOCH (the client is behind); newer: UNKNOWN_LEADER_EPOCH (this
+    /// node is behind); both make the client refresh its metadata and retry.
+    pub fn check_leader_epoch(&self, topic: &str, partition: i32, client: i32) -> Result<(), i16> {
+        if client < 0 {
+            return Ok(());
+        }
+        let meta = self.metadata();
+        let current = meta
+            .topic(topic)
+            .and_then(|t| t.parts.get(usize::try_from(partition).ok()?))
+            .map(|p| p.leader_epoch)
+            .ok_or(ec::UNKNOWN_TOPIC_OR_PARTITION)?;
+        match client.cmp(&current) {
+            std::cmp::Ordering::Equal => Ok(()),
+            std::cmp::Ordering::Less => Err(ec::FENCED_LEADER_EPOCH),
+            std::cmp::Ordering::Greater => Err(ec::UNKNOWN_LEADER_EPOCH),
+        }
+    }
+
     /// The local partition, opening (and recovering) its log on first use.
     pub async fn partition(&self, topic: &str, partition: i32) -> Result<Rc<LocalPartition>, i16> {
         let (slot, t) = self.slot(topic, partition)?;
@@ -281,8 +301,9 @@ impl Shard {
                 Err(code) => return AppendOutcome::error(code, "partition unavailable"),
             },
         };
+        let leader_epoch = t.parts[partition as usize].leader_epoch;
         // PartitionLog::append takes its place in the log's FIFO on its first poll.
-        let mut append = Box::pin(ops::append(p, batch));
+        let mut append = Box::pin(ops::append(p, batch, leader_epoch));
         let first = futures_lite::future::poll_once(&mut append).await;
         drop(gate);
         match first {

@@ -21,6 +21,12 @@ impl LeaderEpochCache {
         self.entries.last().map(|e| e.0)
     }
 
+    /// The epoch of the batch holding `offset`: the last entry starting at or before it.
+    pub fn epoch_at(&self, offset: i64) -> Option<i32> {
+        let i = self.entries.partition_point(|&(_, start)| start <= offset);
+        i.checked_sub(1).map(|i| self.entries[i].0)
+    }
+
     /// Records that `epoch` starts at `start_offset`. Returns true if the cache changed.
     /// Epochs older than the latest are ignored (a stale leader's write).
     pub fn assign(&mut self, epoch: i32, start_offset: i64) -> bool {
@@ -124,6 +130,20 @@ impl LeaderEpochCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn epoch_at_finds_the_epoch_holding_an_offset() {
+        let mut c = LeaderEpochCache::default();
+        assert_eq!(c.epoch_at(0), None);
+        c.assign(0, 0);
+        c.assign(3, 10);
+        assert_eq!(c.epoch_at(0), Some(0));
+        assert_eq!(c.epoch_at(9), Some(0));
+        assert_eq!(c.epoch_at(10), Some(3));
+        assert_eq!(c.epoch_at(1_000), Some(3));
+        c.truncate_from_start(5);
+        assert_eq!(c.epoch_at(4), None);
+    }
 
     #[test]
     fn end_offsets_follow_kafka() {

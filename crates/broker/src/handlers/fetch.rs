@@ -134,8 +134,8 @@ async fn read_all(
             let Some(topic) = topic else {
                 return ReadOutcome::error(unknown_topic);
             };
-            if epoch > 0 {
-                return ReadOutcome::error(ec::UNKNOWN_LEADER_EPOCH);
+            if let Err(code) = shard.check_leader_epoch(&topic, partition, epoch) {
+                return ReadOutcome::error(code);
             }
             shard
                 .on_partition(&topic, partition, move |_, p| {

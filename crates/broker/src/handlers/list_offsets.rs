@@ -16,16 +16,17 @@ pub const EARLIEST_TIMESTAMP: i64 = -2;
 pub const LATEST_TIMESTAMP: i64 = -1;
 pub const MAX_TIMESTAMP: i64 = -3;
 
-/// (error, offset, timestamp) for one partition, computed on its owner.
+/// (error, offset, timestamp, leader epoch) for one partition, computed on its owner. The
+/// epoch is that of the batch holding the offset; for the log end, the partition's current one.
 pub async fn lookup(
     shard: &Rc<Shard>,
     topic: &str,
     partition: i32,
     timestamp: i64,
-) -> (i16, i64, i64) {
+) -> (i16, i64, i64, i32) {
     let result = shard
         .on_partition(topic, partition, move |_, p| async move {
-            match timestamp {
+            let (error, offset, ts) = match timestamp {
                 EARLIEST_TIMESTAMP => (ec::NONE, p.log.log_start_offset(), -1),
                 LATEST_TIMESTAMP | MAX_TIMESTAMP => (ec::NONE, p.log.high_watermark(), -1),
                 ts => match p.log.offset_for_timestamp(ts).await {
@@ -38,16 +39,22 @@ pub async fn lookup(
                         (ec::KAFKA_STORAGE_ERROR, -1, -1)
                     }
                 },
-            }
+            };
+            let epoch = match timestamp {
+                _ if offset < 0 => -1,
+                LATEST_TIMESTAMP | MAX_TIMESTAMP => p.log.epoch_at(i64::MAX),
+                _ => p.log.epoch_at(offset),
+            };
+            (error, offset, ts, epoch)
         })
         .await;
-    result.unwrap_or_else(|code| (code, -1, -1))
+    result.unwrap_or_else(|code| (code, -1, -1, -1))
 }
 
-/// One partition's answer; from v4 on, leader epoch 0 (epochs are not tracked) unless it failed.
+/// One partition's answer; the leader epoch from v4 on.
 fn partition_response(
     p: &ListOffsetsPartition,
-    (error, offset, timestamp): (i16, i64, i64),
+    (error, offset, timestamp, epoch): (i16, i64, i64, i32),
     version: i16,
 ) -> ListOffsetsPartitionResponse {
     ListOffsetsPartitionResponse::default()
@@ -56,7 +63,7 @@ fn partition_response(
         .with_offset(offset)
         .with_timestamp(timestamp)
         .with_leader_epoch(if error == ec::NONE && version >= 4 {
-            0
+            epoch
         } else {
             -1
         })
@@ -75,8 +82,8 @@ pub async fn handle(
             let topic = t.name.0.to_string();
             let (partition, ts, epoch) = (p.partition_index, p.timestamp, p.current_leader_epoch);
             async move {
-                if epoch > 0 {
-                    return (ec::UNKNOWN_LEADER_EPOCH, -1, -1);
+                if let Err(code) = shard.check_leader_epoch(&topic, partition, epoch) {
+                    return (code, -1, -1, -1);
                 }
                 lookup(&shard, &topic, partition, ts).await
             }

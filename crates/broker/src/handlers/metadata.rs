@@ -38,7 +38,7 @@ pub fn topic_entry(t: &TopicMeta) -> MetadataResponseTopic {
                 })
                 .with_partition_index(i as i32)
                 .with_leader_id(BrokerId(p.leader))
-                .with_leader_epoch(0)
+                .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(ids(&p.replicas))
                 .with_isr_nodes(ids(&p.isr))
                 .with_offline_replicas(ids(&p.offline))

@@ -25,8 +25,8 @@ pub async fn handle(
             let topic = t.topic.0.to_string();
             let (partition, epoch, current) = (p.partition, p.leader_epoch, p.current_leader_epoch);
             async move {
-                if current > 0 {
-                    return (ec::UNKNOWN_LEADER_EPOCH, -1, -1);
+                if let Err(code) = shard.check_leader_epoch(&topic, partition, current) {
+                    return (code, -1, -1);
                 }
                 shard
                     .on_partition(&topic, partition, move |_, p| async move {

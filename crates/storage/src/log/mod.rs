@@ -267,6 +267,10 @@ impl PartitionLog {
     pub fn leader_epochs(&self) -> Vec<(i32, i64)> {
         self.inner.epochs.borrow().entries().to_vec()
     }
+    /// The leader epoch of the batch holding `offset` (`-1` when none is known).
+    pub fn epoch_at(&self, offset: i64) -> i32 {
+        self.inner.epochs.borrow().epoch_at(offset).unwrap_or(-1)
+    }
 
     /// Removes every batch at or after `offset` (a batch containing `offset` goes whole).
     /// `offset` <= log start empties the log and restarts it at `offset`.
