@@ -13,6 +13,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("shoal-storage", &["shoal-sync"]),
     ("shoal-metadata", &[]),
     ("shoal-raft", &[]),
+    ("shoal-replication", &[]),
     ("shoal-cluster", &["shoal-metadata", "shoal-raft"]),
     (
         "shoal-broker",
