@@ -29,6 +29,8 @@ impl KafkaCode for AppendError {
             AppendError::OutOfOrderSequence { .. } => ec::OUT_OF_ORDER_SEQUENCE_NUMBER,
             AppendError::InvalidProducerEpoch { .. } => ec::INVALID_PRODUCER_EPOCH,
             AppendError::Storage(_) => ec::KAFKA_STORAGE_ERROR,
+            // Replication only; a follower's answer, never a client's.
+            AppendError::NotContiguous { .. } => ec::INVALID_RECORD,
         }
     }
 }

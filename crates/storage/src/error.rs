@@ -80,6 +80,9 @@ pub enum AppendError {
         current: i16,
         received: i16,
     },
+    /// A replicated batch that does not continue the follower's log.
+    #[error("replicated batch at {base_offset} does not continue the log at {expected}")]
+    NotContiguous { expected: i64, base_offset: i64 },
     /// Disk or file failure (KAFKA_STORAGE_ERROR, 56).
     #[error(transparent)]
     Storage(#[from] StorageError),

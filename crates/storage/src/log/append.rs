@@ -56,43 +56,14 @@ impl PartitionLog {
                 });
             }
             let delta = i64::from(header.last_offset_delta);
-            let last_offset = inner.log_end_offset.get() + delta;
-            let needs_roll = inner.should_roll(&inner.active(), bytes as u64, last_offset, now_ms);
-            let needs_epoch = leader_epoch >= 0
-                && inner
-                    .epochs
-                    .borrow()
-                    .latest_epoch()
-                    .is_none_or(|latest| leader_epoch > latest);
-            if needs_roll || needs_epoch {
-                // Roll / epoch checkpoint: async file work, detached so a dropped append cannot
-                // leave it half done; this append keeps its place (the lock) meanwhile.
-                inner
-                    .detached(&permit, move |log| async move {
-                        let end = log.log_end_offset.get();
-                        if log.should_roll(&log.active(), bytes as u64, end + delta, now_ms) {
-                            if let Err(e) = log.roll().await {
-                                log.fail(&e);
-                                return Err(e);
-                            }
-                        }
-                        let end = log.log_end_offset.get();
-                        if log.epochs.borrow_mut().assign(leader_epoch, end) {
-                            if let Err(e) = log.persist_epochs().await {
-                                log.fail(&e);
-                                return Err(e);
-                            }
-                        }
-                        Ok(())
-                    })
-                    .await?;
-            }
+            inner
+                .prepare_append(&permit, bytes as u64, delta, leader_epoch, now_ms)
+                .await?;
             permit
         };
         let base_offset = inner.log_end_offset.get();
         let last_offset = base_offset + i64::from(header.last_offset_delta);
         // Everything from here to the spawn is synchronous: offsets are assigned in order.
-        assert_eq!(base_offset, inner.log_end_offset.get());
         batch::set_base_offset(&mut batch, base_offset);
         batch::set_partition_leader_epoch(&mut batch, leader_epoch);
         let log_append_time_ms = if inner.config.get().log_append_time {
@@ -104,41 +75,162 @@ impl PartitionLog {
         let stamped = BatchHeader::parse(&batch).expect("validated header");
         debug_assert!(batch::verify(&batch).is_ok());
         assert_eq!(stamped.last_offset(), last_offset);
-        let active = inner.active();
-        let position = active.assign(&stamped, bytes as u64, now_ms, &inner.config.get());
-        let next_offset = last_offset + 1;
-        inner.log_end_offset.set(next_offset);
         inner.producers.borrow_mut().record(&stamped);
-        inner.bump(|s| {
-            s.appends += 1;
-            s.appended_bytes += bytes as u64;
-        });
-        inner.enqueue_write(QueuedWrite {
-            base_offset,
-            next_offset,
-            segment: active,
-            position,
-            data: Vec::from(batch),
-        });
+        inner.place(batch, &stamped, now_ms);
         drop(permit);
-
-        match inner.config.get().flush {
-            FlushPolicy::SyncBeforeAck => inner.wait_synced(next_offset).await?,
-            FlushPolicy::Interval { flush_messages, .. } => {
-                inner.wait_written(next_offset).await?;
-                let unflushed = inner.unflushed_messages.get() + header.record_count as u64;
-                inner.unflushed_messages.set(unflushed);
-                if unflushed >= flush_messages {
-                    inner.unflushed_messages.set(0);
-                    inner.ensure_flusher(true);
-                }
-            }
-        }
+        inner
+            .wait_durable(last_offset + 1, header.record_count as u64)
+            .await?;
         Ok(AppendInfo {
             base_offset,
             last_offset,
             log_append_time_ms,
             log_start_offset: inner.log_start_offset.get(),
         })
+    }
+
+    /// A follower's append: `batches` exactly as the leader stored them (offsets and leader
+    /// epochs stamped). Each batch must pass its CRC and continue this log; the epochs they
+    /// carry extend the epoch cache and producer state is rebuilt from them. Returns the new log
+    /// end once durable per the flush policy.
+    pub async fn append_replica(&self, batches: Bytes, now_ms: i64) -> Result<i64, AppendError> {
+        let inner = &self.inner;
+        inner.check_usable()?;
+        let mut headers = Vec::new();
+        let mut at = 0;
+        let mut next = None::<i64>;
+        while at < batches.len() {
+            let header = BatchHeader::parse(&batches[at..])?;
+            let len = header
+                .batch_bytes()
+                .filter(|&n| at + n <= batches.len())
+                .ok_or(batch::BatchError::LengthMismatch {
+                    length: header.length,
+                    actual: batches.len() - at,
+                })?;
+            let header = batch::verify(&batches[at..at + len])?;
+            if next.is_some_and(|n| n != header.base_offset) {
+                return Err(AppendError::NotContiguous {
+                    expected: next.unwrap_or(-1),
+                    base_offset: header.base_offset,
+                });
+            }
+            next = Some(header.next_offset());
+            headers.push((at, len, header));
+            at += len;
+        }
+        let permit = inner.lock().await?;
+        inner.check_usable()?;
+        let mut records = 0;
+        for (at, len, header) in headers {
+            let expected = inner.log_end_offset.get();
+            if header.base_offset != expected {
+                return Err(AppendError::NotContiguous {
+                    expected,
+                    base_offset: header.base_offset,
+                });
+            }
+            let delta = i64::from(header.last_offset_delta);
+            let epoch = header.partition_leader_epoch;
+            inner
+                .prepare_append(&permit, len as u64, delta, epoch, now_ms)
+                .await?;
+            let batch = BytesMut::from(&batches[at..at + len]);
+            inner.producers.borrow_mut().record(&header);
+            inner.place(batch, &header, now_ms);
+            records += header.record_count as u64;
+        }
+        drop(permit);
+        let end = inner.log_end_offset.get();
+        inner.wait_durable(end, records).await?;
+        Ok(end)
+    }
+}
+
+impl LogInner {
+    /// Under the append lock, before a batch of `bytes` ending `delta` past the log end: roll if
+    /// it would not fit, and record a newer `leader_epoch` (checkpoint written first). Detached,
+    /// so a dropped append cannot leave it half done.
+    async fn prepare_append(
+        self: &Rc<Self>,
+        permit: &shoal_sync::FifoGuard<'_>,
+        bytes: u64,
+        delta: i64,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        let last_offset = self.log_end_offset.get() + delta;
+        let needs_roll = self.should_roll(&self.active(), bytes, last_offset, now_ms);
+        let needs_epoch = leader_epoch >= 0
+            && self
+                .epochs
+                .borrow()
+                .latest_epoch()
+                .is_none_or(|latest| leader_epoch > latest);
+        if !needs_roll && !needs_epoch {
+            return Ok(());
+        }
+        self.detached(permit, move |log| async move {
+            let end = log.log_end_offset.get();
+            if log.should_roll(&log.active(), bytes, end + delta, now_ms) {
+                if let Err(e) = log.roll().await {
+                    log.fail(&e);
+                    return Err(e);
+                }
+            }
+            let end = log.log_end_offset.get();
+            if log.epochs.borrow_mut().assign(leader_epoch, end) {
+                if let Err(e) = log.persist_epochs().await {
+                    log.fail(&e);
+                    return Err(e);
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Synchronously places a stamped batch at the log end: index entries, the log end, the
+    /// queued write (the caller records producer state).
+    fn place(self: &Rc<Self>, batch: BytesMut, stamped: &BatchHeader, now_ms: i64) {
+        let base_offset = self.log_end_offset.get();
+        assert_eq!(stamped.base_offset, base_offset, "placed at the log end");
+        let bytes = batch.len() as u64;
+        let active = self.active();
+        let position = active.assign(stamped, bytes, now_ms, &self.config.get());
+        let next_offset = stamped.next_offset();
+        self.log_end_offset.set(next_offset);
+        self.bump(|s| {
+            s.appends += 1;
+            s.appended_bytes += bytes;
+        });
+        self.enqueue_write(QueuedWrite {
+            base_offset,
+            next_offset,
+            segment: active,
+            position,
+            data: Vec::from(batch),
+        });
+    }
+
+    /// Waits until `next_offset` is durable under the flush policy (`records` more unflushed).
+    async fn wait_durable(
+        self: &Rc<Self>,
+        next_offset: i64,
+        records: u64,
+    ) -> Result<(), StorageError> {
+        match self.config.get().flush {
+            FlushPolicy::SyncBeforeAck => self.wait_synced(next_offset).await?,
+            FlushPolicy::Interval { flush_messages, .. } => {
+                self.wait_written(next_offset).await?;
+                let unflushed = self.unflushed_messages.get() + records;
+                self.unflushed_messages.set(unflushed);
+                if unflushed >= flush_messages {
+                    self.unflushed_messages.set(0);
+                    self.ensure_flusher(true);
+                }
+            }
+        }
+        Ok(())
     }
 }
