@@ -90,6 +90,9 @@ struct ServeArgs {
     /// Metadata quorum, KRaft-style: "1@HOST:PORT,2@HOST:PORT,3@HOST:PORT" (cluster ports).
     #[arg(long)]
     controller_quorum_voters: Option<String>,
+    /// Admin listener HOST:PORT for `GET /metrics` (default 127.0.0.1:9644; "" for none).
+    #[arg(long)]
+    admin_listen: Option<String>,
     /// Node-to-node listener HOST:PORT (default: this node's address in the voters).
     #[arg(long)]
     cluster_listen: Option<String>,
@@ -117,6 +120,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     }
     if let Some(v) = args.controller_quorum_voters {
         config.controller_quorum_voters = v;
+    }
+    if let Some(l) = args.admin_listen {
+        config.admin_listen = l;
     }
     if let Some(l) = args.cluster_listen {
         config.cluster_listen = Some(l);

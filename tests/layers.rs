@@ -10,7 +10,8 @@ use std::process::Command;
 const ALLOWED: &[(&str, &[&str])] = &[
     ("shoal-sync", &[]),
     ("shoal-protocol", &[]),
-    ("shoal-storage", &["shoal-sync"]),
+    ("shoal-metrics", &[]),
+    ("shoal-storage", &["shoal-sync", "shoal-metrics"]),
     ("shoal-metadata", &[]),
     ("shoal-raft", &[]),
     ("shoal-replication", &[]),
@@ -19,6 +20,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "shoal-broker",
         &[
             "shoal-sync",
+            "shoal-metrics",
             "shoal-protocol",
             "shoal-storage",
             "shoal-metadata",

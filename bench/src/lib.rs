@@ -3,6 +3,7 @@
 //! The scheduling and coordinated-omission logic ([`schedule`]) and the statistics
 //! ([`stats`]) are plain state machines; [`kafka`] is the librdkafka edge.
 
+pub mod broker_metrics;
 pub mod compare;
 pub mod kafka;
 pub mod machine;

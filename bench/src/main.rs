@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use shoal_bench::kafka::{self, RunOptions};
 use shoal_bench::result::BenchResult;
 use shoal_bench::workload::Workload;
-use shoal_bench::{compare, report};
+use shoal_bench::{broker_metrics, compare, report};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -47,6 +47,10 @@ enum Cmd {
         topic_prefix: String,
         #[arg(long)]
         quiet: bool,
+        /// The broker's Prometheus page (Shoal: http://127.0.0.1:9644/metrics), scraped before
+        /// and after: prints the broker-side stage breakdown, writes broker-metrics.json.
+        #[arg(long)]
+        broker_metrics: Option<String>,
     },
     /// Overlay 2..8 result.json files in one chart set and one table.
     Compare {
@@ -92,6 +96,7 @@ fn real_main() -> Result<(), String> {
             set,
             topic_prefix,
             quiet,
+            broker_metrics,
         } => {
             let mut w = Workload::from_path(&workload)?;
             if let Some(r) = rate {
@@ -111,6 +116,9 @@ fn real_main() -> Result<(), String> {
                     .unwrap_or(0);
                 PathBuf::from(format!("results/{}-{t}", w.name))
             });
+            let scrape =
+                |url: &String| broker_metrics::fetch(url).map(|p| broker_metrics::parse(&p));
+            let before = broker_metrics.as_ref().map(scrape).transpose()?;
             let r = kafka::run(
                 &w,
                 &RunOptions {
@@ -121,8 +129,16 @@ fn real_main() -> Result<(), String> {
                     on_start: None,
                 },
             )?;
-            let (paths, warnings) = report::write_run(&r, &out)?;
+            let (mut paths, warnings) = report::write_run(&r, &out)?;
             print!("{}", report::summary(&r));
+            if let (Some(url), Some(before)) = (&broker_metrics, before) {
+                let stages = broker_metrics::breakdown(&before, &scrape(url)?);
+                print!("{}", broker_metrics::render(&stages));
+                let path = out.join("broker-metrics.json");
+                let json = serde_json::to_string_pretty(&stages).map_err(|e| e.to_string())?;
+                std::fs::write(&path, json).map_err(|e| format!("{}: {e}", path.display()))?;
+                paths.push(path);
+            }
             print_outputs(&warnings, &paths, "   ");
             Ok(())
         }

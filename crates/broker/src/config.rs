@@ -37,6 +37,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Kafka listener, `HOST:PORT`.
     pub listen: String,
+    /// Admin listener (`GET /metrics`), `HOST:PORT`; empty: none. Redpanda's port.
+    pub admin_listen: String,
     /// Address given to clients in Metadata; defaults to `listen`.
     pub advertise: Option<String>,
     /// Shards (one pinned executor per core). Default: every available core.
@@ -105,6 +107,7 @@ impl Default for NodeConfig {
             cluster_frame_bytes_max: shoal_cluster::MESSAGE_BYTES_MAX,
             data_dir: PathBuf::from("./shoal-data"),
             listen: "127.0.0.1:9092".to_string(),
+            admin_listen: "127.0.0.1:9644".to_string(),
             advertise: None,
             cores: None,
             request_bytes_max: 100 * 1024 * 1024,

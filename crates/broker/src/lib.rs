@@ -1,5 +1,6 @@
 //! The Kafka-facing broker: a node of shards, their connections, request handlers and metadata.
 
+pub mod admin;
 pub mod config;
 pub mod connection;
 pub mod context;
@@ -8,6 +9,7 @@ pub mod group;
 pub mod handlers;
 pub mod io;
 pub mod metadata;
+pub mod metrics;
 pub mod node;
 pub mod partition;
 pub mod shard;

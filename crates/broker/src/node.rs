@@ -369,10 +369,16 @@ async fn shard_main(
             return Err(msg);
         }
     };
+    let admin = (id == 0 && !node.config.admin_listen.is_empty())
+        .then(|| bind_admin(&node.config.admin_listen))
+        .flatten();
     let _ = ready.send(Ok(()));
     drop(ready);
 
     let stop = Rc::new(Notify::default());
+    if let Some(listener) = admin {
+        glommio::spawn_local(crate::admin::serve(shard.clone(), listener, stop.clone())).detach();
+    }
     let ticker = {
         let shard = shard.clone();
         let stop = stop.clone();
@@ -431,4 +437,19 @@ async fn shard_main(
     ticker.await;
     shard.close_all().await;
     Ok(())
+}
+
+/// The admin listener, or none (with a warning: metrics are not worth refusing to serve for).
+fn bind_admin(addr: &str) -> Option<TcpListener> {
+    match TcpListener::bind(addr) {
+        Ok(l) => {
+            let local = l.local_addr().map_or(addr.to_string(), |a| a.to_string());
+            eprintln!("shoal: admin listening on {local} (GET /metrics)");
+            Some(l)
+        }
+        Err(e) => {
+            log::warn!("no admin listener: cannot listen on {addr}: {e}");
+            None
+        }
+    }
 }

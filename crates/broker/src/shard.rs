@@ -70,6 +70,7 @@ pub struct Shard {
     next_reply_id: Cell<u64>,
     /// The metadata version whose topic configs the open logs have.
     configs_version: Cell<u64>,
+    pub metrics: crate::metrics::ShardMetrics,
 }
 
 /// The local shard of `partition` when this node leads it.
@@ -108,6 +109,7 @@ impl Shard {
             snapshot: RefCell::new(snapshot),
             partitions: RefCell::new(HashMap::new()),
             configs_version: Cell::new(0),
+            metrics: Default::default(),
             send_locks,
             peers: RefCell::new(None),
             pending: RefCell::new(HashMap::new()),
@@ -337,6 +339,7 @@ impl Shard {
                 log::error!("shard {}: cannot open {}: {e}", self.id, dir.display());
                 ec::KAFKA_STORAGE_ERROR
             })?;
+        log.set_timings(self.metrics.log.clone());
         let p = Rc::new(LocalPartition {
             topic_id: t.id,
             log,

@@ -217,6 +217,8 @@ impl Broker {
             .arg(self.addr())
             .arg("--cores")
             .arg(self.options.cores.to_string())
+            .arg("--admin-listen")
+            .arg("127.0.0.1:0")
             .args(&self.options.extra_args)
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -382,6 +384,32 @@ impl Broker {
             None => "the broker process is still running".to_string(),
         };
         panic!("{what}: {msg}\n[{state}]");
+    }
+
+    /// The admin listener's address, from the start-up line (`--admin-listen 127.0.0.1:0`).
+    pub fn admin_addr(&self) -> String {
+        let stderr = self.stderr();
+        stderr
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("shoal: admin listening on "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no admin listener line in:\n{stderr}"))
+            .to_string()
+    }
+
+    /// `GET path` on the admin listener: (status line, body).
+    pub fn admin_get(&self, path: &str) -> (String, String) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.admin_addr()).expect("connect admin");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: shoal\r\n\r\n").unwrap();
+        let mut response = String::new();
+        s.read_to_string(&mut response)
+            .expect("read admin response");
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let status = head.lines().next().unwrap_or_default().to_string();
+        (status, body.to_string())
     }
 
     /// Runs `shoal ARGS... --brokers ADDR` (bounded), returns its output, whatever the exit code.

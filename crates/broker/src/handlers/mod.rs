@@ -35,6 +35,7 @@ use futures_lite::FutureExt;
 
 use bytes::{Bytes, BytesMut};
 
+use kafka_protocol::messages::ApiKey;
 use shoal_protocol::{decode_request, encode_response, Request, Response};
 
 use crate::shard::Shard;
@@ -82,7 +83,23 @@ pub fn dispatch_from(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Result<Pend
     };
     let shard = shard.clone();
     let handled = async move {
-        let Some(response) = handle(&shard, version, decoded.request, &ctx).await else {
+        let started = std::time::Instant::now();
+        let m = &shard.metrics;
+        m.requests.set(m.requests.get() + 1);
+        let response = handle(&shard, version, decoded.request, &ctx).await;
+        let m = &shard.metrics;
+        match api_key {
+            ApiKey::Produce => {
+                m.produce_request.record_since(started);
+                m.produce_requests.set(m.produce_requests.get() + 1);
+            }
+            ApiKey::Fetch => {
+                m.fetch_request.record_since(started);
+                m.fetch_requests.set(m.fetch_requests.get() + 1);
+            }
+            _ => {}
+        }
+        let Some(response) = response else {
             return Reply::Nothing;
         };
         match encode_response(correlation_id, version, &response) {

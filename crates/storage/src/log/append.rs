@@ -11,6 +11,7 @@ impl PartitionLog {
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
         let inner = &self.inner;
+        let called = std::time::Instant::now();
         inner.check_usable()?;
         let header = batch::validate_client_batch(&batch)?;
         let bytes = batch.len();
@@ -78,9 +79,11 @@ impl PartitionLog {
         inner.producers.borrow_mut().record(&stamped);
         inner.place(batch, &stamped, now_ms);
         drop(permit);
+        inner.timings.borrow().append_queue.record_since(called);
         inner
             .wait_durable(last_offset + 1, header.record_count as u64)
             .await?;
+        inner.timings.borrow().append.record_since(called);
         Ok(AppendInfo {
             base_offset,
             last_offset,

@@ -48,6 +48,19 @@ pub struct AppendInfo {
     pub log_start_offset: i64,
 }
 
+/// Where an append's time goes; one is shared by the logs of a shard (the broker's metrics).
+#[derive(Debug, Default)]
+pub struct LogTimings {
+    /// From `append` being called to the batch placed (FIFO lock, back-pressure, rolls).
+    pub append_queue: shoal_metrics::Histogram,
+    /// From `append` being called to the batch durable: what an `acks>=1` producer waits for.
+    pub append: shoal_metrics::Histogram,
+    /// One merged write (one io_uring write).
+    pub write: shoal_metrics::Histogram,
+    /// One fdatasync.
+    pub fsync: shoal_metrics::Histogram,
+}
+
 /// Counters for benches and metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LogStats {
@@ -175,6 +188,7 @@ struct LogInner {
     closed: Cell<bool>,
     notify: Notify,
     stats: Cell<LogStats>,
+    timings: RefCell<Rc<LogTimings>>,
 }
 
 pub struct PartitionLog {
@@ -242,6 +256,10 @@ impl PartitionLog {
     /// What readers may see: synced end under SyncBeforeAck, written end under Interval.
     pub fn high_watermark(&self) -> i64 {
         self.inner.high_watermark()
+    }
+    /// Records this log's stage timings into `timings` from now on.
+    pub fn set_timings(&self, timings: Rc<LogTimings>) {
+        *self.inner.timings.borrow_mut() = timings;
     }
     pub fn stats(&self) -> LogStats {
         self.inner.stats.get()

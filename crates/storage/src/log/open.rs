@@ -114,6 +114,7 @@ impl PartitionLog {
         let inner = Rc::new(LogInner {
             dir: dir.clone(),
             config: Cell::new(config),
+            timings: RefCell::new(Rc::default()),
             segments: RefCell::new(segments),
             log_start_offset: Cell::new(log_start),
             log_end_offset: Cell::new(log_end),

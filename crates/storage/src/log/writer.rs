@@ -146,7 +146,9 @@ impl LogInner {
             };
             debug_assert_eq!(data.len() as u64, end_position - position);
             let len = data.len() as u64;
+            let started = std::time::Instant::now();
             fileio::write_owned_at(&segment.file, segment.path(), data, position).await?;
+            self.timings.borrow().write.record_since(started);
             assert!(self.queued_write_bytes.get() >= len);
             self.queued_write_bytes
                 .set(self.queued_write_bytes.get() - len);
@@ -247,11 +249,13 @@ impl LogInner {
             };
             let synced = std::time::Instant::now();
             for segment in &dirty {
+                let started = std::time::Instant::now();
                 segment
                     .file
                     .fdatasync()
                     .await
                     .map_err(|e| fileio::io_err("fdatasync", segment.path(), e))?;
+                self.timings.borrow().fsync.record_since(started);
             }
             let sync_us = synced.elapsed().as_micros() as u64;
             if target > self.synced_end.get() {
