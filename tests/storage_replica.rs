@@ -40,6 +40,31 @@ fn concat(batches: &[(i64, Vec<u8>)]) -> Bytes {
     )
 }
 
+/// A leader log of `batches` batches, its stored batches, and a follower holding the first
+/// `pushed` of them.
+async fn leader_and_follower(
+    dir: &std::path::Path,
+    batches: usize,
+    pushed: usize,
+) -> (
+    std::rc::Rc<PartitionLog>,
+    Vec<(i64, Vec<u8>)>,
+    std::rc::Rc<PartitionLog>,
+) {
+    let config = small_config(64 << 10, 512);
+    let leader = PartitionLog::open(dir.join("leader"), config)
+        .await
+        .unwrap();
+    leader_log(&leader, batches).await;
+    let stored = dump(&leader).await;
+    let follower = PartitionLog::open(dir.join("f"), config).await.unwrap();
+    follower
+        .append_replica(concat(&stored[..pushed]), 0)
+        .await
+        .unwrap();
+    (leader, stored, follower)
+}
+
 #[test]
 fn a_follower_log_becomes_byte_identical_to_the_leaders() {
     run(|| async {
@@ -93,19 +118,7 @@ fn a_follower_log_becomes_byte_identical_to_the_leaders() {
 fn a_push_that_does_not_continue_the_log_or_fails_its_crc_changes_nothing() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
-        let config = small_config(64 << 10, 512);
-        let leader = PartitionLog::open(dir.path().join("leader"), config)
-            .await
-            .unwrap();
-        leader_log(&leader, 10).await;
-        let stored = dump(&leader).await;
-        let follower = PartitionLog::open(dir.path().join("f"), config)
-            .await
-            .unwrap();
-        follower
-            .append_replica(concat(&stored[..3]), 0)
-            .await
-            .unwrap();
+        let (_leader, stored, follower) = leader_and_follower(dir.path(), 10, 3).await;
         let end = follower.log_end_offset();
         // A gap (batch 4 without batch 3) and an overlap (batch 1 again).
         for chunk in [&stored[4..6], &stored[1..2]] {
@@ -146,19 +159,7 @@ fn a_push_that_does_not_continue_the_log_or_fails_its_crc_changes_nothing() {
 fn after_truncating_a_divergent_tail_the_follower_continues_from_there() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
-        let config = small_config(64 << 10, 512);
-        let leader = PartitionLog::open(dir.path().join("leader"), config)
-            .await
-            .unwrap();
-        leader_log(&leader, 12).await;
-        let stored = dump(&leader).await;
-        let follower = PartitionLog::open(dir.path().join("f"), config)
-            .await
-            .unwrap();
-        follower
-            .append_replica(concat(&stored[..6]), 0)
-            .await
-            .unwrap();
+        let (leader, stored, follower) = leader_and_follower(dir.path(), 12, 6).await;
         // A divergent tail of its own (it led epoch 4 briefly): two batches nobody else has.
         for i in 0..2 {
             let b = make_batch(1000 + i, 2, 50, 5_000);
