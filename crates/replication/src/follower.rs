@@ -1,6 +1,6 @@
 //! The follower side of one partition.
 
-use crate::{Epoch, EpochHistory, NodeId, Offset, ToFollower, ToLeader};
+use crate::{Epoch, EpochHistory, LogPosition, NodeId, Offset, ToFollower, ToLeader};
 
 /// What the follower's I/O edge must do, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,10 +20,8 @@ pub enum FollowerAction {
 pub struct FollowerReplica {
     leader: NodeId,
     epoch: Epoch,
-    /// Written (appended) end and durable end of the local log.
-    log_end: Offset,
-    durable_end: Offset,
-    hw: Offset,
+    /// The local log's written and durable ends, and the high watermark the leader sent.
+    pos: LogPosition,
     /// The handshake found the divergence point; pushes are appended from here on.
     ready: bool,
     /// The epoch the pending `Hello` asks about, and when it went (it is resent until answered).
@@ -46,7 +44,7 @@ impl FollowerReplica {
     pub fn new(
         leader: NodeId,
         epoch: Epoch,
-        (log_end, durable_end, hw): (Offset, Offset, Offset),
+        at: LogPosition,
         history: &impl EpochHistory,
         now_ms: u64,
         hello_retry_ms: u64,
@@ -54,9 +52,10 @@ impl FollowerReplica {
         let f = FollowerReplica {
             leader,
             epoch,
-            log_end,
-            durable_end,
-            hw: hw.min(log_end),
+            pos: LogPosition {
+                hw: at.hw.min(at.log_end),
+                ..at
+            },
             ready: false,
             asked_epoch: history.latest_epoch(),
             hello_ms: now_ms,
@@ -97,11 +96,8 @@ impl FollowerReplica {
     pub fn epoch(&self) -> Epoch {
         self.epoch
     }
-    pub fn high_watermark(&self) -> Offset {
-        self.hw
-    }
-    pub fn log_end(&self) -> Offset {
-        self.log_end
+    pub fn position(&self) -> LogPosition {
+        self.pos
     }
 
     /// A message from the leader. `history` is the local log's, as it is now.
@@ -130,7 +126,7 @@ impl FollowerReplica {
                 // A deposed leader: tell it where this follower stands in the newer epoch.
                 vec![FollowerAction::Send(ToLeader::Nack {
                     epoch,
-                    log_end: self.log_end,
+                    log_end: self.pos.log_end,
                 })]
             }
             _ => Vec::new(),
@@ -151,18 +147,18 @@ impl FollowerReplica {
             self.asked_epoch = ours;
             return vec![self.hello()];
         }
-        let keep = end.min(our_end).min(self.log_end);
+        let keep = end.min(our_end).min(self.pos.log_end);
         let mut actions = Vec::new();
-        if keep < self.log_end {
+        if keep < self.pos.log_end {
             actions.push(FollowerAction::Truncate(keep));
-            self.log_end = keep;
-            self.durable_end = self.durable_end.min(keep);
-            self.hw = self.hw.min(keep);
+            self.pos.log_end = keep;
+            self.pos.durable_end = self.pos.durable_end.min(keep);
+            self.pos.hw = self.pos.hw.min(keep);
         }
         self.ready = true;
         actions.push(FollowerAction::Send(ToLeader::Ack {
             epoch: self.epoch,
-            log_end: self.durable_end,
+            log_end: self.pos.durable_end,
         }));
         actions
     }
@@ -173,18 +169,18 @@ impl FollowerReplica {
         }
         let nack = FollowerAction::Send(ToLeader::Nack {
             epoch: self.epoch,
-            log_end: self.log_end,
+            log_end: self.pos.log_end,
         });
         let mut actions = Vec::new();
-        if from == self.log_end && end > from {
+        if from == self.pos.log_end && end > from {
             actions.push(FollowerAction::Append { from, end });
-            self.log_end = end;
-        } else if end > self.log_end || from > self.log_end {
+            self.pos.log_end = end;
+        } else if end > self.pos.log_end || from > self.pos.log_end {
             // A gap (an earlier push lost) or an overlap: resend from our end.
             return vec![nack];
         }
         // Data or a heartbeat we already have: acknowledge what is durable.
-        self.hw = self.hw.max(hw.min(self.log_end));
+        self.pos.hw = self.pos.hw.max(hw.min(self.pos.log_end));
         if actions.is_empty() {
             actions.push(self.ack());
         }
@@ -194,14 +190,14 @@ impl FollowerReplica {
     fn ack(&self) -> FollowerAction {
         FollowerAction::Send(ToLeader::Ack {
             epoch: self.epoch,
-            log_end: self.durable_end,
+            log_end: self.pos.durable_end,
         })
     }
 
     /// The local log is durable below `durable_end`: acknowledge it (not before the handshake:
     /// the leader takes the first ack as where this log joins its own).
     pub fn on_durable(&mut self, durable_end: Offset) -> Option<FollowerAction> {
-        self.durable_end = self.durable_end.max(durable_end.min(self.log_end));
+        self.pos.durable_end = self.pos.durable_end.max(durable_end.min(self.pos.log_end));
         self.ready.then(|| self.ack())
     }
 }

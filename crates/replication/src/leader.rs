@@ -2,7 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::{Epoch, EpochHistory, NodeId, Offset, ReplicationConfig, ToFollower, ToLeader};
+use crate::{
+    Epoch, EpochHistory, LogPosition, NodeId, Offset, ReplicationConfig, ToFollower, ToLeader,
+};
 
 /// Where `acks=all` stands for a batch ending at some offset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,9 +71,7 @@ pub struct LeaderReplica {
     pending_isr: Option<BTreeSet<NodeId>>,
     /// The first offset written in this epoch: a follower joins the ISR only past it.
     epoch_start: Offset,
-    log_end: Offset,
-    durable_end: Offset,
-    hw: Offset,
+    pos: LogPosition,
     followers: BTreeMap<NodeId, Progress>,
     cfg: ReplicationConfig,
 }
@@ -86,7 +86,7 @@ impl LeaderReplica {
         partition_epoch: i32,
         replicas: &[NodeId],
         isr: &[NodeId],
-        (log_end, durable_end, hw): (Offset, Offset, Offset),
+        at: LogPosition,
         now_ms: u64,
         cfg: ReplicationConfig,
     ) -> LeaderReplica {
@@ -94,7 +94,12 @@ impl LeaderReplica {
             replicas.contains(&me),
             "leader {me} not among replicas {replicas:?}"
         );
-        assert!(durable_end <= log_end && hw <= durable_end.max(hw));
+        let LogPosition {
+            log_end,
+            durable_end,
+            hw,
+        } = at;
+        assert!(durable_end <= log_end, "durable past the written end");
         let followers = replicas
             .iter()
             .filter(|&&r| r != me)
@@ -117,9 +122,11 @@ impl LeaderReplica {
             isr: isr.iter().copied().collect(),
             pending_isr: None,
             epoch_start: log_end,
-            log_end,
-            durable_end,
-            hw: hw.min(durable_end),
+            pos: LogPosition {
+                log_end,
+                durable_end,
+                hw: hw.min(durable_end),
+            },
             followers,
             cfg,
         }
@@ -128,11 +135,8 @@ impl LeaderReplica {
     pub fn epoch(&self) -> Epoch {
         self.epoch
     }
-    pub fn high_watermark(&self) -> Offset {
-        self.hw
-    }
-    pub fn log_end(&self) -> Offset {
-        self.log_end
+    pub fn position(&self) -> LogPosition {
+        self.pos
     }
     pub fn replicas(&self) -> &[NodeId] {
         &self.replicas
@@ -147,7 +151,7 @@ impl LeaderReplica {
     }
 
     pub fn check_acks_all(&self, batch_end: Offset) -> AckCheck {
-        if self.hw < batch_end {
+        if self.pos.hw < batch_end {
             AckCheck::Wait
         } else if self.isr.len() < self.cfg.min_insync_replicas {
             AckCheck::TooFewReplicasAfterAppend
@@ -158,14 +162,14 @@ impl LeaderReplica {
 
     /// The local log now ends at `log_end` (written, perhaps not yet durable).
     pub fn on_append(&mut self, log_end: Offset) {
-        assert!(log_end >= self.log_end, "log end moved back");
-        self.log_end = log_end;
+        assert!(log_end >= self.pos.log_end, "log end moved back");
+        self.pos.log_end = log_end;
     }
 
     /// The local log is durable below `durable_end`.
     pub fn on_durable(&mut self, durable_end: Offset) {
-        assert!(durable_end <= self.log_end);
-        self.durable_end = self.durable_end.max(durable_end);
+        assert!(durable_end <= self.pos.log_end);
+        self.pos.durable_end = self.pos.durable_end.max(durable_end);
         self.advance_hw();
     }
 
@@ -180,13 +184,13 @@ impl LeaderReplica {
     }
 
     fn advance_hw(&mut self) {
-        let mut hw = self.durable_end;
+        let mut hw = self.pos.durable_end;
         for id in self.hw_replicas() {
             if id != self.me {
                 hw = hw.min(self.followers.get(&id).map_or(-1, |p| p.acked_end));
             }
         }
-        self.hw = self.hw.max(hw);
+        self.pos.hw = self.pos.hw.max(hw);
     }
 
     /// What to push now: data to every handshaken follower with room in flight, a heartbeat to
@@ -213,7 +217,7 @@ impl LeaderReplica {
             let idle = p
                 .last_push_ms
                 .is_none_or(|t| now_ms.saturating_sub(t) >= self.cfg.heartbeat_interval_ms);
-            if next < self.log_end && room > 0 {
+            if next < self.pos.log_end && room > 0 {
                 plans.push(PushPlan {
                     to,
                     from: next,
@@ -247,14 +251,14 @@ impl LeaderReplica {
                 end,
                 bytes,
                 sent_ms: now_ms,
-                leader_end: self.log_end,
+                leader_end: self.pos.log_end,
             });
         }
         ToFollower::Push {
             epoch: self.epoch,
             from,
             end,
-            hw: self.hw,
+            hw: self.pos.hw,
         }
     }
 
@@ -279,13 +283,13 @@ impl LeaderReplica {
                 return Some(ToFollower::EpochEnd {
                     epoch,
                     found_epoch,
-                    end: end.min(self.log_end),
+                    end: end.min(self.pos.log_end),
                 });
             }
             ToLeader::Ack { epoch: e, log_end } if e == epoch => {
                 if p.next.is_none() {
                     // The handshake is done: the follower's log is ours below `log_end`.
-                    let joined = log_end.min(self.log_end);
+                    let joined = log_end.min(self.pos.log_end);
                     p.next = Some(joined);
                     p.acked_end = joined;
                 } else {
@@ -300,12 +304,12 @@ impl LeaderReplica {
                     }
                     p.in_flight.pop_front();
                 }
-                if p.acked_end >= self.log_end {
+                if p.acked_end >= self.pos.log_end {
                     p.last_caught_up_ms = now_ms;
                 }
             }
             ToLeader::Nack { epoch: e, log_end } if e == epoch && p.next.is_some() => {
-                p.next = Some(log_end.min(self.log_end));
+                p.next = Some(log_end.min(self.pos.log_end));
                 p.in_flight.clear();
             }
             _ => return None,
@@ -323,7 +327,7 @@ impl LeaderReplica {
         let mut next = self.isr.clone();
         for (&id, p) in &self.followers {
             let lagging = now_ms.saturating_sub(p.last_caught_up_ms) > self.cfg.lag_time_max_ms;
-            let caught_up = p.acked_end >= self.hw.max(self.epoch_start);
+            let caught_up = p.acked_end >= self.pos.hw.max(self.epoch_start);
             if self.isr.contains(&id) && lagging {
                 next.remove(&id);
             } else if !self.isr.contains(&id) && caught_up && !lagging {

@@ -21,6 +21,14 @@ pub type NodeId = i32;
 pub type Offset = i64;
 pub type Epoch = i32;
 
+/// Where a replica's log stands: written end, durable end, and the high watermark it knows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogPosition {
+    pub log_end: Offset,
+    pub durable_end: Offset,
+    pub hw: Offset,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReplicationConfig {
     /// `replica.lag.time.max.ms`: an ISR follower not caught up for this long is dropped.

@@ -17,7 +17,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use shoal_replication::{
     AckCheck, Epoch, EpochHistory, FollowerAction, FollowerReplica, IsrProposal, LeaderReplica,
-    NodeId, Offset, ReplicationConfig, ToFollower, ToLeader,
+    LogPosition, NodeId, Offset, ReplicationConfig, ToFollower, ToLeader,
 };
 
 const NODES: [NodeId; 3] = [1, 2, 3];
@@ -133,14 +133,17 @@ impl Node {
     fn running(&self, now: u64) -> bool {
         self.alive && now >= self.paused_until
     }
-    fn ends(&self) -> (Offset, Offset, Offset) {
-        let hw = self.hw_known.min(self.durable as Offset);
-        (self.log.len() as Offset, self.durable as Offset, hw)
+    fn ends(&self) -> LogPosition {
+        LogPosition {
+            log_end: self.log.len() as Offset,
+            durable_end: self.durable as Offset,
+            hw: self.hw_known.min(self.durable as Offset),
+        }
     }
     fn hw(&self) -> Option<Offset> {
         match &self.role {
-            Role::Leader(l) => Some(l.high_watermark()),
-            Role::Follower(f) => Some(f.high_watermark()),
+            Role::Leader(l) => Some(l.position().hw),
+            Role::Follower(f) => Some(f.position().hw),
             Role::None => None,
         }
     }
@@ -378,7 +381,7 @@ impl Sim {
             self.check_new_leader(id);
         } else if view.leader > 0 {
             let ends = n.ends();
-            let log = Log(&n.log, ends.0);
+            let log = Log(&n.log, ends.log_end);
             let retry = config().push_timeout_ms;
             let (f, hello) = FollowerReplica::new(view.leader, view.epoch, ends, &log, now, retry);
             n.role = Role::Follower(f);
@@ -580,7 +583,7 @@ impl Sim {
         if proposal.is_some() {
             n.last_proposal_ms = now;
         }
-        let hw = l.high_watermark();
+        let hw = l.position().hw;
         let mut answers = Vec::new();
         n.waiters
             .retain(|&(value, end)| match l.check_acks_all(end) {
@@ -627,7 +630,7 @@ impl Sim {
         for i in 0..NODES.len() {
             let n = &self.nodes[i];
             if let (Role::Follower(f), true) = (&n.role, n.alive) {
-                let hw = f.high_watermark() as usize;
+                let hw = f.position().hw as usize;
                 let prefix: Vec<u64> = n.log[..hw.min(n.log.len())]
                     .iter()
                     .map(|e| e.value)
