@@ -87,3 +87,22 @@ fn cli_output_into_a_closed_pipe_ends_without_a_panic() {
         output.status
     );
 }
+
+/// Kafka answers a Fetch partition that failed with empty records, never null (librdkafka at
+/// Fetch v16 trips over null).
+#[test]
+fn a_failed_fetch_partition_carries_empty_records() {
+    let broker = Broker::start();
+    broker.create_topic("empty-records", 1);
+    let mut conn = shoal_testkit::raw::RawConn::connect(&broker.addr());
+    for (partition, offset, code) in [(0, 1_000, 1), (7, 0, 3)] {
+        let response = conn.fetch("empty-records", partition, offset);
+        let p = &response.responses[0].partitions[0];
+        assert_eq!(p.error_code, code, "partition {partition} offset {offset}");
+        assert_eq!(
+            p.records.as_deref(),
+            Some(&[][..]),
+            "partition {partition}: records must be empty, not null"
+        );
+    }
+}

@@ -87,7 +87,8 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: FetchRequest) -> F
                     .with_log_start_offset(if version >= 5 { r.log_start_offset } else { -1 })
                     .with_aborted_transactions(Some(Vec::new()))
                     .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
-                    .with_records(r.records)
+                    // Never null: Kafka answers an error partition with empty records.
+                    .with_records(Some(r.records.unwrap_or_default()))
             })
             .collect();
         responses.push(
