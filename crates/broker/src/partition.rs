@@ -49,7 +49,9 @@ pub struct ReadOutcome {
     pub error_code: i16,
     pub high_watermark: i64,
     pub log_start_offset: i64,
-    pub records: Option<Bytes>,
+    /// Empty when there is nothing to return, never absent: Kafka sends empty records even
+    /// with an error.
+    pub records: Bytes,
 }
 
 impl ReadOutcome {
@@ -58,11 +60,11 @@ impl ReadOutcome {
             error_code: code,
             high_watermark: -1,
             log_start_offset: -1,
-            records: None,
+            records: Bytes::new(),
         }
     }
     pub fn bytes(&self) -> usize {
-        self.records.as_ref().map_or(0, |r| r.len())
+        self.records.len()
     }
 }
 
@@ -109,10 +111,9 @@ pub mod ops {
             error_code: ec::NONE,
             high_watermark: hw,
             log_start_offset: log_start,
-            records: None,
+            records: Bytes::new(),
         };
         if offset == hw {
-            out.records = Some(Bytes::new());
             return out;
         }
         if offset < log_start || offset > hw {
@@ -121,7 +122,7 @@ pub mod ops {
         }
         match p.log.read(offset, max_bytes, hw, min_one_batch).await {
             Ok(result) if result.slices.len() == 1 => match result.slices[0].read().await {
-                Ok(b) => out.records = Some(b),
+                Ok(b) => out.records = b,
                 Err(e) => {
                     log::error!("read: {e}");
                     out.error_code = e.kafka_code();
@@ -139,7 +140,7 @@ pub mod ops {
                         }
                     }
                 }
-                out.records = Some(buf.freeze());
+                out.records = buf.freeze();
             }
             Err(e) => out.error_code = e.kafka_code(),
         }

@@ -174,7 +174,7 @@ async fn load(log: &Rc<LocalPartition>, coordinator: &mut Coordinator) -> Result
             );
             return Err(e::COORDINATOR_NOT_AVAILABLE);
         }
-        let data = read.records.unwrap_or_default();
+        let data = read.records;
         let (records, next) = decode_batches(data).map_err(|err| {
             log::error!("{OFFSETS_TOPIC}: at {offset}: {err}");
             e::COORDINATOR_NOT_AVAILABLE

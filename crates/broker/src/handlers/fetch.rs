@@ -87,8 +87,7 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: FetchRequest) -> F
                     .with_log_start_offset(if version >= 5 { r.log_start_offset } else { -1 })
                     .with_aborted_transactions(Some(Vec::new()))
                     .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
-                    // Never null: Kafka answers an error partition with empty records.
-                    .with_records(Some(r.records.unwrap_or_default()))
+                    .with_records(Some(r.records))
             })
             .collect();
         responses.push(
@@ -156,7 +155,7 @@ async fn read_all(
             let n = r.bytes();
             if n > 0 {
                 if used > 0 && used + n > bytes_max {
-                    r.records = Some(bytes::Bytes::new());
+                    r.records = bytes::Bytes::new();
                 } else {
                     used += n;
                 }
