@@ -56,7 +56,7 @@ const STAGES: [&str; 5] = [
 
 #[test]
 fn a_produce_moves_the_request_counters_and_stage_histograms() {
-    let broker = Broker::start();
+    let broker = Broker::start_with_admin();
     broker.create_topic("metered", 2);
     let before = scrape(&broker);
     for stage in STAGES {
@@ -108,7 +108,7 @@ fn a_produce_moves_the_request_counters_and_stage_histograms() {
 
 #[test]
 fn bad_admin_requests_get_short_answers() {
-    let broker = Broker::start();
+    let broker = Broker::start_with_admin();
     assert_eq!(broker.admin_get("/nope").0, "HTTP/1.1 404 Not Found");
     use std::io::{Read, Write};
     let send = |request: &[u8]| {

@@ -132,6 +132,14 @@ impl Broker {
         Broker::start_with(BrokerOptions::default())
     }
 
+    /// A broker with its admin listener on an ephemeral port ([`Broker::admin_addr`]).
+    pub fn start_with_admin() -> Broker {
+        Broker::start_with(BrokerOptions {
+            extra_args: vec!["--admin-listen".into(), "127.0.0.1:0".into()],
+            ..BrokerOptions::default()
+        })
+    }
+
     pub fn start_with(options: BrokerOptions) -> Broker {
         let mut broker = Broker::unstarted(options, free_port());
         broker.spawn_and_wait();
@@ -217,8 +225,7 @@ impl Broker {
             .arg(self.addr())
             .arg("--cores")
             .arg(self.options.cores.to_string())
-            .arg("--admin-listen")
-            .arg("127.0.0.1:0")
+            .args(self.admin_args())
             .args(&self.options.extra_args)
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -384,6 +391,21 @@ impl Broker {
             None => "the broker process is still running".to_string(),
         };
         panic!("{what}: {msg}\n[{state}]");
+    }
+
+    /// No admin listener unless the test asks for one ([`Broker::start_with_admin`]): every
+    /// extra listening socket is one more chance to take a port `free_port` handed out.
+    fn admin_args(&self) -> Vec<&'static str> {
+        if self
+            .options
+            .extra_args
+            .iter()
+            .any(|a| a == "--admin-listen")
+        {
+            Vec::new()
+        } else {
+            vec!["--admin-listen", ""]
+        }
     }
 
     /// The admin listener's address, from the start-up line (`--admin-listen 127.0.0.1:0`).
