@@ -25,6 +25,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "shoal-storage",
             "shoal-metadata",
             "shoal-raft",
+            "shoal-replication",
             "shoal-cluster",
         ],
     ),

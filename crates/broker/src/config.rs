@@ -34,6 +34,9 @@ pub struct NodeConfig {
     pub cluster_send_queue_max: usize,
     /// Largest frame accepted from a peer on `cluster_listen`.
     pub cluster_frame_bytes_max: usize,
+    /// Kafka's `replica.lag.time.max.ms`: an in-sync follower not caught up for this long is
+    /// dropped from the ISR.
+    pub replica_lag_time_max_ms: u64,
     pub data_dir: PathBuf,
     /// Kafka listener, `HOST:PORT`.
     pub listen: String,
@@ -105,6 +108,7 @@ impl Default for NodeConfig {
             metadata_queue_max: crate::metadata::METADATA_QUEUE_MAX,
             cluster_send_queue_max: 4_096,
             cluster_frame_bytes_max: shoal_cluster::MESSAGE_BYTES_MAX,
+            replica_lag_time_max_ms: 30_000,
             data_dir: PathBuf::from("./shoal-data"),
             listen: "127.0.0.1:9092".to_string(),
             admin_listen: "127.0.0.1:9644".to_string(),
@@ -290,6 +294,17 @@ pub fn topic_config_value<'a>(
         .iter()
         .find(|(k, _)| *k == key)
         .map(|(_, v)| (*v, ConfigSource::Default))
+}
+
+/// A topic's `min.insync.replicas` (validated as a positive integer when set).
+pub fn min_insync_replicas(
+    node_defaults: &BTreeMap<String, String>,
+    topic: &BTreeMap<String, String>,
+) -> usize {
+    topic_config_value("min.insync.replicas", node_defaults, topic)
+        .and_then(|(v, _)| v.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,6 +15,8 @@ pub struct NodeContext {
     pub connections: AtomicUsize,
     pub advertised_host: String,
     pub advertised_port: i32,
+    /// Per shard: replication channels the cluster listener accepted for it.
+    pub replica_accepts: Vec<crossbeam::channel::Receiver<(u64, std::net::TcpStream)>>,
 }
 
 impl NodeContext {

@@ -12,4 +12,6 @@ pub mod metadata;
 pub mod metrics;
 pub mod node;
 pub mod partition;
+pub mod replica;
+pub mod replication;
 pub mod shard;

@@ -18,6 +18,8 @@ use shoal_sync::Notify;
 
 /// How often a shard checks for shutdown and runs partition ticks.
 const TICK_INTERVAL_MS: u64 = 100;
+/// Replication channels accepted for a shard and not yet taken over by it.
+const REPLICA_ACCEPTS_QUEUED_MAX: usize = 64;
 /// Start-up waits this long for a quorum of one to register and unfence this broker.
 const UNFENCE_WAIT_SINGLE_MS: u64 = 10_000;
 /// ... and this long for a multi-node quorum before serving anyway.
@@ -195,6 +197,9 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
     }
     let (advertised_host, advertised_port) = split_host_port(config.advertised())?;
     let voters = config.voters()?;
+    let (handoff, replica_accepts): (Vec<_>, Vec<_>) = (0..nr_shards)
+        .map(|_| crossbeam::channel::bounded(REPLICA_ACCEPTS_QUEUED_MAX))
+        .unzip();
     let metadata = crate::metadata::start(crate::metadata::DriverConfig {
         node_id: config.node_id,
         voters: voters
@@ -216,6 +221,7 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
         },
         queue_max: config.metadata_queue_max,
         send_queue_max: config.cluster_send_queue_max,
+        replica_handoff: Arc::new(handoff),
         frame_bytes_max: config.cluster_frame_bytes_max,
     })
     .map_err(|e| format!("metadata in {}: {e}", config.data_dir.display()))?;
@@ -271,6 +277,7 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
         connections: AtomicUsize::new(0),
         advertised_host,
         advertised_port,
+        replica_accepts,
     });
     install_signal_thread(node.clone());
 
@@ -359,7 +366,7 @@ async fn shard_main(
         drop(mesh);
     }
     stages[id].store(2, Ordering::SeqCst);
-    shard.open_owned_partitions().await;
+    shard.open_replicas().await;
     stages[id].store(3, Ordering::SeqCst);
     let listener = match TcpListener::bind(node.config.listen.as_str()) {
         Ok(l) => l,
@@ -379,6 +386,7 @@ async fn shard_main(
     if let Some(listener) = admin {
         glommio::spawn_local(crate::admin::serve(shard.clone(), listener, stop.clone())).detach();
     }
+    glommio::spawn_local(crate::replication::run(shard.clone(), stop.clone())).detach();
     let ticker = {
         let shard = shard.clone();
         let stop = stop.clone();

@@ -9,6 +9,7 @@ use bytes::{Bytes, BytesMut};
 use uuid::Uuid;
 
 use crate::errors::KafkaCode;
+use crate::replica::PartitionReplica;
 use shoal_protocol::errors as ec;
 use shoal_protocol::now_ms;
 use shoal_storage::PartitionLog;
@@ -18,7 +19,17 @@ pub struct LocalPartition {
     pub topic_id: Uuid,
     pub log: Rc<PartitionLog>,
     /// Notified whenever the high watermark may have moved (long-polling fetches wait here).
-    pub data_ready: Notify,
+    pub data_ready: Rc<Notify>,
+    /// Its role (leader, follower, idle) and replication state.
+    pub replica: Rc<PartitionReplica>,
+}
+
+impl LocalPartition {
+    /// What consumers may see: below the replicated high watermark (on a single replica, the
+    /// log's durable end).
+    pub fn high_watermark(&self) -> i64 {
+        self.replica.high_watermark()
+    }
 }
 
 impl AppendOutcome {
@@ -27,6 +38,7 @@ impl AppendOutcome {
             error_code: code,
             error_message: Some(message.into()),
             base_offset: -1,
+            last_offset: -1,
             log_append_time_ms: -1,
             log_start_offset: -1,
         }
@@ -39,6 +51,8 @@ pub struct AppendOutcome {
     pub error_code: i16,
     pub error_message: Option<String>,
     pub base_offset: i64,
+    /// Not on the wire: where `acks=all` must wait to.
+    pub last_offset: i64,
     pub log_append_time_ms: i64,
     pub log_start_offset: i64,
 }
@@ -84,6 +98,7 @@ pub mod ops {
                     error_code: ec::NONE,
                     error_message: None,
                     base_offset: info.base_offset,
+                    last_offset: info.last_offset,
                     log_append_time_ms: info.log_append_time_ms,
                     log_start_offset: info.log_start_offset,
                 }
@@ -92,6 +107,7 @@ pub mod ops {
                 error_code: e.kafka_code(),
                 error_message: Some(e.to_string()),
                 base_offset: -1,
+                last_offset: -1,
                 log_append_time_ms: -1,
                 log_start_offset: p.log.log_start_offset(),
             },
@@ -105,7 +121,7 @@ pub mod ops {
         max_bytes: u32,
         min_one_batch: bool,
     ) -> ReadOutcome {
-        let hw = p.log.high_watermark();
+        let hw = p.high_watermark();
         let log_start = p.log.log_start_offset();
         let mut out = ReadOutcome {
             error_code: ec::NONE,
@@ -150,7 +166,7 @@ pub mod ops {
     /// Waits until the partition has data at `offset` (or it changes state), bounded by `deadline`.
     pub async fn wait_for_data(p: Rc<LocalPartition>, offset: i64, deadline: Instant) {
         loop {
-            if p.log.high_watermark() > offset || p.log.log_start_offset() > offset {
+            if p.high_watermark() > offset || p.log.log_start_offset() > offset {
                 return;
             }
             let now = Instant::now();

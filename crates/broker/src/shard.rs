@@ -10,6 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use glommio::channels::channel_mesh::Senders;
@@ -18,6 +19,8 @@ use uuid::Uuid;
 use crate::context::NodeContext;
 use crate::metadata::{MetadataSnapshot, TopicMeta};
 use crate::partition::{ops, AppendOutcome, LocalPartition};
+use crate::replica::wire::Frame;
+use crate::replica::{AcksAll, Links, PartitionReplica};
 use shoal_protocol::errors as ec;
 use shoal_protocol::now_ms;
 use shoal_storage::PartitionLog;
@@ -36,6 +39,9 @@ pub type Job = Box<dyn FnOnce(Rc<Shard>) -> Pin<Box<dyn Future<Output = ReplyVal
 pub enum ShardMessage {
     Job { origin: usize, id: u64, run: Job },
     Reply { id: u64, value: ReplyValue },
+    /// A replication frame from node `from` for a replica this shard holds (fire and forget:
+    /// frames of one channel arrive in order).
+    Replica { from: i32, frame: Frame },
 }
 
 /// Removes a pending reply slot when its waiter goes away.
@@ -71,6 +77,17 @@ pub struct Shard {
     /// The metadata version whose topic configs the open logs have.
     configs_version: Cell<u64>,
     pub metrics: crate::metrics::ShardMetrics,
+    /// This shard's outbound replication channels.
+    pub links: Rc<Links>,
+}
+
+/// The local shard of this node's replica of `partition`, leader or not.
+fn replica_shard(meta: &MetadataSnapshot, t: &TopicMeta, partition: i32, nr_shards: usize) -> Option<usize> {
+    let p = t.parts.get(usize::try_from(partition).ok()?)?;
+    if !p.replicas.contains(&meta.node_id) {
+        return None;
+    }
+    p.shard.map(|s| s as usize % nr_shards)
 }
 
 /// The local shard of `partition` when this node leads it.
@@ -105,6 +122,7 @@ impl Shard {
             .collect();
         Rc::new(Shard {
             id,
+            links: Links::new(ctx.clone(), id),
             ctx,
             snapshot: RefCell::new(snapshot),
             partitions: RefCell::new(HashMap::new()),
@@ -143,16 +161,141 @@ impl Shard {
                     tx.send(value);
                 }
             }
+            ShardMessage::Replica { from, frame } => self.on_replica_frame(from, frame),
         }
     }
 
-    /// The current metadata; refreshed from the node only when its version moved.
+    /// The current metadata; refreshed from the node only when its version moved, and then
+    /// the roles of the open replicas follow it before anyone reads it.
     pub fn metadata(&self) -> Arc<MetadataSnapshot> {
         let version = self.ctx.metadata.version();
         if self.snapshot.borrow().version != version {
-            *self.snapshot.borrow_mut() = self.ctx.metadata.snapshot();
+            let next = self.ctx.metadata.snapshot();
+            *self.snapshot.borrow_mut() = next.clone();
+            self.reconcile_roles(&next);
         }
         self.snapshot.borrow().clone()
+    }
+
+    /// Sends a replication frame to the shard holding its replica (or handles it here).
+    pub async fn route_replica_frame(self: &Rc<Self>, from: i32, frame: Frame) {
+        let meta = self.metadata();
+        let Some(t) = meta.topic_by_id(&frame.topic_id) else {
+            return;
+        };
+        let Some(owner) = replica_shard(&meta, t, frame.partition, self.ctx.nr_shards) else {
+            return;
+        };
+        if owner == self.id {
+            self.on_replica_frame(from, frame);
+            return;
+        }
+        let peers = self.peers.borrow().clone();
+        if let Some(peers) = peers {
+            let _ = peers
+                .send_to(owner, ShardMessage::Replica { from, frame })
+                .await;
+        }
+    }
+
+    /// A replication frame for one of this shard's replicas.
+    fn on_replica_frame(&self, from: i32, frame: Frame) {
+        self.links
+            .learn(frame.topic_id, frame.partition, from, frame.from_shard);
+        let meta = self.metadata();
+        let Some(t) = meta.topic_by_id(&frame.topic_id) else {
+            return;
+        };
+        let open = self
+            .partitions
+            .borrow()
+            .get(&t.name)
+            .and_then(|slots| slots.get(&frame.partition))
+            .filter(|slot| slot.topic_id == frame.topic_id)
+            .and_then(|slot| slot.open.borrow().clone());
+        if let Some(p) = open {
+            p.replica.on_frame(from, frame.body);
+        }
+    }
+
+    /// Makes every open replica's role what `meta` says: leader, follower, or idle.
+    fn reconcile_roles(&self, meta: &MetadataSnapshot) {
+        let open: Vec<(i32, Rc<LocalPartition>)> = self
+            .partitions
+            .borrow()
+            .values()
+            .flat_map(|slots| {
+                slots
+                    .iter()
+                    .filter_map(|(&i, s)| s.open.borrow().clone().map(|p| (i, p)))
+            })
+            .collect();
+        for (index, p) in open {
+            self.reconcile_role(meta, index, &p);
+        }
+    }
+
+    fn reconcile_role(&self, meta: &MetadataSnapshot, index: i32, p: &LocalPartition) {
+        let r = &p.replica;
+        let me = meta.node_id;
+        let topic = meta.topic_by_id(&p.topic_id);
+        let state = topic
+            .and_then(|t| t.parts.get(usize::try_from(index).ok()?))
+            .filter(|s| s.replicas.contains(&me));
+        let Some(state) = state else {
+            if r.leading().is_some() || r.following().is_some() {
+                r.become_idle();
+            }
+            return;
+        };
+        if state.leader == me {
+            match r.leading() {
+                Some((epoch, pe)) if epoch == state.leader_epoch => {
+                    if pe < state.partition_epoch {
+                        r.on_partition_change(&state.isr, state.partition_epoch);
+                    }
+                }
+                _ => {
+                    let t = topic.expect("found above");
+                    let cfg = crate::replica::replication_config(
+                        self.ctx.config.replica_lag_time_max_ms,
+                        crate::config::min_insync_replicas(&self.ctx.config.topic_defaults, &t.configs),
+                    );
+                    r.become_leader(
+                        state.leader_epoch,
+                        state.partition_epoch,
+                        &state.replicas,
+                        &state.isr,
+                        cfg,
+                    );
+                }
+            }
+        } else if state.leader >= 0 {
+            if r.following() != Some((state.leader, state.leader_epoch)) {
+                r.become_follower(state.leader, state.leader_epoch);
+            }
+        } else if r.leading().is_some() || r.following().is_some() {
+            r.become_idle();
+        }
+    }
+
+    /// Opens this shard's replicas that are not open yet (their roles start on open).
+    pub async fn open_replicas(&self) {
+        let meta = self.metadata();
+        for t in meta.topics.values() {
+            for p in 0..t.partitions() {
+                if replica_shard(&meta, t, p, self.ctx.nr_shards) != Some(self.id) {
+                    continue;
+                }
+                if let Err(code) = self.replica_partition(&t.name, p).await {
+                    log::error!(
+                        "shard {}: replica {}-{p} unavailable (error {code})",
+                        self.id,
+                        t.name
+                    );
+                }
+            }
+        }
     }
 
     /// Runs `f` on shard `target` (directly when it is this shard) and returns its result.
@@ -221,18 +364,26 @@ impl Shard {
         local_shard(&meta, t, partition, self.ctx.nr_shards)
     }
 
-    /// The slot of a partition this shard owns (created on first use, synchronously).
+    /// The slot of a partition this shard owns (created on first use, synchronously); only
+    /// while this node leads it unless `any_role`.
     fn slot(
         &self,
         topic: &str,
         partition: i32,
+        any_role: bool,
     ) -> Result<(Rc<PartitionSlot>, Arc<TopicMeta>), i16> {
         let meta = self.metadata();
         let t = meta
             .topic(topic)
             .ok_or(ec::UNKNOWN_TOPIC_OR_PARTITION)?
             .clone();
-        if local_shard(&meta, &t, partition, self.ctx.nr_shards)? != self.id {
+        let owner = if any_role {
+            replica_shard(&meta, &t, partition, self.ctx.nr_shards)
+                .ok_or(ec::NOT_LEADER_OR_FOLLOWER)?
+        } else {
+            local_shard(&meta, &t, partition, self.ctx.nr_shards)?
+        };
+        if owner != self.id {
             return Err(ec::NOT_LEADER_OR_FOLLOWER);
         }
         let mut map = self.partitions.borrow_mut();
@@ -271,9 +422,27 @@ impl Shard {
         }
     }
 
-    /// The local partition, opening (and recovering) its log on first use.
+    /// The local partition this node leads, opening (and recovering) its log on first use.
     pub async fn partition(&self, topic: &str, partition: i32) -> Result<Rc<LocalPartition>, i16> {
-        let (slot, t) = self.slot(topic, partition)?;
+        self.open_partition(topic, partition, false).await
+    }
+
+    /// The local replica, leader or follower, opening its log on first use.
+    pub async fn replica_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Rc<LocalPartition>, i16> {
+        self.open_partition(topic, partition, true).await
+    }
+
+    async fn open_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        any_role: bool,
+    ) -> Result<Rc<LocalPartition>, i16> {
+        let (slot, t) = self.slot(topic, partition, any_role)?;
         let existing = slot.open.borrow().clone();
         if let Some(p) = existing {
             return Ok(p);
@@ -286,9 +455,18 @@ impl Shard {
         self.open_slot(&slot, &t, topic, partition).await
     }
 
-    /// Appends in arrival order: the gate is held until the log has queued this append.
-    pub async fn append_ordered(&self, topic: &str, partition: i32, batch: Bytes) -> AppendOutcome {
-        let (slot, t) = match self.slot(topic, partition) {
+    /// Appends in arrival order (the gate is held until the log has queued this append), then
+    /// for `acks=all` waits until the ISR has it, at most `timeout`.
+    pub async fn append_ordered(
+        &self,
+        topic: &str,
+        partition: i32,
+        batch: Bytes,
+        acks: i16,
+        timeout: Duration,
+    ) -> AppendOutcome {
+        let deadline = Instant::now() + timeout;
+        let (slot, t) = match self.slot(topic, partition, false) {
             Ok(x) => x,
             Err(code) => return AppendOutcome::error(code, "partition unavailable"),
         };
@@ -304,14 +482,40 @@ impl Shard {
             },
         };
         let leader_epoch = t.parts[partition as usize].leader_epoch;
+        if p.replica.leading().map(|(e, _)| e) != Some(leader_epoch) {
+            return AppendOutcome::error(ec::NOT_LEADER_OR_FOLLOWER, "leadership is moving");
+        }
+        if acks == -1 && !p.replica.can_append_acks_all() {
+            return AppendOutcome::error(
+                ec::NOT_ENOUGH_REPLICAS,
+                "fewer in-sync replicas than min.insync.replicas",
+            );
+        }
         // PartitionLog::append takes its place in the log's FIFO on its first poll.
-        let mut append = Box::pin(ops::append(p, batch, leader_epoch));
+        let mut append = Box::pin(ops::append(p.clone(), batch, leader_epoch));
         let first = futures_lite::future::poll_once(&mut append).await;
         drop(gate);
-        match first {
+        let outcome = match first {
             Some(outcome) => outcome,
             None => append.await,
+        };
+        if acks != -1 || outcome.error_code != ec::NONE {
+            return outcome;
         }
+        let waited = p
+            .replica
+            .wait_acks_all(outcome.last_offset + 1, leader_epoch, deadline)
+            .await;
+        let (code, message) = match waited {
+            AcksAll::Done => return outcome,
+            AcksAll::TooFewReplicasAfterAppend => (
+                ec::NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+                "the ISR shrank below min.insync.replicas",
+            ),
+            AcksAll::NotLeader => (ec::NOT_LEADER_OR_FOLLOWER, "leadership moved"),
+            AcksAll::TimedOut => (ec::REQUEST_TIMED_OUT, "not replicated to the ISR in time"),
+        };
+        AppendOutcome::error(code, message)
     }
 
     async fn open_slot(
@@ -340,31 +544,25 @@ impl Shard {
                 ec::KAFKA_STORAGE_ERROR
             })?;
         log.set_timings(self.metrics.log.clone());
+        let data_ready = Rc::new(Notify::default());
+        let replica = PartitionReplica::new(
+            t.id,
+            partition,
+            log.clone(),
+            data_ready.clone(),
+            self.links.clone(),
+            self.ctx.clone(),
+        );
         let p = Rc::new(LocalPartition {
             topic_id: t.id,
             log,
-            data_ready: Notify::default(),
+            data_ready,
+            replica: Rc::new(replica),
         });
         *slot.open.borrow_mut() = Some(p.clone());
-        Ok(p)
-    }
-
-    /// Opens every partition this shard owns (at start, so recovery runs before serving).
-    pub async fn open_owned_partitions(&self) {
         let meta = self.metadata();
-        for t in meta.topics.values() {
-            for p in 0..t.partitions() {
-                if local_shard(&meta, t, p, self.ctx.nr_shards) == Ok(self.id) {
-                    if let Err(code) = self.partition(&t.name, p).await {
-                        log::error!(
-                            "shard {}: {}-{p} unavailable (error {code})",
-                            self.id,
-                            t.name
-                        );
-                    }
-                }
-            }
-        }
+        self.reconcile_role(&meta, partition, &p);
+        Ok(p)
     }
 
     /// Closes and deletes this shard's partitions of a deleted topic.
@@ -382,6 +580,7 @@ impl Shard {
             let Some(lp) = slot.open.borrow_mut().take() else {
                 continue;
             };
+            lp.replica.become_idle();
             lp.data_ready.notify_all();
             let log = lp.log.clone();
             drop(lp);
@@ -475,7 +674,7 @@ impl Shard {
         self.apply_topic_configs();
         let now = now_ms();
         for p in self.local_partitions() {
-            let hw_before = p.log.high_watermark();
+            let hw_before = p.high_watermark();
             if let Err(e) = p.log.tick(now).await {
                 log::error!("shard {}: tick: {e}", self.id);
             }
@@ -485,7 +684,7 @@ impl Shard {
                 }
             }
             // Interval-flushed logs move their watermark without an append completing.
-            if p.log.high_watermark() != hw_before {
+            if p.high_watermark() != hw_before {
                 p.data_ready.notify_all();
             }
         }
@@ -493,6 +692,7 @@ impl Shard {
 
     pub async fn close_all(&self) {
         for p in self.local_partitions() {
+            p.replica.become_idle();
             if let Err(e) = p.log.close().await {
                 log::error!("shard {}: close: {e}", self.id);
             }

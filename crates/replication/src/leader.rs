@@ -135,6 +135,9 @@ impl LeaderReplica {
     pub fn epoch(&self) -> Epoch {
         self.epoch
     }
+    pub fn partition_epoch(&self) -> i32 {
+        self.partition_epoch
+    }
     pub fn position(&self) -> LogPosition {
         self.pos
     }

@@ -1,5 +1,6 @@
-//! CreateTopics (key 19), v2-7. Replication factor must be 1 (or -1) until replication lands;
-//! names and configs are validated here; the topics then go to the active controller in one
+//! CreateTopics (key 19), v2-7. Replication factor -1 means Kafka's
+//! `default.replication.factor` (1); more replicas than unfenced brokers fail
+//! INVALID_REPLICATION_FACTOR at the controller. Names and configs are validated here; the topics then go to the active controller in one
 //! request and are answered once committed and visible in this node's snapshot. `validate_only`
 //! changes nothing. Manual assignments are checked for known brokers, then placement is the
 //! controller's.
@@ -20,12 +21,16 @@ use crate::metadata::{ControllerError, ControllerReply, ControllerRequest, NewTo
 use crate::shard::Shard;
 use shoal_protocol::errors as ec;
 
+/// Kafka's `default.replication.factor`: what a topic created with -1 gets.
+pub const DEFAULT_REPLICATION_FACTOR: i16 = 1;
+
 fn success(
     version: i16,
     node: &NodeContext,
     name: &str,
     id: uuid::Uuid,
     partitions: i32,
+    replication_factor: i16,
     topic_configs: &BTreeMap<String, String>,
 ) -> CreatableTopicResult {
     let mut result = CreatableTopicResult::default()
@@ -33,7 +38,7 @@ fn success(
         .with_topic_id(id)
         .with_error_code(ec::NONE)
         .with_num_partitions(partitions)
-        .with_replication_factor(1);
+        .with_replication_factor(replication_factor);
     if version >= 5 {
         let configs = TOPIC_CONFIG_DEFAULTS
             .iter()
@@ -64,7 +69,7 @@ pub async fn handle(
 ) -> CreateTopicsResponse {
     let node = &shard.ctx;
     let mut results = Vec::with_capacity(request.topics.len());
-    let mut wanted: Vec<(usize, i32)> = Vec::new();
+    let mut wanted: Vec<(usize, i32, i16)> = Vec::new();
     let mut new_topics: Vec<NewTopic> = Vec::new();
     for t in &request.topics {
         let name = t.name.0.to_string();
@@ -95,16 +100,17 @@ pub async fn handle(
             ));
             continue;
         }
-        if t.replication_factor != -1 && t.replication_factor != 1 {
-            results.push(fail(
-                ec::INVALID_REPLICATION_FACTOR,
-                format!(
-                    "replication factor {} is larger than the 1 available broker",
-                    t.replication_factor
-                ),
-            ));
-            continue;
-        }
+        let replication_factor = match t.replication_factor {
+            -1 => DEFAULT_REPLICATION_FACTOR,
+            rf if rf >= 1 => rf,
+            rf => {
+                results.push(fail(
+                    ec::INVALID_REPLICATION_FACTOR,
+                    format!("replication factor must be >= 1 or -1, got {rf}"),
+                ));
+                continue;
+            }
+        };
         let meta = shard.metadata();
         if t.assignments
             .iter()
@@ -154,17 +160,18 @@ pub async fn handle(
                     &name,
                     uuid::Uuid::nil(),
                     partitions,
+                    replication_factor,
                     &configs,
                 ));
             }
             continue;
         }
-        wanted.push((results.len(), partitions));
+        wanted.push((results.len(), partitions, replication_factor));
         results.push(fail(ec::REQUEST_TIMED_OUT, "not answered".into()));
         new_topics.push(NewTopic {
             name,
             partitions,
-            replication_factor: 1,
+            replication_factor,
             configs,
         });
     }
@@ -212,11 +219,13 @@ pub async fn handle(
                     .all(|(n, id)| m.topic(n).is_some_and(|t| t.id == *id))
             })
             .await;
-        for (((index, partitions), name), result) in wanted.into_iter().zip(&names).zip(per_topic) {
+        for (((index, partitions, rf), name), result) in
+            wanted.into_iter().zip(&names).zip(per_topic)
+        {
             let request_topic = &request.topics[index];
             results[index] = match result {
                 Ok(id) => {
-                    log::info!("created topic '{name}' with {partitions} partition(s)");
+                    log::info!("created topic '{name}' with {partitions} partition(s), {rf} replica(s) each");
                     let configs: BTreeMap<String, String> = request_topic
                         .configs
                         .iter()
@@ -226,7 +235,7 @@ pub async fn handle(
                                 .map(|v| (c.name.to_string(), v.to_string()))
                         })
                         .collect();
-                    success(version, node, name, id, partitions, &configs)
+                    success(version, node, name, id, partitions, rf, &configs)
                 }
                 Err(e) => CreatableTopicResult::default()
                     .with_name(request_topic.name.clone())

@@ -28,9 +28,9 @@ pub async fn lookup(
         .on_partition(topic, partition, move |_, p| async move {
             let (error, offset, ts) = match timestamp {
                 EARLIEST_TIMESTAMP => (ec::NONE, p.log.log_start_offset(), -1),
-                LATEST_TIMESTAMP | MAX_TIMESTAMP => (ec::NONE, p.log.high_watermark(), -1),
+                LATEST_TIMESTAMP | MAX_TIMESTAMP => (ec::NONE, p.high_watermark(), -1),
                 ts => match p.log.offset_for_timestamp(ts).await {
-                    Ok(Some((offset, found_ts))) if offset < p.log.high_watermark() => {
+                    Ok(Some((offset, found_ts))) if offset < p.high_watermark() => {
                         (ec::NONE, offset, found_ts)
                     }
                     Ok(_) => (ec::NONE, -1, -1),

@@ -31,7 +31,7 @@ pub async fn handle(
                 shard
                     .on_partition(&topic, partition, move |_, p| async move {
                         let (e, end) = p.log.end_offset_for_leader_epoch(epoch);
-                        (ec::NONE, e, end.min(p.log.high_watermark()))
+                        (ec::NONE, e, end.min(p.high_watermark()))
                     })
                     .await
                     .unwrap_or_else(|code| (code, -1, -1))

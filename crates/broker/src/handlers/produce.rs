@@ -4,6 +4,7 @@
 //! partitions are appended concurrently and the response lists them in request order.
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
@@ -14,6 +15,9 @@ use crate::shard::Shard;
 use shoal_protocol::errors as ec;
 use shoal_storage::batch::{BatchHeader, Compression};
 
+/// The longest a produce waits for replication, whatever the client asks.
+pub const PRODUCE_TIMEOUT_MS_MAX: u64 = 300_000;
+
 /// Returns `None` for acks=0: the client expects no response.
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -22,6 +26,8 @@ pub async fn handle(
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
     let acks_valid = matches!(acks, -1..=1);
+    // How long acks=all waits for the ISR (the request's timeout, Kafka's semantics).
+    let timeout = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0).clamp(1, PRODUCE_TIMEOUT_MS_MAX));
     if request.transactional_id.is_some() {
         log::warn!("transactional produce refused: transactions are not supported");
     }
@@ -79,7 +85,7 @@ pub async fn handle(
                 };
                 shard
                     .invoke_on(owner, move |s| async move {
-                        s.append_ordered(&name, index, batch).await
+                        s.append_ordered(&name, index, batch, acks, timeout).await
                     })
                     .await
                     .unwrap_or_else(|_| {

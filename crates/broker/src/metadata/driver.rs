@@ -63,6 +63,8 @@ pub struct DriverConfig {
     pub queue_max: usize,
     pub send_queue_max: usize,
     pub frame_bytes_max: usize,
+    /// Where accepted replication channels go, per shard.
+    pub replica_handoff: super::net::ReplicaHandoff,
 }
 
 pub(crate) enum Input {
@@ -146,6 +148,7 @@ pub fn start(cfg: DriverConfig) -> Result<MetadataStore, String> {
             send_queue_max: cfg.send_queue_max,
             frame_bytes_max: cfg.frame_bytes_max,
         },
+        cfg.replica_handoff.clone(),
     )?;
     let published = Arc::new(Published {
         version: AtomicU64::new(0),
@@ -257,6 +260,16 @@ impl Driver {
                 let id = self.node.client_request(request);
                 self.pending.insert(id, Pending::Controller(reply));
             }
+            Input::Command(Command::AsBroker { make, reply }) => match self.node.broker_epoch() {
+                Some(broker_epoch) => {
+                    let request = make(self.node_id, broker_epoch);
+                    let id = self.node.client_request(request);
+                    self.pending.insert(id, Pending::Controller(reply));
+                }
+                None => {
+                    let _ = reply.try_send(Err(ControllerError::Timeout));
+                }
+            },
             Input::Command(Command::ProducerId { reply }) => {
                 if self.pid_waiters.len() >= PRODUCER_ID_WAITERS_MAX {
                     let _ = reply.try_send(Err(ControllerError::Timeout));
@@ -394,6 +407,7 @@ fn build_snapshot(
                 id: b.broker_id,
                 host,
                 port,
+                cluster_addr: b.endpoints.cluster.clone(),
                 rack: b.rack.clone(),
                 fenced: b.state != BrokerState::Unfenced,
             }
@@ -409,6 +423,7 @@ fn build_snapshot(
             .map(|(i, p)| PartitionMeta {
                 leader: p.leader,
                 leader_epoch: p.leader_epoch,
+                partition_epoch: p.partition_epoch,
                 replicas: p.replicas.clone(),
                 isr: p.isr.clone(),
                 offline: p

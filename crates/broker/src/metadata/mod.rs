@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 pub use driver::{start, DriverConfig, Peer};
+pub use net::{replica_hello, ReplicaHandoff};
 pub use shoal_cluster::metadata::{
     ConfigOp, ControllerError, ControllerReply, ControllerRequest, NewTopic,
 };
@@ -38,6 +39,8 @@ pub struct PartitionMeta {
     /// Leading broker, -1 when none is available.
     pub leader: i32,
     pub leader_epoch: i32,
+    /// Bumped by every committed change of this partition (KIP-497's partition epoch).
+    pub partition_epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
     /// Replicas on brokers that are fenced or unknown.
@@ -66,6 +69,8 @@ pub struct BrokerMeta {
     pub id: i32,
     pub host: String,
     pub port: i32,
+    /// `host:port` of its cluster listener (Raft and replication).
+    pub cluster_addr: String,
     pub rack: Option<String>,
     pub fenced: bool,
 }
@@ -156,7 +161,15 @@ pub(crate) enum Command {
     ProducerId {
         reply: std::sync::mpsc::SyncSender<Result<i64, ControllerError>>,
     },
+    /// A request made in this broker's name: the driver fills in its id and current epoch.
+    AsBroker {
+        make: BrokerRequest,
+        reply: std::sync::mpsc::SyncSender<Result<ControllerReply, ControllerError>>,
+    },
 }
+
+/// Builds a controller request from this broker's id and epoch.
+pub(crate) type BrokerRequest = Box<dyn FnOnce(i32, i64) -> ControllerRequest + Send>;
 
 /// The shards' handle on the metadata: the published snapshot and the driver's request queue.
 pub struct MetadataStore {
@@ -187,6 +200,32 @@ impl MetadataStore {
     ) -> Result<ControllerReply, ControllerError> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.send(Command::Controller { request, reply: tx })?;
+        poll_reply(rx, self.reply_timeout).await
+    }
+
+    /// Kafka's AlterPartition from this broker as a partition leader: propose `new_isr` at
+    /// these leader and partition epochs; answered with the committed partition state.
+    pub async fn alter_partition(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        new_isr: Vec<i32>,
+    ) -> Result<ControllerReply, ControllerError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let make: BrokerRequest = Box::new(move |broker_id, broker_epoch| {
+            ControllerRequest::AlterPartition {
+                broker_id,
+                broker_epoch,
+                topic_id,
+                partition,
+                leader_epoch,
+                partition_epoch,
+                new_isr,
+            }
+        });
+        self.send(Command::AsBroker { make, reply: tx })?;
         poll_reply(rx, self.reply_timeout).await
     }
 

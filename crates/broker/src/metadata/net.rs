@@ -23,6 +23,25 @@ use super::driver::Input;
 const HELLO_MAGIC: &[u8; 4] = b"SHCL";
 const HELLO_VERSION: u8 = 1;
 const HELLO_BYTES: usize = 4 + 1 + 8;
+/// A replication channel's hello: magic, version, sender's node id (u64), the shard it wants.
+/// Such a connection is handed, as it is, to that shard (`ReplicaHandoff`); nothing of it runs
+/// on these threads after the hello.
+pub const REPLICA_HELLO_MAGIC: &[u8; 4] = b"SHRP";
+pub const REPLICA_HELLO_VERSION: u8 = 1;
+pub const REPLICA_HELLO_BYTES: usize = 4 + 1 + 8 + 2;
+
+/// Per shard, where accepted replication connections go: (sender's node id, the socket).
+pub type ReplicaHandoff = Arc<Vec<Sender<(u64, TcpStream)>>>;
+
+/// The replication hello a shard sends after dialing a peer's cluster listener.
+pub fn replica_hello(node_id: u64, shard: u16) -> [u8; REPLICA_HELLO_BYTES] {
+    let mut hello = [0u8; REPLICA_HELLO_BYTES];
+    hello[..4].copy_from_slice(REPLICA_HELLO_MAGIC);
+    hello[4] = REPLICA_HELLO_VERSION;
+    hello[5..13].copy_from_slice(&node_id.to_be_bytes());
+    hello[13..15].copy_from_slice(&shard.to_be_bytes());
+    hello
+}
 /// Inbound cluster connections held open at once; more are closed on accept.
 pub const CLUSTER_CONNECTIONS_MAX: usize = 64;
 /// A dial or a blocked write to a peer gives up after this (the peer is treated as down).
@@ -53,6 +72,7 @@ impl Net {
         peers: &[(u64, String)],
         inbound: Sender<Input>,
         limits: NetLimits,
+        handoff: ReplicaHandoff,
     ) -> Result<Net, String> {
         if let Some(addr) = listen {
             let listener = TcpListener::bind(addr)
@@ -60,7 +80,7 @@ impl Net {
             let inbound = inbound.clone();
             std::thread::Builder::new()
                 .name("shoal-cluster-accept".into())
-                .spawn(move || accept_loop(listener, inbound, limits))
+                .spawn(move || accept_loop(listener, inbound, limits, handoff))
                 .map_err(|e| format!("spawn cluster listener: {e}"))?;
         }
         let mut senders = Vec::new();
@@ -162,7 +182,12 @@ fn dial(addr: &str) -> std::io::Result<TcpStream> {
     Err(last)
 }
 
-fn accept_loop(listener: TcpListener, inbound: Sender<Input>, limits: NetLimits) {
+fn accept_loop(
+    listener: TcpListener,
+    inbound: Sender<Input>,
+    limits: NetLimits,
+    handoff: ReplicaHandoff,
+) {
     let open = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
         let stream = match stream {
@@ -178,7 +203,7 @@ fn accept_loop(listener: TcpListener, inbound: Sender<Input>, limits: NetLimits)
             log::warn!("cluster: {CLUSTER_CONNECTIONS_MAX} connections open (CLUSTER_CONNECTIONS_MAX); closing a new one");
             continue;
         }
-        let (inbound, open) = (inbound.clone(), open.clone());
+        let (inbound, open, handoff) = (inbound.clone(), open.clone(), handoff.clone());
         let spawned = std::thread::Builder::new()
             .name("shoal-cluster-from".into())
             .spawn(move || {
@@ -186,7 +211,7 @@ fn accept_loop(listener: TcpListener, inbound: Sender<Input>, limits: NetLimits)
                     .peer_addr()
                     .map(|a| a.to_string())
                     .unwrap_or_default();
-                if let Err(e) = reader(stream, &inbound, limits) {
+                if let Err(e) = reader(stream, &inbound, limits, &handoff) {
                     log::warn!("cluster: connection from {peer} closed: {e}");
                 }
                 open.fetch_sub(1, Ordering::SeqCst);
@@ -197,13 +222,45 @@ fn accept_loop(listener: TcpListener, inbound: Sender<Input>, limits: NetLimits)
     }
 }
 
-fn reader(mut stream: TcpStream, inbound: &Sender<Input>, limits: NetLimits) -> Result<(), String> {
+/// A replication channel: the rest of its hello, then the socket goes to the shard it names.
+fn hand_off(mut stream: TcpStream, handoff: &ReplicaHandoff) -> Result<(), String> {
+    let mut rest = [0u8; REPLICA_HELLO_BYTES - 4];
+    stream
+        .read_exact(&mut rest)
+        .map_err(|e| format!("no replication hello: {e}"))?;
+    if rest[0] != REPLICA_HELLO_VERSION {
+        return Err(format!("replication hello of version {}", rest[0]));
+    }
+    let from = u64::from_be_bytes(rest[1..9].try_into().expect("8 bytes"));
+    let shard = u16::from_be_bytes(rest[9..11].try_into().expect("2 bytes")) as usize;
+    if handoff.is_empty() {
+        return Err(format!("node {from}: replication channel before the shards started"));
+    }
+    let to = &handoff[shard % handoff.len()];
+    stream.set_read_timeout(None).map_err(|e| e.to_string())?;
+    stream.set_nonblocking(true).map_err(|e| e.to_string())?;
+    to.try_send((from, stream))
+        .map_err(|_| format!("node {from}: shard {shard} has too many channels waiting"))
+}
+
+fn reader(
+    mut stream: TcpStream,
+    inbound: &Sender<Input>,
+    limits: NetLimits,
+    handoff: &ReplicaHandoff,
+) -> Result<(), String> {
     stream
         .set_read_timeout(Some(Duration::from_millis(5 * CLUSTER_IO_TIMEOUT_MS)))
         .map_err(|e| e.to_string())?;
     let mut hello = [0u8; HELLO_BYTES];
     stream
-        .read_exact(&mut hello)
+        .read_exact(&mut hello[..4])
+        .map_err(|e| format!("no hello: {e}"))?;
+    if &hello[..4] == REPLICA_HELLO_MAGIC {
+        return hand_off(stream, handoff);
+    }
+    stream
+        .read_exact(&mut hello[4..])
         .map_err(|e| format!("no hello: {e}"))?;
     if &hello[..4] != HELLO_MAGIC || hello[4] != HELLO_VERSION {
         return Err("bad hello (not a shoal cluster peer, or another version)".into());

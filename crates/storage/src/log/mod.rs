@@ -257,6 +257,14 @@ impl PartitionLog {
     pub fn high_watermark(&self) -> i64 {
         self.inner.high_watermark()
     }
+    /// The end of what has been written to the segment files (readable, perhaps not synced).
+    pub fn written_end(&self) -> i64 {
+        self.inner.written_end.get()
+    }
+    /// Waits until the written end reaches `end` (or the log fails or closes).
+    pub async fn wait_written(&self, end: i64) -> Result<(), StorageError> {
+        self.inner.wait_written(end).await
+    }
     /// Records this log's stage timings into `timings` from now on.
     pub fn set_timings(&self, timings: Rc<LogTimings>) {
         *self.inner.timings.borrow_mut() = timings;
