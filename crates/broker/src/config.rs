@@ -37,6 +37,9 @@ pub struct NodeConfig {
     /// Kafka's `replica.lag.time.max.ms`: an in-sync follower not caught up for this long is
     /// dropped from the ISR.
     pub replica_lag_time_max_ms: u64,
+    /// Kafka's `auto.leader.rebalance.enable` and how often the controller checks.
+    pub auto_leader_rebalance_enable: bool,
+    pub leader_imbalance_check_interval_ms: u64,
     pub data_dir: PathBuf,
     /// Kafka listener, `HOST:PORT`.
     pub listen: String,
@@ -74,6 +77,8 @@ pub struct NodeConfig {
     pub topic_defaults: BTreeMap<String, String>,
     /// Partitions of `__consumer_offsets` when it is created (Kafka's `offsets.topic.num.partitions`).
     pub offsets_topic_num_partitions: i32,
+    /// Kafka's `offsets.topic.replication.factor` (3), capped by the live brokers at creation.
+    pub offsets_topic_replication_factor: i16,
     /// Kafka's `group.initial.rebalance.delay.ms` (Kafka: 3000; smaller here so groups form fast).
     pub group_initial_rebalance_delay_ms: i64,
     /// Kafka's `group.min.session.timeout.ms` / `group.max.session.timeout.ms`.
@@ -109,6 +114,9 @@ impl Default for NodeConfig {
             cluster_send_queue_max: 4_096,
             cluster_frame_bytes_max: shoal_cluster::MESSAGE_BYTES_MAX,
             replica_lag_time_max_ms: 30_000,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_ms:
+                shoal_cluster::metadata::controller::LEADER_IMBALANCE_CHECK_INTERVAL_MS_DEFAULT,
             data_dir: PathBuf::from("./shoal-data"),
             listen: "127.0.0.1:9092".to_string(),
             admin_listen: "127.0.0.1:9644".to_string(),
@@ -126,6 +134,7 @@ impl Default for NodeConfig {
             num_partitions: 1,
             retention_check_interval_ms: 300_000,
             topic_defaults: BTreeMap::new(),
+            offsets_topic_replication_factor: 3,
             offsets_topic_num_partitions: 50,
             group_initial_rebalance_delay_ms: 100,
             group_min_session_timeout_ms: 6_000,

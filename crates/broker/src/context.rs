@@ -17,6 +17,9 @@ pub struct NodeContext {
     pub advertised_port: i32,
     /// Per shard: replication channels the cluster listener accepted for it.
     pub replica_accepts: Vec<crossbeam::channel::Receiver<(u64, std::net::TcpStream)>>,
+    /// Cluster addresses of the voters as configured (`controller_quorum_voters`): the way
+    /// this node reaches them, which may differ from what they registered (a proxy).
+    pub peer_cluster_addrs: std::collections::HashMap<i32, String>,
 }
 
 impl NodeContext {

@@ -18,6 +18,8 @@ use shoal_sync::Notify;
 
 /// How often a shard checks for shutdown and runs partition ticks.
 const TICK_INTERVAL_MS: u64 = 100;
+/// The longest a SIGTERM waits for the controller to move this node's leaderships.
+const CONTROLLED_SHUTDOWN_MS_MAX: u64 = 15_000;
 /// Replication channels accepted for a shard and not yet taken over by it.
 const REPLICA_ACCEPTS_QUEUED_MAX: usize = 64;
 /// Start-up waits this long for a quorum of one to register and unfence this broker.
@@ -55,18 +57,55 @@ fn install_signal_thread(node: Arc<NodeContext>) {
     unsafe {
         std::thread::Builder::new()
             .name("shoal-signals".into())
-            .spawn(move || loop {
-                let mut sig: libc::c_int = 0;
-                if libc::sigwait(&set, &mut sig) != 0 {
-                    continue;
+            .spawn(move || {
+                let mut signalled = false;
+                loop {
+                    let mut sig: libc::c_int = 0;
+                    if libc::sigwait(&set, &mut sig) != 0 {
+                        continue;
+                    }
+                    if std::mem::replace(&mut signalled, true) {
+                        eprintln!("shoal: second signal, exiting now");
+                        std::process::exit(130);
+                    }
+                    eprintln!("shoal: signal {sig}, moving leaderships away, then shutting down");
+                    let node = node.clone();
+                    std::thread::spawn(move || {
+                        controlled_shutdown(&node);
+                        eprintln!("shoal: shutting down (syncing logs)");
+                        node.shutdown.store(true, Ordering::SeqCst);
+                    });
                 }
-                if node.shutdown.swap(true, Ordering::SeqCst) {
-                    eprintln!("shoal: second signal, exiting now");
-                    std::process::exit(130);
-                }
-                eprintln!("shoal: signal {sig}, shutting down (syncing logs)");
             })
             .expect("spawn signal thread");
+    }
+}
+
+/// Kafka's controlled shutdown: the controller moves this node's leaderships to other in-sync
+/// replicas (or to none, where it is the only one); wait until this node's metadata shows
+/// that, at most `CONTROLLED_SHUTDOWN_MS_MAX`, so clients are sent elsewhere before it goes.
+fn controlled_shutdown(node: &NodeContext) {
+    let me = node.config.node_id;
+    let leads_nothing = |m: &crate::metadata::MetadataSnapshot| {
+        m.topics
+            .values()
+            .all(|t| t.parts.iter().all(|p| p.leader != me))
+    };
+    let started = Instant::now();
+    if let Err(e) = node.metadata.begin_controlled_shutdown() {
+        eprintln!("shoal: controlled shutdown not started ({e}); shutting down anyway");
+        return;
+    }
+    let timeout = Duration::from_millis(CONTROLLED_SHUTDOWN_MS_MAX);
+    if node.metadata.wait_for_blocking(timeout, leads_nothing) {
+        eprintln!(
+            "shoal: leaderships moved in {} ms",
+            started.elapsed().as_millis()
+        );
+    } else {
+        eprintln!(
+            "shoal: leaderships not moved after {CONTROLLED_SHUTDOWN_MS_MAX} ms (no controller?); shutting down anyway"
+        );
     }
 }
 
@@ -218,6 +257,8 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
         controller: shoal_cluster::metadata::ControllerConfig {
             broker_heartbeat_interval_ms: config.broker_heartbeat_interval_ms,
             broker_session_timeout_ms: config.broker_session_timeout_ms,
+            auto_leader_rebalance_enable: config.auto_leader_rebalance_enable,
+            leader_imbalance_check_interval_ms: config.leader_imbalance_check_interval_ms,
         },
         queue_max: config.metadata_queue_max,
         send_queue_max: config.cluster_send_queue_max,
@@ -278,6 +319,10 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
         advertised_host,
         advertised_port,
         replica_accepts,
+        peer_cluster_addrs: voters
+            .iter()
+            .map(|(id, addr)| (*id as i32, addr.clone()))
+            .collect(),
     });
     install_signal_thread(node.clone());
 

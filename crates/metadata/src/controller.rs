@@ -43,13 +43,22 @@ pub const RACK_BYTES_MAX: usize = 255;
 pub struct ControllerConfig {
     pub broker_heartbeat_interval_ms: u64,
     pub broker_session_timeout_ms: u64,
+    /// Kafka's `auto.leader.rebalance.enable`: leaderships go back to the first replica once it
+    /// is in the ISR, checked every `leader_imbalance_check_interval_ms`.
+    pub auto_leader_rebalance_enable: bool,
+    pub leader_imbalance_check_interval_ms: u64,
 }
+
+/// Kafka checks every 300 s; a cluster of a few nodes on one LAN can afford to look more often.
+pub const LEADER_IMBALANCE_CHECK_INTERVAL_MS_DEFAULT: u64 = 10_000;
 
 impl Default for ControllerConfig {
     fn default() -> Self {
         ControllerConfig {
             broker_heartbeat_interval_ms: BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT,
             broker_session_timeout_ms: BROKER_SESSION_TIMEOUT_MS_DEFAULT,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_ms: LEADER_IMBALANCE_CHECK_INTERVAL_MS_DEFAULT,
         }
     }
 }
@@ -197,6 +206,8 @@ pub struct Controller {
     pending: MetadataImage,
     /// Heartbeat deadline of every broker that is not fenced.
     deadlines_ms: BTreeMap<BrokerId, u64>,
+    /// When preferred leaders were last checked.
+    rebalanced_ms: u64,
     /// Topic ids: `term` and `instance` make them unique across controllers, `id_counter` within.
     term: u64,
     instance: u8,
@@ -223,6 +234,7 @@ impl Controller {
             config,
             pending: committed.clone(),
             deadlines_ms,
+            rebalanced_ms: now_ms,
             term,
             instance,
             id_counter: 0,
@@ -312,7 +324,40 @@ impl Controller {
                 batches.push(records);
             }
         }
+        let due = now_ms.saturating_sub(self.rebalanced_ms)
+            >= self.config.leader_imbalance_check_interval_ms;
+        if self.config.auto_leader_rebalance_enable && due {
+            self.rebalanced_ms = now_ms;
+            let records = self.preferred_leaders();
+            if !records.is_empty() {
+                if let Ok(records) = self.apply_pending(records) {
+                    batches.push(records);
+                }
+            }
+        }
         batches
+    }
+
+    /// Leaderships back to each partition's first replica where it is unfenced and in the ISR.
+    fn preferred_leaders(&self) -> Vec<MetadataRecord> {
+        self.pending
+            .partitions()
+            .filter_map(|(topic_id, partition, p)| {
+                let preferred = *p.replicas.first()?;
+                let eligible = preferred != p.leader
+                    && p.isr.contains(&preferred)
+                    && self.pending.is_unfenced(preferred);
+                eligible.then(|| {
+                    MetadataRecord::PartitionChange(PartitionChangeRecord {
+                        topic_id,
+                        partition,
+                        isr: None,
+                        leader: Some(preferred),
+                        replicas: None,
+                    })
+                })
+            })
+            .collect()
     }
 
     /// Applies a decision's records to the pending image; a failure there is a controller bug,

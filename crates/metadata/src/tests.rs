@@ -526,3 +526,59 @@ fn image_codec_round_trip_and_garbage() {
         let _ = MetadataImage::decode(&bad);
     }
 }
+
+/// Heartbeats every broker at `now_ms`, then ticks the controller and commits what it decides.
+fn live_tick(h: &mut Harness, now_ms: u64) {
+    let ids: Vec<BrokerId> = h.epochs.keys().copied().collect();
+    for id in ids {
+        h.heartbeat(id, now_ms);
+    }
+    for batch in h.controller.tick(now_ms) {
+        h.commit(batch);
+    }
+}
+
+#[test]
+fn preferred_leader_comes_back_once_in_the_isr() {
+    let interval = controller::LEADER_IMBALANCE_CHECK_INTERVAL_MS_DEFAULT;
+    let mut h = Harness::new(&[None, None, None]);
+    let t = h.create("t", 1, 3).unwrap();
+    let preferred = h.partition(t, 0).replicas[0];
+    h.run_until(SESSION_MS + 500, &[preferred]);
+    let moved = h.partition(t, 0);
+    assert_ne!(moved.leader, preferred);
+    assert!(!moved.isr.contains(&preferred));
+    // Unfenced but not in the ISR: the leadership stays where it is, however long.
+    let mut now = SESSION_MS + 600;
+    for _ in 0..3 {
+        now += interval;
+        live_tick(&mut h, now);
+    }
+    assert_eq!(h.partition(t, 0).leader, moved.leader);
+    // The leader takes it back into the ISR; the next check hands the leadership back.
+    let mut isr = moved.isr.clone();
+    isr.push(preferred);
+    let s = h.partition(t, 0);
+    alter(&mut h, s.leader, t, s.leader_epoch, s.partition_epoch, isr).unwrap();
+    now += interval;
+    live_tick(&mut h, now);
+    let back = h.partition(t, 0);
+    assert_eq!(back.leader, preferred);
+    assert_eq!(back.leader_epoch, s.leader_epoch + 1);
+    // Disabled: nothing moves.
+    let config = ControllerConfig {
+        auto_leader_rebalance_enable: false,
+        ..ControllerConfig::default()
+    };
+    let mut h = Harness::new(&[None, None]);
+    h.controller = Controller::new(config, &h.committed, 2, 0, 0);
+    let t = h.create("u", 1, 2).unwrap();
+    let preferred = h.partition(t, 0).replicas[0];
+    h.run_until(SESSION_MS + 500, &[preferred]);
+    let s = h.partition(t, 0);
+    let isr = vec![s.leader, preferred];
+    live_tick(&mut h, SESSION_MS + 600);
+    alter(&mut h, s.leader, t, s.leader_epoch, s.partition_epoch, isr).unwrap();
+    live_tick(&mut h, SESSION_MS + 600 + 3 * interval);
+    assert_ne!(h.partition(t, 0).leader, preferred);
+}

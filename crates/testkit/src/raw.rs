@@ -173,6 +173,23 @@ impl RawConn {
         self.request(PRODUCE_VERSION, &req)
     }
 
+    /// Produce records with `acks` waiting at most `timeout_ms`; returns (error_code,
+    /// base_offset) of the partition (acks=0: no response, (0, -1)).
+    pub fn produce_acks(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        records: &[Record],
+        acks: i16,
+        timeout_ms: i32,
+    ) -> (i16, i64) {
+        let req = produce_request(topic, partition, encode_batch(records))
+            .with_acks(acks)
+            .with_timeout_ms(timeout_ms);
+        let response = self.request(PRODUCE_VERSION, &req);
+        single_produce_result(&response, topic, partition)
+    }
+
     /// Produce records; returns (error_code, base_offset) of the partition.
     pub fn produce(&mut self, topic: &str, partition: i32, records: &[Record]) -> (i16, i64) {
         let response = self.produce_batch(topic, partition, encode_batch(records));

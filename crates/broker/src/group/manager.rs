@@ -28,6 +28,7 @@ use super::{partition_for, OFFSETS_TOPIC};
 use crate::config::NodeConfig;
 use crate::errors::KafkaCode;
 use crate::partition::{ops, LocalPartition};
+use crate::replica::AcksAll;
 use crate::shard::Shard;
 use shoal_protocol::errors as e;
 use shoal_protocol::now_ms;
@@ -35,6 +36,8 @@ use shoal_sync::{oneshot, Notify, OneshotSender};
 
 /// Records of one appended batch (several queued writes are merged up to this size).
 const WRITE_BATCH_BYTES_MAX: usize = 512 * 1024;
+/// How long an offset commit waits for the ISR before failing (the client retries).
+const OFFSETS_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Upper bound of a record's framing (length, attributes, deltas, key/value lengths) in a batch.
 const RECORD_OVERHEAD_BYTES: usize = 32;
 /// Bytes read per step while loading a partition.
@@ -96,6 +99,7 @@ impl ShardGroups {
             .borrow()
             .get(&partition)
             .filter(|s| Rc::ptr_eq(&s.log, log))
+            .filter(|s| log.replica.leading().map(|(e, _)| e) == Some(s.leader_epoch))
             .cloned()
     }
 
@@ -117,6 +121,10 @@ impl ShardGroups {
         if let Some(s) = self.lookup(partition, &log) {
             return Ok(s);
         }
+        // A coordinator loaded in an earlier leadership may miss what another node wrote since.
+        let Some((leader_epoch, _)) = log.replica.leading() else {
+            return Err(e::NOT_COORDINATOR);
+        };
         let seed = std::collections::hash_map::RandomState::new()
             .build_hasher()
             .finish();
@@ -147,6 +155,7 @@ impl ShardGroups {
             writes_ready: Notify::default(),
             writes_queued_max: shard.ctx.config.group_writes_queued_max,
             retired: Cell::new(false),
+            leader_epoch,
         });
         if let Some(old) = self.slots.borrow_mut().insert(partition, slot.clone()) {
             old.retired.set(true);
@@ -214,8 +223,11 @@ pub struct Slot {
     writes: RefCell<VecDeque<Write>>,
     writes_ready: Notify,
     writes_queued_max: usize,
-    /// Replaced by a newer slot (the topic was re-created): its writer stops.
+    /// Replaced by a newer slot (the topic was re-created, or a new leadership): its writer
+    /// stops.
     retired: Cell<bool>,
+    /// The leadership it was loaded in.
+    leader_epoch: i32,
 }
 
 impl Slot {
@@ -304,16 +316,7 @@ impl Slot {
             e::NONE
         } else {
             let batch = encode_batch(&records, now_ms());
-            match self.log.log.append(batch, 0, now_ms()).await {
-                Ok(_) => {
-                    self.log.data_ready.notify_all();
-                    e::NONE
-                }
-                Err(err) => {
-                    log::error!("{OFFSETS_TOPIC}-{}: append failed: {err}", self.partition);
-                    err.kafka_code()
-                }
-            }
+            self.append_replicated(batch).await
         };
         for then in thens {
             let fx = self
@@ -321,6 +324,35 @@ impl Slot {
                 .borrow_mut()
                 .write_done(now_ms(), then, code);
             self.apply(fx);
+        }
+    }
+}
+
+impl Slot {
+    /// Appends at the current leader epoch and waits until the ISR has it (a commit is
+    /// acknowledged only once a failover cannot take it away).
+    async fn append_replicated(&self, batch: bytes::BytesMut) -> i16 {
+        let Some((epoch, _)) = self.log.replica.leading() else {
+            return e::NOT_COORDINATOR;
+        };
+        let info = match self.log.log.append(batch, epoch, now_ms()).await {
+            Ok(info) => info,
+            Err(err) => {
+                log::error!("{OFFSETS_TOPIC}-{}: append failed: {err}", self.partition);
+                return err.kafka_code();
+            }
+        };
+        self.log.data_ready.notify_all();
+        let deadline = std::time::Instant::now() + OFFSETS_COMMIT_TIMEOUT;
+        match self
+            .log
+            .replica
+            .wait_acks_all(info.last_offset + 1, epoch, deadline)
+            .await
+        {
+            AcksAll::Done => e::NONE,
+            AcksAll::NotLeader => e::NOT_COORDINATOR,
+            AcksAll::TooFewReplicasAfterAppend | AcksAll::TimedOut => e::REQUEST_TIMED_OUT,
         }
     }
 }
@@ -387,14 +419,21 @@ pub async fn ensure_offsets_topic(shard: &Shard) -> Result<(), i16> {
     ]
     .into();
     let partitions = shard.ctx.config.offsets_topic_num_partitions;
+    // Kafka's offsets.topic.replication.factor, capped by the brokers there are.
+    let brokers = shard.metadata().live_brokers().count().max(1);
+    let replication_factor = shard
+        .ctx
+        .config
+        .offsets_topic_replication_factor
+        .clamp(1, brokers as i16);
     match shard
         .ctx
         .metadata
-        .create_topic(OFFSETS_TOPIC, partitions, configs)
+        .create_topic(OFFSETS_TOPIC, partitions, replication_factor, configs)
         .await
     {
         Ok(_) => {
-            log::info!("created {OFFSETS_TOPIC} with {partitions} partitions");
+            log::info!("created {OFFSETS_TOPIC} with {partitions} partitions, {replication_factor} replica(s) each");
             Ok(())
         }
         Err(shoal_cluster::metadata::ControllerError::TopicAlreadyExists) => {

@@ -95,7 +95,12 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: MetadataRequest) -
                 }
                 let created = node
                     .metadata
-                    .create_topic(&name, node.config.num_partitions, BTreeMap::new())
+                    .create_topic(
+                        &name,
+                        node.config.num_partitions,
+                        crate::handlers::create_topics::DEFAULT_REPLICATION_FACTOR,
+                        BTreeMap::new(),
+                    )
                     .await
                     .map_err(|e| e.kafka_code());
                 match created {

@@ -260,6 +260,7 @@ impl Driver {
                 let id = self.node.client_request(request);
                 self.pending.insert(id, Pending::Controller(reply));
             }
+            Input::Command(Command::ControlledShutdown) => self.node.begin_controlled_shutdown(),
             Input::Command(Command::AsBroker { make, reply }) => match self.node.broker_epoch() {
                 Some(broker_epoch) => {
                     let request = make(self.node_id, broker_epoch);

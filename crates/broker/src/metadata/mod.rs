@@ -161,6 +161,8 @@ pub(crate) enum Command {
     ProducerId {
         reply: std::sync::mpsc::SyncSender<Result<i64, ControllerError>>,
     },
+    /// Controlled shutdown: ask the controller to move this broker's leaderships away.
+    ControlledShutdown,
     /// A request made in this broker's name: the driver fills in its id and current epoch.
     AsBroker {
         make: BrokerRequest,
@@ -241,6 +243,7 @@ impl MetadataStore {
         &self,
         name: &str,
         partitions: i32,
+        replication_factor: i16,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<TopicMeta>, ControllerError> {
         let reply = self
@@ -248,7 +251,7 @@ impl MetadataStore {
                 topics: vec![NewTopic {
                     name: name.to_string(),
                     partitions,
-                    replication_factor: 1,
+                    replication_factor,
                     configs,
                 }],
             })
@@ -310,6 +313,12 @@ impl MetadataStore {
     ) -> bool {
         let pause = || async { std::thread::sleep(Duration::from_millis(REPLY_POLL_MS)) };
         futures_lite::future::block_on(self.poll_until(timeout, ready, pause))
+    }
+
+    /// Asks the controller to move this broker's leaderships to other ISR members (Kafka's
+    /// controlled shutdown); the moves show in later snapshots.
+    pub fn begin_controlled_shutdown(&self) -> Result<(), ControllerError> {
+        self.send(Command::ControlledShutdown)
     }
 
     pub fn reply_timeout(&self) -> Duration {

@@ -140,10 +140,15 @@ impl Link {
 }
 
 async fn dial(ctx: &NodeContext, node: i32, shard: u16) -> Result<glommio::net::TcpStream, String> {
-    let meta = ctx.metadata.snapshot();
-    let addr = meta
-        .broker(node)
-        .map(|b| b.cluster_addr.clone())
+    let registered = || {
+        let meta = ctx.metadata.snapshot();
+        meta.broker(node).map(|b| b.cluster_addr.clone())
+    };
+    let addr = ctx
+        .peer_cluster_addrs
+        .get(&node)
+        .cloned()
+        .or_else(registered)
         .filter(|a| !a.is_empty())
         .ok_or_else(|| format!("node {node} has no cluster address"))?;
     let connect = glommio::net::TcpStream::connect_timeout(
