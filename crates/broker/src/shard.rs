@@ -79,6 +79,8 @@ pub struct Shard {
     pub metrics: crate::metrics::ShardMetrics,
     /// This shard's outbound replication channels.
     pub links: Rc<Links>,
+    /// Set by `close_all`: roles stay idle from then on.
+    closed: Cell<bool>,
 }
 
 /// The local shard of this node's replica of `partition`, leader or not.
@@ -123,6 +125,7 @@ impl Shard {
         Rc::new(Shard {
             id,
             links: Links::new(ctx.clone(), id),
+            closed: Cell::new(false),
             ctx,
             snapshot: RefCell::new(snapshot),
             partitions: RefCell::new(HashMap::new()),
@@ -220,6 +223,9 @@ impl Shard {
 
     /// Makes every open replica's role what `meta` says: leader, follower, or idle.
     fn reconcile_roles(&self, meta: &MetadataSnapshot) {
+        if self.closed.get() {
+            return;
+        }
         let open: Vec<(i32, Rc<LocalPartition>)> = self
             .partitions
             .borrow()
@@ -236,6 +242,9 @@ impl Shard {
     }
 
     fn reconcile_role(&self, meta: &MetadataSnapshot, index: i32, p: &LocalPartition) {
+        if self.closed.get() {
+            return;
+        }
         let r = &p.replica;
         let me = meta.node_id;
         let topic = meta.topic_by_id(&p.topic_id);
@@ -691,6 +700,7 @@ impl Shard {
     }
 
     pub async fn close_all(&self) {
+        self.closed.set(true);
         for p in self.local_partitions() {
             p.replica.become_idle();
             if let Err(e) = p.log.close().await {

@@ -196,7 +196,14 @@ impl Broker {
         self.dir.path().join(format!("stdout.{}.log", self.starts))
     }
 
-    /// Stderr of the current (or last) broker process.
+    /// The whole stderr of the current (or last) broker process.
+    pub fn stderr_all(&self) -> String {
+        std::fs::read(self.stderr_path())
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Stderr of the current (or last) broker process (its tail).
     pub fn stderr(&self) -> String {
         std::fs::read(self.stderr_path())
             .map(|bytes| tail(&bytes))
