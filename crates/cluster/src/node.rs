@@ -178,6 +178,8 @@ pub struct MetadataNode {
     out: Output,
     ready_outstanding: bool,
     apply_errors: u64,
+    /// The last Raft leader other than this node that it knew of.
+    last_other_leader: Option<u64>,
 }
 
 impl MetadataNode {
@@ -237,6 +239,7 @@ impl MetadataNode {
             out: Output::default(),
             ready_outstanding: false,
             apply_errors: 0,
+            last_other_leader: None,
         })
     }
 
@@ -457,6 +460,9 @@ impl MetadataNode {
     fn update_role(&mut self) {
         let soft = self.raft.soft_state();
         let changed = soft != self.soft;
+        if let Some(l) = self.soft.leader_id.filter(|&l| l != self.config.node_id) {
+            self.last_other_leader = Some(l);
+        }
         self.soft = soft;
         let leader = soft.role == Role::Leader;
         if self
@@ -487,13 +493,18 @@ impl MetadataNode {
         }
         self.activation_index = None;
         self.activations = self.activations.wrapping_add(1);
-        let controller = Controller::new(
+        let mut controller = Controller::new(
             self.config.controller.clone(),
             &self.image,
             self.soft.term,
             self.activations,
             self.now_ms,
         );
+        // The node this one took over from stopped answering Raft for an election timeout:
+        // unless it heartbeats at once, it is fenced without the full session the others get.
+        if let Some(previous) = self.last_other_leader.take() {
+            controller.shorten_session(previous as i32, self.now_ms);
+        }
         self.active = Some(Active {
             controller,
             term: self.soft.term,

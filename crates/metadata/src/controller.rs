@@ -243,6 +243,15 @@ impl Controller {
         }
     }
 
+    /// `broker_id` gets two heartbeat intervals instead of a full session before it is fenced
+    /// (the Raft leader this controller replaced: it went silent for an election timeout).
+    pub fn shorten_session(&mut self, broker_id: BrokerId, now_ms: u64) {
+        let short = now_ms + 2 * self.config.broker_heartbeat_interval_ms;
+        if let Some(deadline) = self.deadlines_ms.get_mut(&broker_id) {
+            *deadline = (*deadline).min(short);
+        }
+    }
+
     /// The committed image plus everything this controller has proposed.
     pub fn pending_image(&self) -> &MetadataImage {
         &self.pending

@@ -582,3 +582,19 @@ fn preferred_leader_comes_back_once_in_the_isr() {
     live_tick(&mut h, SESSION_MS + 600 + 3 * interval);
     assert_ne!(h.partition(t, 0).leader, preferred);
 }
+
+#[test]
+fn the_replaced_controller_gets_two_heartbeats_not_a_session() {
+    let mut h = Harness::new(&[None, None, None]);
+    h.controller = Controller::new(ControllerConfig::default(), &h.committed, 2, 0, 10_000);
+    h.controller.shorten_session(1, 10_000);
+    let heartbeat = controller::BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT;
+    assert!(h.controller.tick(10_000 + 2 * heartbeat - 1).is_empty());
+    let batches = h.controller.tick(10_000 + 2 * heartbeat);
+    assert_eq!(batches.len(), 1, "only broker 1 is fenced");
+    for b in batches {
+        h.commit(b);
+    }
+    assert_eq!(h.committed.broker(1).unwrap().state, BrokerState::Fenced);
+    assert_eq!(h.committed.broker(2).unwrap().state, BrokerState::Unfenced);
+}
