@@ -273,10 +273,7 @@ fn acks_all_survives_sigkill_restart_and_sigstop_with_nothing_lost_or_doubled() 
     let _serial = serial();
     const PARTITIONS: i32 = 6;
     let dir = tempfile::tempdir().unwrap();
-    let config = config_file(
-        dir.path(),
-        "leader_imbalance_check_interval_ms = 2000\n",
-    );
+    let config = config_file(dir.path(), "leader_imbalance_check_interval_ms = 2000\n");
     let options = BrokerOptions {
         extra_args: vec!["--config".into(), config.display().to_string()],
         ..BrokerOptions::default()
@@ -330,6 +327,13 @@ fn acks_all_survives_sigkill_restart_and_sigstop_with_nothing_lost_or_doubled() 
         },
     );
     let new_leaders_at = Instant::now();
+    let described = cluster
+        .node(survivor)
+        .cli(&["topic", "describe", &topic], None);
+    assert!(
+        described.contains("UNDER-REPLICATED"),
+        "describe does not flag the partitions missing node {victim}:\n{described}"
+    );
     wait_until(
         Duration::from_secs(30),
         "acknowledgements on every partition the victim led",
@@ -380,8 +384,13 @@ fn acks_all_survives_sigkill_restart_and_sigstop_with_nothing_lost_or_doubled() 
     eprintln!(
         "SIGKILL of node {victim} (led {led:?}): new leaders seen after {elected_after:?}, first ack after the kill {kill_stalls:?}"
     );
-    eprintln!("SIGSTOP of node {paused} (led {paused_led:?}): first ack after the pause {pause_stalls:?}");
-    assert!(acked as u64 + failed.len() as u64 == sent, "every record reported");
+    eprintln!(
+        "SIGSTOP of node {paused} (led {paused_led:?}): first ack after the pause {pause_stalls:?}"
+    );
+    assert!(
+        acked as u64 + failed.len() as u64 == sent,
+        "every record reported"
+    );
     assert!(acked > 10_000, "only {acked} records acknowledged");
 
     let stored = check_log(&bootstrap, &topic, PARTITIONS, &acks);
@@ -390,16 +399,27 @@ fn acks_all_survives_sigkill_restart_and_sigstop_with_nothing_lost_or_doubled() 
     let ok = acks.ok.lock().unwrap().clone();
     let unread = || -> Vec<u64> {
         let seen = seen.lock().unwrap();
-        ok.keys().filter(|v| !seen.contains_key(v)).copied().collect()
+        ok.keys()
+            .filter(|v| !seen.contains_key(v))
+            .copied()
+            .collect()
     };
-    wait_for("the group to read every acknowledged record", Duration::from_secs(90), || {
-        let left = unread();
-        if left.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("{} unread, e.g. {:?}", left.len(), &left[..left.len().min(5)]))
-        }
-    });
+    wait_for(
+        "the group to read every acknowledged record",
+        Duration::from_secs(90),
+        || {
+            let left = unread();
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} unread, e.g. {:?}",
+                    left.len(),
+                    &left[..left.len().min(5)]
+                ))
+            }
+        },
+    );
     stop_reading.store(true, Ordering::SeqCst);
     reader.join().expect("reader thread");
     let seen = seen.lock().unwrap();
@@ -418,7 +438,9 @@ fn record(n: u64) -> kafka_protocol::records::Record {
 /// The replicas of partition 0 and the nodes outside it.
 fn replicas_and_others(addr: &str, topic: &str, nodes: usize) -> (Vec<i32>, Vec<i32>) {
     let (_, replicas, _) = partitions_of(addr, topic)[0].clone();
-    let others = (1..=nodes as i32).filter(|n| !replicas.contains(n)).collect();
+    let others = (1..=nodes as i32)
+        .filter(|n| !replicas.contains(n))
+        .collect();
     (replicas, others)
 }
 
@@ -446,11 +468,17 @@ fn fewer_in_sync_replicas_than_min_insync_refuses_acks_all_never_silently() {
     wait_until(
         Duration::from_secs(30),
         "the last live replica leading with an ISR of one",
-        || partitions_of(&watcher, &topic)[0].0 == up && partitions_of(&watcher, &topic)[0].2 == vec![up],
+        || {
+            partitions_of(&watcher, &topic)[0].0 == up
+                && partitions_of(&watcher, &topic)[0].2 == vec![up]
+        },
     );
     let mut conn = raw::RawConn::connect(&cluster.node(up as usize).addr());
     let (code, _) = conn.produce_acks(&topic, 0, &[record(1)], -1, 5_000);
-    assert_eq!(code, 19, "acks=all with ISR 1 < min.insync.replicas 2: NOT_ENOUGH_REPLICAS");
+    assert_eq!(
+        code, 19,
+        "acks=all with ISR 1 < min.insync.replicas 2: NOT_ENOUGH_REPLICAS"
+    );
     let (code, offset) = conn.produce_acks(&topic, 0, &[record(2)], 1, 5_000);
     assert_eq!(code, 0, "acks=1 goes through on the leader");
     assert!(offset >= 0);
@@ -550,14 +578,19 @@ fn an_isolated_leader_acknowledges_nothing_and_truncates_after_healing() {
             refused += 1;
         }
     }
-    assert_eq!(refused, 10, "the isolated leader acknowledged acks=all writes: {acked:?}");
+    assert_eq!(
+        refused, 10,
+        "the isolated leader acknowledged acks=all writes: {acked:?}"
+    );
     let watcher = cluster.node(majority[0]).addr();
-    let new_leader = wait_for("a new leader in the majority", Duration::from_secs(30), || {
-        match partitions_of(&watcher, &topic)[0].0 {
+    let new_leader = wait_for(
+        "a new leader in the majority",
+        Duration::from_secs(30),
+        || match partitions_of(&watcher, &topic)[0].0 {
             l if l > 0 && l as usize != leader => Ok(l as usize),
             l => Err(format!("leader {l}")),
-        }
-    });
+        },
+    );
     eprintln!(
         "new leader {new_leader} seen {} ms after the cut (after ten refused 200 ms produces)",
         cut_at.elapsed().as_millis()
@@ -569,16 +602,22 @@ fn an_isolated_leader_acknowledges_nothing_and_truncates_after_healing() {
         acked.push((n, offset));
     }
     cluster.isolate(leader, false);
-    wait_until(Duration::from_secs(60), "the old leader back in the ISR", || {
-        partitions_of(&watcher, &topic)[0].2.len() == 3
-    });
+    wait_until(
+        Duration::from_secs(60),
+        "the old leader back in the ISR",
+        || partitions_of(&watcher, &topic)[0].2.len() == 3,
+    );
     // Its divergent tail (the ten refused writes) is gone: the three logs are the same bytes.
-    wait_until(Duration::from_secs(30), "identical logs on all replicas", || {
-        let logs: Vec<Vec<u8>> = (1..=3)
-            .map(|n| log_bytes(cluster.node(n), &topic, 0))
-            .collect();
-        logs[0] == logs[1] && logs[1] == logs[2]
-    });
+    wait_until(
+        Duration::from_secs(30),
+        "identical logs on all replicas",
+        || {
+            let logs: Vec<Vec<u8>> = (1..=3)
+                .map(|n| log_bytes(cluster.node(n), &topic, 0))
+                .collect();
+            logs[0] == logs[1] && logs[1] == logs[2]
+        },
+    );
     if std::env::var("SHOAL_TEST_DUMP").is_ok() {
         for n in 1..=3 {
             eprintln!("=== node {n}\n{}", cluster.node(n).stderr());
@@ -600,7 +639,10 @@ fn an_isolated_leader_acknowledges_nothing_and_truncates_after_healing() {
         })
         .collect();
     for a in &acked {
-        assert!(stored.contains(a), "acknowledged record {a:?} lost: {stored:?}");
+        assert!(
+            stored.contains(a),
+            "acknowledged record {a:?} lost: {stored:?}"
+        );
     }
     let values: Vec<u64> = stored.iter().map(|(v, _)| *v).collect();
     let mut unique = values.clone();
@@ -653,7 +695,12 @@ fn controlled_shutdown_moves_leaderships_first_and_fails_no_delivery() {
     stop.store(true, Ordering::SeqCst);
     let sent = producer.join().unwrap();
     let failed = acks.failed.lock().unwrap().clone();
-    assert!(failed.is_empty(), "{} deliveries failed: {:?}", failed.len(), &failed[..failed.len().min(3)]);
+    assert!(
+        failed.is_empty(),
+        "{} deliveries failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(3)]
+    );
     assert_eq!(acks.ok.lock().unwrap().len() as u64, sent);
     check_log(&cluster.bootstrap(), &topic, 6, &acks);
 }

@@ -144,8 +144,14 @@ pub fn run(connect: &ConnectArgs, command: TopicCommand) -> Result<(), String> {
                     .iter()
                     .find(|o| o.partition == p.partition)
                     .map_or(-1, |o| o.offset);
+                // Under-replicated partitions stand out (kafka-topics lists them on request).
+                let flag = if p.isr.len() < p.replicas.len() {
+                    "\tUNDER-REPLICATED"
+                } else {
+                    ""
+                };
                 println!(
-                    "\tTopic: {}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}\tLogStartOffset: {}\tLogEndOffset: {}",
+                    "\tTopic: {}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}\tLogStartOffset: {}\tLogEndOffset: {}{flag}",
                     name,
                     p.partition,
                     p.leader,

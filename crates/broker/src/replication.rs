@@ -91,10 +91,7 @@ async fn read_channel(
                 Err(e) => return Err(format!("garbage: {e}")),
             }
         }
-        let n = stream
-            .read(&mut chunk)
-            .await
-            .map_err(|e| e.to_string())?;
+        let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
         if n == 0 {
             return Ok(());
         }

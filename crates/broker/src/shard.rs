@@ -37,11 +37,21 @@ pub type Job = Box<dyn FnOnce(Rc<Shard>) -> Pin<Box<dyn Future<Output = ReplyVal
 /// origin shard, so no task waker is ever woken or dropped on a foreign thread (glommio's
 /// foreign-waker path races with task destruction).
 pub enum ShardMessage {
-    Job { origin: usize, id: u64, run: Job },
-    Reply { id: u64, value: ReplyValue },
+    Job {
+        origin: usize,
+        id: u64,
+        run: Job,
+    },
+    Reply {
+        id: u64,
+        value: ReplyValue,
+    },
     /// A replication frame from node `from` for a replica this shard holds (fire and forget:
     /// frames of one channel arrive in order).
-    Replica { from: i32, frame: Frame },
+    Replica {
+        from: i32,
+        frame: Frame,
+    },
 }
 
 /// Removes a pending reply slot when its waiter goes away.
@@ -84,7 +94,12 @@ pub struct Shard {
 }
 
 /// The local shard of this node's replica of `partition`, leader or not.
-fn replica_shard(meta: &MetadataSnapshot, t: &TopicMeta, partition: i32, nr_shards: usize) -> Option<usize> {
+fn replica_shard(
+    meta: &MetadataSnapshot,
+    t: &TopicMeta,
+    partition: i32,
+    nr_shards: usize,
+) -> Option<usize> {
     let p = t.parts.get(usize::try_from(partition).ok()?)?;
     if !p.replicas.contains(&meta.node_id) {
         return None;
@@ -268,7 +283,10 @@ impl Shard {
                     let t = topic.expect("found above");
                     let cfg = crate::replica::replication_config(
                         self.ctx.config.replica_lag_time_max_ms,
-                        crate::config::min_insync_replicas(&self.ctx.config.topic_defaults, &t.configs),
+                        crate::config::min_insync_replicas(
+                            &self.ctx.config.topic_defaults,
+                            &t.configs,
+                        ),
                     );
                     r.become_leader(
                         state.leader_epoch,

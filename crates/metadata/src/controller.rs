@@ -358,15 +358,13 @@ impl Controller {
                 let eligible = preferred != p.leader
                     && p.isr.contains(&preferred)
                     && self.pending.is_unfenced(preferred);
-                eligible.then(|| {
-                    MetadataRecord::PartitionChange(PartitionChangeRecord {
-                        topic_id,
-                        partition,
-                        isr: None,
-                        leader: Some(preferred),
-                        replicas: None,
-                    })
-                })
+                eligible.then_some(MetadataRecord::PartitionChange(PartitionChangeRecord {
+                    topic_id,
+                    partition,
+                    isr: None,
+                    leader: Some(preferred),
+                    replicas: None,
+                }))
             })
             .collect()
     }

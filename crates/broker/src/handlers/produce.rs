@@ -27,7 +27,11 @@ pub async fn handle(
     let acks = request.acks;
     let acks_valid = matches!(acks, -1..=1);
     // How long acks=all waits for the ISR (the request's timeout, Kafka's semantics).
-    let timeout = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0).clamp(1, PRODUCE_TIMEOUT_MS_MAX));
+    let timeout = Duration::from_millis(
+        u64::try_from(request.timeout_ms)
+            .unwrap_or(0)
+            .clamp(1, PRODUCE_TIMEOUT_MS_MAX),
+    );
     if request.transactional_id.is_some() {
         log::warn!("transactional produce refused: transactions are not supported");
     }

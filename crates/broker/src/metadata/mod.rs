@@ -216,17 +216,18 @@ impl MetadataStore {
         new_isr: Vec<i32>,
     ) -> Result<ControllerReply, ControllerError> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let make: BrokerRequest = Box::new(move |broker_id, broker_epoch| {
-            ControllerRequest::AlterPartition {
-                broker_id,
-                broker_epoch,
-                topic_id,
-                partition,
-                leader_epoch,
-                partition_epoch,
-                new_isr,
-            }
-        });
+        let make: BrokerRequest =
+            Box::new(
+                move |broker_id, broker_epoch| ControllerRequest::AlterPartition {
+                    broker_id,
+                    broker_epoch,
+                    topic_id,
+                    partition,
+                    leader_epoch,
+                    partition_epoch,
+                    new_isr,
+                },
+            );
         self.send(Command::AsBroker { make, reply: tx })?;
         poll_reply(rx, self.reply_timeout).await
     }

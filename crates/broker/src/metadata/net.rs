@@ -234,7 +234,9 @@ fn hand_off(mut stream: TcpStream, handoff: &ReplicaHandoff) -> Result<(), Strin
     let from = u64::from_be_bytes(rest[1..9].try_into().expect("8 bytes"));
     let shard = u16::from_be_bytes(rest[9..11].try_into().expect("2 bytes")) as usize;
     if handoff.is_empty() {
-        return Err(format!("node {from}: replication channel before the shards started"));
+        return Err(format!(
+            "node {from}: replication channel before the shards started"
+        ));
     }
     let to = &handoff[shard % handoff.len()];
     stream.set_read_timeout(None).map_err(|e| e.to_string())?;

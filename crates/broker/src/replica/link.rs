@@ -122,7 +122,10 @@ impl Link {
         let mut queue = self.queue.borrow_mut();
         let first = queue.pop_front()?;
         let mut taken = first.len();
-        if queue.front().is_none_or(|f| taken + f.len() > WRITE_GATHER_BYTES_MAX) {
+        if queue
+            .front()
+            .is_none_or(|f| taken + f.len() > WRITE_GATHER_BYTES_MAX)
+        {
             self.queued_bytes.set(self.queued_bytes.get() - taken);
             return Some(first);
         }

@@ -18,12 +18,12 @@ use std::time::Instant;
 use bytes::Bytes;
 use uuid::Uuid;
 
+use crate::context::NodeContext;
 pub use link::Links;
 use shoal_replication::{
     AckCheck, Epoch, EpochHistory, FollowerReplica, LeaderReplica, LogPosition, Offset,
     ReplicationConfig, ToFollower,
 };
-use crate::context::NodeContext;
 use shoal_storage::PartitionLog;
 use shoal_sync::Notify;
 use wire::Body;
@@ -46,7 +46,9 @@ pub fn replication_config(lag_time_max_ms: u64, min_insync_replicas: usize) -> R
 
 enum Role {
     /// Neither leading nor following (no leader, or not reconciled yet): serves nothing.
-    Idle { hw: Offset },
+    Idle {
+        hw: Offset,
+    },
     Leader(LeaderReplica),
     Follower {
         sm: FollowerReplica,
@@ -191,16 +193,7 @@ impl PartitionReplica {
         let me = self.ctx.config.node_id;
         let known_hw = self.high_watermark();
         let at = self.local_position(known_hw);
-        let sm = LeaderReplica::new(
-            me,
-            epoch,
-            partition_epoch,
-            replicas,
-            isr,
-            at,
-            now_ms(),
-            cfg,
-        );
+        let sm = LeaderReplica::new(me, epoch, partition_epoch, replicas, isr, at, now_ms(), cfg);
         *self.role.borrow_mut() = Role::Leader(sm);
         let generation = self.next_generation();
         log::info!(

@@ -211,9 +211,7 @@ pub(super) async fn follow(r: Rc<PartitionReplica>, generation: u64) {
         let mut pending = BytesMut::new();
         for (message, batches) in messages {
             let actions = match &mut *r.role.borrow_mut() {
-                Role::Follower { sm, .. } => {
-                    sm.on_message(&message, &LogHistory(&r.log), now_ms())
-                }
+                Role::Follower { sm, .. } => sm.on_message(&message, &LogHistory(&r.log), now_ms()),
                 _ => return,
             };
             for action in actions {
@@ -275,7 +273,10 @@ async fn append(
         return true;
     }
     let batches = pending.split().freeze();
-    let result = r.log.append_replica(batches, shoal_protocol::now_ms()).await;
+    let result = r
+        .log
+        .append_replica(batches, shoal_protocol::now_ms())
+        .await;
     if !is_current(r, generation) {
         return false;
     }

@@ -295,7 +295,8 @@ mod tests {
             Err(WireError::Malformed { kind: ACK, .. })
         ));
         let mut backwards = frames()[0].encode().to_vec();
-        backwards[4 + HEADER_BYTES + 4..4 + HEADER_BYTES + 12].copy_from_slice(&20i64.to_be_bytes());
+        backwards[4 + HEADER_BYTES + 4..4 + HEADER_BYTES + 12]
+            .copy_from_slice(&20i64.to_be_bytes());
         assert!(matches!(
             Frame::decode(&Bytes::from(backwards), 1 << 20),
             Err(WireError::Malformed { kind: PUSH, .. })
@@ -311,7 +312,7 @@ mod tests {
                 junk.push(x as u8);
             }
             let len = junk.len().saturating_sub(4) as u32;
-            if junk.len() >= 4 && x % 2 == 0 {
+            if junk.len() >= 4 && x.is_multiple_of(2) {
                 junk[..4].copy_from_slice(&len.to_be_bytes());
             }
             let _ = Frame::decode(&Bytes::from(junk), 1 << 20);
