@@ -704,3 +704,53 @@ fn controlled_shutdown_moves_leaderships_first_and_fails_no_delivery() {
     assert_eq!(acks.ok.lock().unwrap().len() as u64, sent);
     check_log(&cluster.bootstrap(), &topic, 6, &acks);
 }
+
+#[test]
+fn a_group_keeps_its_committed_offsets_when_its_coordinator_dies() {
+    use rdkafka::consumer::CommitMode;
+    let _serial = serial();
+    let mut cluster = Cluster::start(3, BrokerOptions::default());
+    let topic = topic_name("offsets");
+    create_replicated(cluster.node(1), &topic, 1, 2);
+    let group = format!("{topic}-group");
+    let bootstrap = cluster.bootstrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(&topic, 0, rdkafka::Offset::Offset(42))
+        .unwrap();
+    let c = consumer(&bootstrap, &group);
+    c.commit(&tpl, CommitMode::Sync).expect("commit offset 42");
+    drop(c);
+    let coordinator = find_coordinator(&cluster.node(1).addr(), &group) as usize;
+    let offsets = cluster
+        .nodes
+        .iter()
+        .map(|n| n.data_dir().join("__consumer_offsets-0"))
+        .filter(|d| d.exists())
+        .count();
+    eprintln!("coordinator node {coordinator}; {offsets} nodes hold __consumer_offsets-0");
+    cluster.node(coordinator).kill();
+    let survivor = (1..=3).find(|&n| n != coordinator).unwrap();
+    let survivor_addr = cluster.node(survivor).addr();
+    wait_until(Duration::from_secs(30), "a new coordinator", || {
+        find_coordinator(&survivor_addr, &group) as usize != coordinator
+    });
+    let others: Vec<String> = (1..=3)
+        .filter(|&n| n != coordinator)
+        .map(|n| cluster.node(n).addr())
+        .collect();
+    let c = consumer(&others.join(","), &group);
+    let mut query = rdkafka::TopicPartitionList::new();
+    query.add_partition(&topic, 0);
+    let committed = wait_for(
+        "the committed offset from the new coordinator",
+        Duration::from_secs(30),
+        || match c.committed_offsets(query.clone(), Duration::from_secs(5)) {
+            Ok(t) => match t.find_partition(&topic, 0).map(|p| p.offset()) {
+                Some(rdkafka::Offset::Offset(o)) => Ok(o),
+                other => Err(format!("{other:?}")),
+            },
+            Err(e) => Err(e.to_string()),
+        },
+    );
+    assert_eq!(committed, 42, "the committed offset did not survive its coordinator");
+}
