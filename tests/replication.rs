@@ -752,5 +752,8 @@ fn a_group_keeps_its_committed_offsets_when_its_coordinator_dies() {
             Err(e) => Err(e.to_string()),
         },
     );
-    assert_eq!(committed, 42, "the committed offset did not survive its coordinator");
+    assert_eq!(
+        committed, 42,
+        "the committed offset did not survive its coordinator"
+    );
 }

@@ -16,12 +16,17 @@ pub struct ShardMetrics {
     pub requests: Cell<u64>,
     pub produce_requests: Cell<u64>,
     pub fetch_requests: Cell<u64>,
+    /// acks=all: the append durable on the leader to the high watermark covering it.
+    pub replication_wait: Histogram,
+    /// Replication frames read on the shard owning their replica / forwarded to another shard.
+    pub replica_frames_direct: Cell<u64>,
+    pub replica_frames_forwarded: Cell<u64>,
     /// Shared by every log this shard opens.
     pub log: Rc<LogTimings>,
 }
 
 /// (name, help) of each histogram, in `MetricsSnapshot::histograms` order.
-const HISTOGRAMS: [(&str, &str); 6] = [
+const HISTOGRAMS: [(&str, &str); 7] = [
     (
         "shoal_produce_request_latency_seconds",
         "Produce requests, decoded to response ready (the acks wait included).",
@@ -43,11 +48,23 @@ const HISTOGRAMS: [(&str, &str); 6] = [
         "Log writes (one merged io_uring write each).",
     ),
     ("shoal_log_fsync_seconds", "Log fdatasyncs."),
+    (
+        "shoal_produce_replication_wait_seconds",
+        "acks=all produces, durable on the leader to covered by the high watermark.",
+    ),
 ];
-const COUNTERS: [(&str, &str); 3] = [
+const COUNTERS: [(&str, &str); 5] = [
     ("shoal_requests_total", "Kafka requests decoded."),
     ("shoal_produce_requests_total", "Produce requests answered."),
     ("shoal_fetch_requests_total", "Fetch requests answered."),
+    (
+        "shoal_replica_frames_direct_total",
+        "Replication frames read on the shard that holds their replica.",
+    ),
+    (
+        "shoal_replica_frames_forwarded_total",
+        "Replication frames forwarded to the shard that holds their replica.",
+    ),
 ];
 
 /// One shard's (or the merged node's) metrics at one moment.
@@ -67,11 +84,14 @@ impl ShardMetrics {
                 self.log.append.snapshot(),
                 self.log.write.snapshot(),
                 self.log.fsync.snapshot(),
+                self.replication_wait.snapshot(),
             ],
             counters: [
                 self.requests.get(),
                 self.produce_requests.get(),
                 self.fetch_requests.get(),
+                self.replica_frames_direct.get(),
+                self.replica_frames_forwarded.get(),
             ],
         }
     }

@@ -93,6 +93,10 @@ pub struct Shard {
     closed: Cell<bool>,
 }
 
+fn bump(counter: &Cell<u64>) {
+    counter.set(counter.get() + 1);
+}
+
 /// The local shard of this node's replica of `partition`, leader or not.
 fn replica_shard(
     meta: &MetadataSnapshot,
@@ -205,9 +209,11 @@ impl Shard {
             return;
         };
         if owner == self.id {
+            bump(&self.metrics.replica_frames_direct);
             self.on_replica_frame(from, frame);
             return;
         }
+        bump(&self.metrics.replica_frames_forwarded);
         let peers = self.peers.borrow().clone();
         if let Some(peers) = peers {
             let _ = peers
@@ -529,10 +535,12 @@ impl Shard {
         if acks != -1 || outcome.error_code != ec::NONE {
             return outcome;
         }
+        let durable = Instant::now();
         let waited = p
             .replica
             .wait_acks_all(outcome.last_offset + 1, leader_epoch, deadline)
             .await;
+        self.metrics.replication_wait.record_since(durable);
         let (code, message) = match waited {
             AcksAll::Done => return outcome,
             AcksAll::TooFewReplicasAfterAppend => (
