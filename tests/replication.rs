@@ -66,6 +66,23 @@ fn create_replicated(node: &Broker, topic: &str, partitions: i32, min_isr: i32) 
     );
 }
 
+/// A new RF=3 topic, once every partition has its preferred leader and a full ISR; returns
+/// its name and node 1's address.
+fn replicated_topic(
+    cluster: &mut Cluster,
+    prefix: &str,
+    partitions: i32,
+    min_isr: i32,
+) -> (String, String) {
+    let topic = topic_name(prefix);
+    create_replicated(cluster.node(1), &topic, partitions, min_isr);
+    let addr1 = cluster.node(1).addr();
+    wait_until(Duration::from_secs(20), "topic settled", || {
+        settled(&partitions_of(&addr1, &topic))
+    });
+    (topic, addr1)
+}
+
 /// A config file for the test's nodes (written into the first node's dir).
 fn config_file(dir: &std::path::Path, lines: &str) -> std::path::PathBuf {
     let path = dir.join("replication-test.toml");
@@ -279,12 +296,7 @@ fn acks_all_survives_sigkill_restart_and_sigstop_with_nothing_lost_or_doubled() 
         ..BrokerOptions::default()
     };
     let mut cluster = Cluster::start(3, options);
-    let topic = topic_name("chaos");
-    create_replicated(cluster.node(1), &topic, PARTITIONS, 2);
-    let addr1 = cluster.node(1).addr();
-    wait_until(Duration::from_secs(20), "topic settled", || {
-        settled(&partitions_of(&addr1, &topic))
-    });
+    let (topic, addr1) = replicated_topic(&mut cluster, "chaos", PARTITIONS, 2);
 
     let acks = Arc::new(Acks::default());
     let stop_producing = Arc::new(AtomicBool::new(false));
@@ -453,12 +465,7 @@ fn fewer_in_sync_replicas_than_min_insync_refuses_acks_all_never_silently() {
     };
     // Five nodes: two of a partition's three replicas down leave a metadata quorum.
     let mut cluster = Cluster::start(5, options.clone());
-    let topic = topic_name("minisr");
-    create_replicated(cluster.node(1), &topic, 1, 2);
-    let addr1 = cluster.node(1).addr();
-    wait_until(Duration::from_secs(20), "topic settled", || {
-        settled(&partitions_of(&addr1, &topic))
-    });
+    let (topic, addr1) = replicated_topic(&mut cluster, "minisr", 1, 2);
     let (replicas, others) = replicas_and_others(&addr1, &topic, 5);
     let watcher = cluster.node(others[0] as usize).addr();
     let (down, up) = (&replicas[..2], replicas[2]);
@@ -496,12 +503,7 @@ fn fewer_in_sync_replicas_than_min_insync_refuses_acks_all_never_silently() {
 
     // Three nodes, two down: no metadata quorum either. acks=all must fail, not succeed.
     let mut cluster = Cluster::start(3, options);
-    let topic = topic_name("noquorum");
-    create_replicated(cluster.node(1), &topic, 1, 2);
-    let addr1 = cluster.node(1).addr();
-    wait_until(Duration::from_secs(20), "topic settled", || {
-        settled(&partitions_of(&addr1, &topic))
-    });
+    let (topic, addr1) = replicated_topic(&mut cluster, "noquorum", 1, 2);
     let leader = partitions_of(&addr1, &topic)[0].0 as usize;
     let followers: Vec<usize> = (1..=3).filter(|&n| n != leader).collect();
     for &n in &followers {
@@ -547,12 +549,7 @@ fn log_bytes(node: &Broker, topic: &str, p: i32) -> Vec<u8> {
 fn an_isolated_leader_acknowledges_nothing_and_truncates_after_healing() {
     let _serial = serial();
     let mut cluster = Cluster::start_with(3, BrokerOptions::default(), true);
-    let topic = topic_name("isolated");
-    create_replicated(cluster.node(1), &topic, 1, 2);
-    let addr1 = cluster.node(1).addr();
-    wait_until(Duration::from_secs(20), "topic settled", || {
-        settled(&partitions_of(&addr1, &topic))
-    });
+    let (topic, addr1) = replicated_topic(&mut cluster, "isolated", 1, 2);
     let leader = partitions_of(&addr1, &topic)[0].0 as usize;
     let majority: Vec<usize> = (1..=3).filter(|&n| n != leader).collect();
     let leader_addr = cluster.node(leader).addr();
@@ -654,12 +651,7 @@ fn an_isolated_leader_acknowledges_nothing_and_truncates_after_healing() {
 fn controlled_shutdown_moves_leaderships_first_and_fails_no_delivery() {
     let _serial = serial();
     let mut cluster = Cluster::start(3, BrokerOptions::default());
-    let topic = topic_name("shutdown");
-    create_replicated(cluster.node(1), &topic, 6, 2);
-    let addr1 = cluster.node(1).addr();
-    wait_until(Duration::from_secs(20), "topic settled", || {
-        settled(&partitions_of(&addr1, &topic))
-    });
+    let (topic, addr1) = replicated_topic(&mut cluster, "shutdown", 6, 2);
     let acks = Arc::new(Acks::default());
     let stop = Arc::new(AtomicBool::new(false));
     let producer = spawn_producer(
@@ -710,8 +702,7 @@ fn a_group_keeps_its_committed_offsets_when_its_coordinator_dies() {
     use rdkafka::consumer::CommitMode;
     let _serial = serial();
     let mut cluster = Cluster::start(3, BrokerOptions::default());
-    let topic = topic_name("offsets");
-    create_replicated(cluster.node(1), &topic, 1, 2);
+    let (topic, _) = replicated_topic(&mut cluster, "offsets", 1, 2);
     let group = format!("{topic}-group");
     let bootstrap = cluster.bootstrap();
     let mut tpl = rdkafka::TopicPartitionList::new();
