@@ -129,11 +129,13 @@ pub mod ops {
             log_start_offset: log_start,
             records: Bytes::new(),
         };
-        if offset == hw {
+        // Between the high watermark and the log end (a new leader whose followers have not
+        // acknowledged yet) is no error: nothing to return yet, as Kafka answers.
+        if offset < log_start || offset > p.log.log_end_offset() {
+            out.error_code = ec::OFFSET_OUT_OF_RANGE;
             return out;
         }
-        if offset < log_start || offset > hw {
-            out.error_code = ec::OFFSET_OUT_OF_RANGE;
+        if offset >= hw {
             return out;
         }
         match p.log.read(offset, max_bytes, hw, min_one_batch).await {
