@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../../.."
 rounds=${1:-3}
+rm -rf bench/results/replication-rf/r[0-9]*
 out=bench/results/replication-rf
 bench=${SHOAL_BENCH_BIN:-target/release/shoal-bench}
 cluster_dir=$(mktemp -d /tmp/shoal-rf-bench.XXXX)
@@ -20,6 +21,10 @@ for round in $(seq 1 "$rounds"); do
             "$bench" run "bench/workloads/replication-16-partitions-1kb-rf$rf.toml" \
                 --brokers "$brokers" --rate "$rate" --label "RF=$rf $mode" \
                 --topic-prefix "rf$rf-$round-$mode" --out "$out/$name" --quiet
+            # Max-rate runs write gigabytes per replica: drop each run's topic before the next.
+            for t in $(target/release/shoal topic list | awk -v p="rf$rf-$round-$mode" 'index($1, p) == 1 {print $1}'); do
+                target/release/shoal topic delete "$t" >/dev/null
+            done
         done
     done
 done
