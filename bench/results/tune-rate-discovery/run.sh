@@ -31,7 +31,7 @@ for name in "${runs[@]}"; do
   mkdir -p "$out"
   "$shoal" serve --data-dir "$data" --listen "127.0.0.1:$port" 2>"$out/shoal.log" &
   pid=$!
-  for _ in $(seq 1 100); do grep -q "listening on" "$out/shoal.log" && break; sleep 0.1; done
+  for _ in $(seq 1 100); do grep -qs "listening on" "$out/shoal.log" && break; sleep 0.1; done
   "$tune" sweep "$root/bench/workloads/tune-1-topic-16-partitions-1kb-1p-0c.toml" \
     --brokers "127.0.0.1:$port" --broker-info "$info" \
     --linger 0,1,5,20 --batch 16k,128k,1M --repetitions 3 --fractions 0.25,0.5,0.75,1 \
