@@ -66,18 +66,110 @@ pub struct PointSummary {
     #[serde(default)]
     pub passes_rate_only: usize,
     pub reps: usize,
+    /// A rate of the shared grid (`fraction` is then of the grid's top, not of the setting's
+    /// own search result).
+    #[serde(default)]
+    pub shared: bool,
 }
 
 impl PointSummary {
     /// Held by a majority of its repetitions (with or without the latency goal).
     pub fn holds(&self, with_goal: bool) -> bool {
-        let n = if with_goal {
+        self.passes_of(with_goal) * 2 > self.reps
+    }
+
+    /// Failed in a majority of its repetitions.
+    pub fn fails(&self, with_goal: bool) -> bool {
+        (self.reps - self.passes_of(with_goal)) * 2 > self.reps
+    }
+
+    pub fn passes_of(&self, with_goal: bool) -> usize {
+        if with_goal {
             self.passes
         } else {
             self.passes_rate_only
-        };
-        n * 2 > self.reps
+        }
     }
+}
+
+/// Passes of one setting at one rate of the shared grid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GridCount {
+    pub rate_msgs_per_s: u64,
+    pub passes: usize,
+    pub reps: usize,
+}
+
+impl GridCount {
+    fn holds(&self) -> bool {
+        self.passes * 2 > self.reps
+    }
+    fn fails(&self) -> bool {
+        (self.reps - self.passes) * 2 > self.reps
+    }
+}
+
+/// How many more of `n` shared-grid runs one setting must pass than another to be called
+/// better: ⌈√(2n)⌉ (at least 2). Two settings with the same pass probability p at every
+/// rate differ by a count with standard deviation √(2·n·p·(1−p)) ≤ √(n/2); the margin is
+/// two of those at the worst case p = ½, so a tie is called a win about 2 % of the time.
+pub fn grid_margin(n: usize) -> usize {
+    ((2.0 * n as f64).sqrt().ceil() as usize).max(2)
+}
+
+/// Whether `b` beats `a` on the shared grid (the same rates, the same repetitions,
+/// interleaved): `b` passed at least [`grid_margin`] more of the common runs, and at some
+/// rate `b` held in a majority of its repetitions while `a` failed in a majority. Returns
+/// why, or None (within noise of each other, as far as the grid can tell).
+pub fn grid_beats(b: &[GridCount], a: &[GridCount]) -> Option<String> {
+    let common: Vec<(&GridCount, &GridCount)> = b
+        .iter()
+        .filter_map(|x| {
+            a.iter()
+                .find(|y| y.rate_msgs_per_s == x.rate_msgs_per_s)
+                .map(|y| (x, y))
+        })
+        .collect();
+    let n: usize = common.iter().map(|(x, y)| x.reps.min(y.reps)).sum();
+    let (pb, pa): (usize, usize) = common
+        .iter()
+        .fold((0, 0), |(pb, pa), (x, y)| (pb + x.passes, pa + y.passes));
+    let margin = grid_margin(n);
+    let split = common
+        .iter()
+        .find(|(x, y)| x.holds() && y.fails())
+        .map(|(x, y)| {
+            format!(
+                "at {} msg/s {}/{} vs {}/{}",
+                x.rate_msgs_per_s, x.passes, x.reps, y.passes, y.reps
+            )
+        })?;
+    (pb >= pa + margin)
+        .then(|| format!("passed {pb} vs {pa} of {n} shared-grid runs (margin {margin}); {split}"))
+}
+
+/// Pool-adjacent-violators: the non-increasing sequence closest (least squares, weighted
+/// by repetitions) to the pass shares of points in ascending rate order. One noisy point
+/// is pooled with its neighbours instead of cutting the curve short or extending it.
+pub fn monotone_pass_share(points: &[(usize, usize)]) -> Vec<f64> {
+    // Blocks of (passes, reps, points pooled).
+    let mut blocks: Vec<(f64, f64, usize)> = Vec::new();
+    for &(passes, reps) in points {
+        blocks.push((passes as f64, reps.max(1) as f64, 1));
+        while blocks.len() > 1 {
+            let (p2, r2, n2) = blocks[blocks.len() - 1];
+            let (p1, r1, n1) = blocks[blocks.len() - 2];
+            if p1 / r1 >= p2 / r2 {
+                break;
+            }
+            blocks.pop();
+            *blocks.last_mut().expect("two blocks") = (p1 + p2, r1 + r2, n1 + n2);
+        }
+    }
+    blocks
+        .iter()
+        .flat_map(|&(p, r, n)| std::iter::repeat_n(p / r, n))
+        .collect()
 }
 
 /// What a setting sustained: at least `sustained`, and seen failing at `failed` (if ever).
@@ -86,18 +178,23 @@ pub struct SettingSummary {
     pub target: usize,
     pub setting: usize,
     pub label: String,
-    /// Rate the search ended on (single runs).
+    /// Rate the search ended on (a fail was confirmed by a majority of runs, a pass by one).
     pub search_pass_msgs_per_s: Option<f64>,
     pub search_fail_msgs_per_s: Option<f64>,
     pub search_steps: usize,
     pub search_spent_s: f64,
-    /// Highest curve rate held by a majority of repetitions, with every lower point held too.
+    /// Highest repeated rate (curve or grid point) held by a majority of its repetitions
+    /// where the monotone fit of pass shares over all the setting's points is above ½.
     pub sustained_msgs_per_s: Option<f64>,
     pub sustained_mb_per_s: Option<f64>,
-    /// Lowest rate above `sustained` that failed (a curve point or the search); None = never seen.
+    /// Lowest rate above `sustained` that failed in a majority of its runs (a repeated point,
+    /// or a search step confirmed by a majority); None = never seen failing.
     pub failed_msgs_per_s: Option<f64>,
     /// p99 at the sustained rate (over its repetitions).
     pub p99_ms_at_sustained: Option<Spread>,
+    /// Passes at each rate of the shared grid, ascending (empty: not on the grid).
+    #[serde(default)]
+    pub grid: Vec<GridCount>,
 }
 
 fn spread_of(runs: &[&Run], f: impl Fn(&Run) -> f64) -> Spread {
@@ -115,19 +212,33 @@ pub fn point_summaries(s: &SweepV2) -> Vec<PointSummary> {
         ..s.plan.criteria
     };
     let mut out: Vec<PointSummary> = Vec::new();
-    let curve: Vec<&Run> = s.runs.iter().filter(|r| r.phase == Phase::Curve).collect();
-    let mut keys: Vec<(usize, usize, u64)> = curve
+    let curve: Vec<&Run> = s
+        .runs
         .iter()
-        .filter_map(|r| Some((r.target, r.setting?, r.fraction?.to_bits())))
+        .filter(|r| matches!(r.phase, Phase::Curve | Phase::Grid))
+        .collect();
+    let mut keys: Vec<(usize, usize, bool, u64)> = curve
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r.target,
+                r.setting?,
+                r.phase == Phase::Grid,
+                r.fraction?.to_bits(),
+            ))
+        })
         .collect();
     keys.sort();
     keys.dedup();
-    for (t, st, fb) in keys {
+    for (t, st, shared, fb) in keys {
         let runs: Vec<&Run> = curve
             .iter()
             .copied()
             .filter(|r| {
-                r.target == t && r.setting == Some(st) && r.fraction.map(f64::to_bits) == Some(fb)
+                r.target == t
+                    && r.setting == Some(st)
+                    && (r.phase == Phase::Grid) == shared
+                    && r.fraction.map(f64::to_bits) == Some(fb)
             })
             .collect();
         out.push(PointSummary {
@@ -145,6 +256,7 @@ pub fn point_summaries(s: &SweepV2) -> Vec<PointSummary> {
             passes: runs.iter().filter(|r| r.failures.is_empty()).count(),
             passes_rate_only: runs.iter().filter(|r| r.figures.passes(&rate_only)).count(),
             reps: runs.len(),
+            shared,
         });
     }
     out
@@ -171,20 +283,44 @@ pub fn setting_summaries(
                 .filter(|p| p.target == rec.target && p.setting == rec.setting)
                 .collect();
             pts.sort_by(|a, b| a.rate_msgs_per_s.total_cmp(&b.rate_msgs_per_s));
+            let counts: Vec<(usize, usize)> = pts
+                .iter()
+                .map(|p| (p.passes_of(with_goal), p.reps))
+                .collect();
+            let fit = monotone_pass_share(&counts);
             let held = pts
                 .iter()
-                .take_while(|p| p.holds(with_goal))
-                .last()
-                .copied();
+                .zip(&fit)
+                .filter(|(p, &f)| p.holds(with_goal) && f > 0.5)
+                .map(|(p, _)| *p)
+                .next_back();
             let sustained = held.map(|p| p.rate_msgs_per_s);
             let above = |r: f64| sustained.is_none_or(|s| r > s);
+            // Search fails count when a majority of their runs failed; a search of single-run
+            // steps (fail_confirm_runs = 1, older sweeps) has no other evidence above its curve.
+            let single_runs = rec.search.config.fail_confirm_runs <= 1;
+            let search_fails = rec
+                .search
+                .steps
+                .iter()
+                .filter(|st| with_goal && (st.confirmed_fail() || (single_runs && !st.pass)))
+                .map(|st| st.rate_msgs_per_s);
             let failed = pts
                 .iter()
-                .filter(|p| !p.holds(with_goal))
+                .filter(|p| p.fails(with_goal))
                 .map(|p| p.rate_msgs_per_s)
-                .chain(rec.search.fail_msgs_per_s.filter(|_| with_goal))
+                .chain(search_fails)
                 .filter(|&r| above(r))
                 .fold(None, |m: Option<f64>, r| Some(m.map_or(r, |m| m.min(r))));
+            let grid = pts
+                .iter()
+                .filter(|p| p.shared)
+                .map(|p| GridCount {
+                    rate_msgs_per_s: p.rate_msgs_per_s.round() as u64,
+                    passes: p.passes_of(with_goal),
+                    reps: p.reps,
+                })
+                .collect();
             SettingSummary {
                 target: rec.target,
                 setting: rec.setting,
@@ -197,6 +333,7 @@ pub fn setting_summaries(
                 sustained_mb_per_s: sustained.map(|r| msg_mb(rec.setting, r)),
                 failed_msgs_per_s: failed,
                 p99_ms_at_sustained: held.map(|p| p.p99_ms),
+                grid,
             }
         })
         .collect()
@@ -208,6 +345,15 @@ pub const TIE_BREAK: &str =
 /// The tie-break when no setting met the latency goal: get as close to it as possible.
 pub const TIE_BREAK_GOAL_MISSED: &str =
     "lowest median p99 at the sustained rate, then lowest linger.ms, then smallest batch.size";
+
+/// One setting against the best: beaten (and by which evidence), or within noise.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// Index into the setting summaries.
+    pub setting: usize,
+    pub beaten: bool,
+    pub reason: String,
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Recommendation {
@@ -224,6 +370,11 @@ pub struct Recommendation {
     #[serde(default)]
     pub tie_break: String,
     pub explanation: String,
+    /// The best (before the tie-break) and every other setting against it.
+    #[serde(default)]
+    pub best: Option<usize>,
+    #[serde(default)]
+    pub comparisons: Vec<Comparison>,
 }
 
 fn knob_f64(s: &SweepV2, setting: usize, k: Knob) -> f64 {
@@ -233,10 +384,6 @@ fn knob_f64(s: &SweepV2, setting: usize, k: Knob) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Best = highest sustained rate (MB/s). Another setting is within noise of it when the rate
-/// it was seen failing at (None: never) is above the best's sustained rate: its capacity
-/// lies in [sustained, failed), and that interval reaches past the best's rate. A setting
-/// seen failing exactly where the best held is worse, not tied.
 fn yes() -> bool {
     true
 }
@@ -256,38 +403,128 @@ impl SettingSummary {
             f * self.mb() / self.sustained_msgs_per_s.unwrap_or(1.0)
         })
     }
+
+    /// Passes over the whole shared grid.
+    pub fn grid_passes(&self) -> usize {
+        self.grid.iter().map(|g| g.passes).sum()
+    }
+
+    pub fn grid_runs(&self) -> usize {
+        self.grid.iter().map(|g| g.reps).sum()
+    }
+}
+
+/// `a` against the best `b`. Two settings that both ran the shared grid are compared there
+/// only ([`grid_beats`]); otherwise `a` is beaten when it failed in a majority of its runs
+/// at a rate at or below one the best held in a majority of its runs (its sustained rate).
+fn versus_best(b: &SettingSummary, a: &SettingSummary) -> (bool, String) {
+    if !a.grid.is_empty() && !b.grid.is_empty() {
+        return match grid_beats(&b.grid, &a.grid) {
+            Some(why) => (true, format!("shared grid: {why}")),
+            None => (
+                false,
+                format!(
+                    "shared grid: passed {} vs the best's {} of {} runs, not beyond the margin of {} with a rate the best held and it failed",
+                    a.grid_passes(),
+                    b.grid_passes(),
+                    a.grid_runs().min(b.grid_runs()),
+                    grid_margin(a.grid_runs().min(b.grid_runs()))
+                ),
+            ),
+        };
+    }
+    if a.failed_mb() <= b.mb() {
+        (
+            true,
+            format!(
+                "failed in a majority of runs at {:.0} msg/s ({:.2} MB/s), at or below the best's sustained {:.2} MB/s",
+                a.failed_msgs_per_s.unwrap_or(0.0),
+                a.failed_mb(),
+                b.mb()
+            ),
+        )
+    } else {
+        (
+            false,
+            match a.failed_msgs_per_s {
+                Some(f) => format!(
+                    "seen failing (majority) only at {f:.0} msg/s ({:.2} MB/s), above the best's sustained {:.2} MB/s",
+                    a.failed_mb(),
+                    b.mb()
+                ),
+                None => "never seen failing in a majority of runs".to_string(),
+            },
+        )
+    }
 }
 
 fn explain(
     ss: &[SettingSummary],
-    cands: &[usize],
     best: usize,
     within: &[usize],
+    comparisons: &[Comparison],
     tie: &str,
 ) -> String {
+    let b = &ss[best];
+    let how = if b.grid.is_empty() {
+        format!("{}, sustained {:.2} MB/s", b.label, b.mb())
+    } else {
+        format!(
+            "{}, {} of {} shared-grid runs passed, sustained {:.2} MB/s",
+            b.label,
+            b.grid_passes(),
+            b.grid_runs(),
+            b.mb()
+        )
+    };
     if within.len() > 1 {
+        let tied: Vec<String> = comparisons
+            .iter()
+            .filter(|c| !c.beaten)
+            .map(|c| {
+                let x = &ss[c.setting];
+                if x.grid.is_empty() || b.grid.is_empty() {
+                    format!("{} (off the grid, {})", x.label, c.reason)
+                } else {
+                    format!("{} ({}/{})", x.label, x.grid_passes(), x.grid_runs())
+                }
+            })
+            .collect();
+        let rule = if b.grid.is_empty() {
+            "None of them was seen failing in a majority of runs at or below the best's sustained rate".to_string()
+        } else {
+            format!(
+                "None of them passed at least {} fewer shared-grid runs with a rate where the best held and it failed in a majority",
+                grid_margin(b.grid_runs())
+            )
+        };
         return format!(
-            "{} settings are within noise of the best ({}, {:.2} MB/s): none of them was seen failing below its sustained rate. Tie-break: {tie}.",
+            "{} settings are within noise of the best ({how}): {}. {rule}. Tie-break: {tie}.",
             within.len(),
-            ss[best].label,
-            ss[best].mb()
+            tied.join(", ")
         );
     }
-    let runner_up = cands
-        .iter()
-        .copied()
-        .filter(|&i| i != best)
-        .max_by(|&a, &b| ss[a].failed_mb().total_cmp(&ss[b].failed_mb()));
-    match runner_up {
-        Some(r) => format!(
-            "{} sustained {:.2} MB/s in a majority of repetitions at every curve point up to it; every other setting was seen failing at or below that (the closest, {}, failed at {:.2} MB/s).",
-            ss[best].label, ss[best].mb(), ss[r].label, ss[r].failed_mb()
-        ),
-        None => format!("{} is the only setting that sustained a curve rate.", ss[best].label),
+    if comparisons.is_empty() {
+        return format!(
+            "{} is the only setting that sustained a repeated rate.",
+            b.label
+        );
     }
+    let beaten: Vec<String> = comparisons
+        .iter()
+        .map(|c| format!("{} ({})", ss[c.setting].label, c.reason))
+        .collect();
+    format!(
+        "The best ({how}) beats every other setting beyond the spread: {}.",
+        beaten.join("; ")
+    )
 }
 
-/// `latency_first`: the tie-break is the lowest p99 (used when the latency goal was missed).
+/// The best: most passes on the shared grid (when any setting passed there), then the
+/// higher sustained rate; without a grid, the highest sustained rate. Every other setting is
+/// within noise of it unless [`versus_best`] says beaten; the pick among the best and those
+/// within noise is by the tie-break. `latency_first`: the tie-break is the lowest p99 (used
+/// when the latency goal was missed).
 pub fn recommend_with(
     s: &SweepV2,
     ss: &[SettingSummary],
@@ -302,28 +539,6 @@ pub fn recommend_with(
     let cands: Vec<usize> = (0..ss.len())
         .filter(|&i| ss[i].target == target && ss[i].sustained_mb_per_s.is_some())
         .collect();
-    let Some(best) = cands
-        .iter()
-        .copied()
-        .max_by(|&a, &b| ss[a].mb().total_cmp(&ss[b].mb()))
-    else {
-        return Recommendation {
-            target,
-            pick: None,
-            within_noise: Vec::new(),
-            clear: false,
-            goal_met: false,
-            tie_break: tie_break.into(),
-            explanation: "no setting sustained any curve rate in a majority of its repetitions"
-                .into(),
-        };
-    };
-    let mut within: Vec<usize> = cands
-        .iter()
-        .copied()
-        .filter(|&i| i == best || ss[i].failed_mb() > ss[best].mb())
-        .collect();
-    within.sort_by(|&a, &b| ss[b].mb().total_cmp(&ss[a].mb()));
     let key = |i: usize| {
         let p99 = ss[i].p99_ms_at_sustained.map_or(f64::MAX, |p| p.median);
         [
@@ -333,23 +548,69 @@ pub fn recommend_with(
             -ss[i].mb(),
         ]
     };
+    let by_key = |a: usize, b: usize| {
+        key(a)
+            .partial_cmp(&key(b))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    };
+    let on_grid = cands.iter().any(|&i| ss[i].grid_passes() > 0);
+    let Some(best) = cands.iter().copied().max_by(|&a, &b| {
+        let grid = |i: usize| if on_grid { ss[i].grid_passes() } else { 0 };
+        grid(a)
+            .cmp(&grid(b))
+            .then(ss[a].mb().total_cmp(&ss[b].mb()))
+            .then(by_key(b, a))
+    }) else {
+        return Recommendation {
+            target,
+            pick: None,
+            within_noise: Vec::new(),
+            clear: false,
+            goal_met: false,
+            tie_break: tie_break.into(),
+            explanation: "no setting sustained any repeated rate in a majority of its repetitions"
+                .into(),
+            best: None,
+            comparisons: Vec::new(),
+        };
+    };
+    let comparisons: Vec<Comparison> = cands
+        .iter()
+        .copied()
+        .filter(|&i| i != best)
+        .map(|i| {
+            let (beaten, reason) = versus_best(&ss[best], &ss[i]);
+            Comparison {
+                setting: i,
+                beaten,
+                reason,
+            }
+        })
+        .collect();
+    let mut within: Vec<usize> = std::iter::once(best)
+        .chain(comparisons.iter().filter(|c| !c.beaten).map(|c| c.setting))
+        .collect();
+    within[1..].sort_by(|&a, &b| {
+        ss[b]
+            .grid_passes()
+            .cmp(&ss[a].grid_passes())
+            .then(ss[b].mb().total_cmp(&ss[a].mb()))
+    });
     let pick = within
         .iter()
         .copied()
-        .min_by(|&a, &b| {
-            key(a)
-                .partial_cmp(&key(b))
-                .unwrap_or(std::cmp::Ordering::Equal)
-        })
+        .min_by(|&a, &b| by_key(a, b))
         .expect("best is in the set");
     Recommendation {
         target,
         pick: Some(pick),
         clear: within.len() == 1,
-        explanation: explain(ss, &cands, best, &within, tie_break),
+        explanation: explain(ss, best, &within, &comparisons, tie_break),
         within_noise: within,
         goal_met: true,
         tie_break: tie_break.into(),
+        best: Some(best),
+        comparisons,
     }
 }
 
@@ -523,5 +784,69 @@ pub fn agreement(first: &SweepV2, second: &SweepV2) -> Agreement {
     Agreement {
         agree: same_pick || same_set,
         text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid(passes: &[usize]) -> Vec<GridCount> {
+        passes
+            .iter()
+            .enumerate()
+            .map(|(k, &p)| GridCount {
+                rate_msgs_per_s: 100_000 * (k as u64 + 1),
+                passes: p,
+                reps: 3,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_grid_margin_grows_with_the_runs() {
+        assert_eq!(grid_margin(0), 2);
+        assert_eq!(grid_margin(3), 3);
+        assert_eq!(grid_margin(12), 5);
+        assert_eq!(grid_margin(15), 6);
+    }
+
+    #[test]
+    fn beating_needs_the_margin_and_a_split_rate() {
+        // Identical: never.
+        assert_eq!(grid_beats(&grid(&[3, 3, 2, 1]), &grid(&[3, 3, 2, 1])), None);
+        // 4 more of 12: below the margin of 5.
+        assert_eq!(grid_beats(&grid(&[3, 3, 3, 2]), &grid(&[3, 3, 1, 0])), None);
+        // 5 more, and 3/3 vs 1/3 at 300k.
+        let why = grid_beats(&grid(&[3, 3, 3, 2]), &grid(&[3, 2, 1, 0])).unwrap();
+        assert!(why.contains("passed 11 vs 6 of 12"), "{why}");
+        assert!(why.contains("at 300000 msg/s 3/3 vs 1/3"), "{why}");
+        // The other way round: not beaten.
+        assert_eq!(grid_beats(&grid(&[3, 2, 1, 0]), &grid(&[3, 3, 3, 2])), None);
+        // Enough passes but no rate where one held and the other failed in a majority
+        // (2/3 vs 2/3 splits everywhere... and 3/3 vs 2/3): within noise.
+        assert_eq!(
+            grid_beats(&grid(&[3, 3, 3, 3, 3, 3]), &grid(&[2, 2, 2, 2, 2, 2])),
+            None
+        );
+        // Only common rates count.
+        let mut short = grid(&[3, 3]);
+        short[1].rate_msgs_per_s = 999;
+        assert_eq!(grid_beats(&grid(&[3, 0, 0, 0]), &short), None);
+    }
+
+    #[test]
+    fn the_monotone_fit_pools_a_noisy_point_with_its_neighbours() {
+        let fit = |c: &[(usize, usize)]| monotone_pass_share(c);
+        assert_eq!(fit(&[(3, 3), (2, 3), (0, 3)]), vec![1.0, 2.0 / 3.0, 0.0]);
+        // A low spike (1/3 at the lowest rate) is pooled with the passes above it.
+        let f = fit(&[(1, 3), (3, 3), (3, 3), (2, 3), (1, 3)]);
+        assert!((f[0] - 7.0 / 9.0).abs() < 1e-12, "{f:?}");
+        assert_eq!(f[0], f[2]);
+        assert_eq!(&f[3..], &[2.0 / 3.0, 1.0 / 3.0]);
+        // A lucky pass above a fail: pooled to ½, which does not hold.
+        let f = fit(&[(3, 3), (1, 3), (2, 3)]);
+        assert_eq!(f, vec![1.0, 0.5, 0.5]);
+        assert!(fit(&[]).is_empty());
     }
 }

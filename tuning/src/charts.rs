@@ -80,10 +80,11 @@ pub fn curve_panel(
         let fill = if p.holds(goal_met) { color } else { "#fff" };
         let _ = write!(
             out,
-            r#"<g class="point" data-fraction="{:.2}" data-passes="{}/{}"><line x1="{x:.1}" y1="{ylo:.1}" x2="{x:.1}" y2="{yhi:.1}" stroke="{color}" stroke-width="1.5"/><circle cx="{x:.1}" cy="{y:.1}" r="4.5" fill="{fill}" stroke="{color}" stroke-width="1.5"><title>{:.0}% of {:.0} msg/s: {:.2} MB/s, p99 {:.2} ms [{:.2}–{:.2}], {}/{} runs held</title></circle></g>"#,
+            r#"<g class="point" data-fraction="{:.2}" data-passes="{}/{}"><line x1="{x:.1}" y1="{ylo:.1}" x2="{x:.1}" y2="{yhi:.1}" stroke="{color}" stroke-width="1.5"/><circle cx="{x:.1}" cy="{y:.1}" r="4.5" fill="{fill}" stroke="{color}" stroke-width="1.5"><title>{}{:.0}% of {:.0} msg/s: {:.2} MB/s, p99 {:.2} ms [{:.2}–{:.2}], {}/{} runs held</title></circle></g>"#,
             p.fraction,
             p.passes,
             p.reps,
+            if p.shared { "shared grid, " } else { "" },
             p.fraction * 100.0,
             p.rate_msgs_per_s / p.fraction,
             p.acked_mb_per_s.median,

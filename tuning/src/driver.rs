@@ -14,6 +14,8 @@ use shoal_bench::machine::Machine;
 use shoal_bench::workload::Workload;
 
 pub const SWEEP_FORMAT_V2: &str = "shoal-tune/2";
+/// The shared grid: 50, 67, 83 and 100 % of the highest search result.
+pub const DEFAULT_GRID_FRACTIONS: [f64; 4] = [0.5, 0.667, 0.833, 1.0];
 pub const REPETITIONS_MAX: u32 = 20;
 
 /// One Kafka-compatible endpoint.
@@ -66,6 +68,8 @@ pub enum Phase {
     ReferenceStart,
     Search,
     Curve,
+    /// A rate of the shared grid: the same absolute rates for every setting on it.
+    Grid,
     ReferenceEnd,
 }
 
@@ -108,6 +112,15 @@ pub struct Plan {
     pub search: SearchConfig,
     /// Fractions of the discovered rate run for the curves (1.0 = the rate itself).
     pub fractions: Vec<f64>,
+    /// Fractions of the highest rate any setting's search passed: the shared grid, run by
+    /// every setting whose search did not fail (confirmed) at or below its lowest rate, so
+    /// that those settings are compared at the same rates. Empty: no shared grid.
+    #[serde(default)]
+    pub grid_fractions: Vec<f64>,
+    /// Measured seconds of a rate-search run, if shorter than the workload's (the curve and
+    /// grid points, which decide, keep the workload's).
+    #[serde(default)]
+    pub search_duration_s: Option<u64>,
     pub repetitions: u32,
     /// The workload's own settings at this rate, run `repetitions` times at start and end.
     pub reference_rate_msgs_per_s: f64,
@@ -115,8 +128,9 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The model-endpoint plan the tests share: every combination of `dimensions`, a 50 s
-    /// search budget of 5 s steps, curve points at 25/50/75/100 % run 3 times, p99 goal
+    /// The model-endpoint plan the tests share: every combination of `dimensions`, a 60 s
+    /// search budget of 5 s runs (failing steps confirmed by a majority of 3), curve points at
+    /// 25/50/75/100 % and a shared grid at 50-100 % of the top (4 rates), all run 3 times, p99 goal
     /// `goal_ms`.
     pub fn model(
         workload: Workload,
@@ -136,11 +150,13 @@ impl Plan {
                 ..Criteria::default()
             },
             search: SearchConfig {
-                budget_s: 50.0,
+                budget_s: 60.0,
                 step_estimate_s: 5.0,
                 ..SearchConfig::default()
             },
             fractions: vec![0.25, 0.5, 0.75, 1.0],
+            grid_fractions: DEFAULT_GRID_FRACTIONS.to_vec(),
+            search_duration_s: None,
             repetitions: 3,
             reference_rate_msgs_per_s,
             seed,
@@ -158,7 +174,29 @@ pub struct SweepV2 {
     pub started_unix_s: u64,
     pub finished_unix_s: u64,
     pub searches: Vec<SearchRecord>,
+    /// The shared grid, once the searches are done (None: no grid planned, or an older sweep).
+    #[serde(default)]
+    pub grid: Option<SharedGrid>,
     pub runs: Vec<Run>,
+}
+
+/// Absolute rates every setting on the grid runs, `repetitions` times each, interleaved with
+/// the curve points, so that settings near the top are compared like for like.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SharedGrid {
+    /// The grid's 100 %: the highest rate any setting's search passed (msgs/s).
+    pub top_msgs_per_s: f64,
+    /// Fractions of the top and the rates they give, ascending.
+    pub fractions: Vec<f64>,
+    pub rates_msgs_per_s: Vec<f64>,
+    /// Settings run on the grid (on every target).
+    pub settings: Vec<usize>,
+}
+
+impl SharedGrid {
+    pub fn contains(&self, setting: usize) -> bool {
+        self.settings.contains(&setting)
+    }
 }
 
 impl Plan {
@@ -173,6 +211,11 @@ impl Plan {
         }
         if self.fractions.is_empty() || self.fractions.iter().any(|f| !(*f > 0.0 && *f <= 1.0)) {
             return Err(SweepError::Config("fractions must be in (0, 1]".into()));
+        }
+        if self.grid_fractions.iter().any(|f| !(*f > 0.0 && *f <= 1.0)) {
+            return Err(SweepError::Config(
+                "grid fractions must be in (0, 1]".into(),
+            ));
         }
         for s in &self.settings {
             s.apply(&self.workload)?;
@@ -225,6 +268,11 @@ impl Ctx<'_, '_> {
             None => (plan.workload.clone(), "reference".to_string()),
         };
         w.producer_rate = rate.round().max(1.0);
+        if phase == Phase::Search {
+            if let Some(d) = plan.search_duration_s {
+                w.duration_s = d;
+            }
+        }
         let before = HostSample::read();
         let started_unix_s = now_unix_s();
         let out = self
@@ -284,12 +332,14 @@ impl Ctx<'_, '_> {
                 let Some(rate) = rec.search.next_rate() else {
                     continue;
                 };
-                let rep = rec.search.steps.len() as u32;
+                // rep: the run's number within its step (> 0: confirming a failed first run).
+                let rep = rec.search.pending.map_or(0, |p| p.runs);
                 let run = self.step(Phase::Search, t, Some(s), None, rep, rate)?;
                 let floor = self.latency_floor_seen(i, &run);
                 let search = &mut self.sweep.searches[i].search;
-                search.record(run.rate_msgs_per_s, run.failures.is_empty(), run.elapsed_s);
-                if floor {
+                let decided =
+                    search.record(run.rate_msgs_per_s, run.failures.is_empty(), run.elapsed_s);
+                if floor && decided.is_some_and(|st| !st.pass) {
                     search.latency_floor();
                 }
             }
@@ -312,6 +362,47 @@ impl Ctx<'_, '_> {
                 && r.failures.contains(&FailReason::P99OverGoal)
                 && r.figures.p99_ms() <= run.figures.p99_ms() * 1.25
         })
+    }
+
+    /// A search that ended below the shared grid's lowest rate while other settings went
+    /// on gets a second look above where it stopped (twice its failing rate, at most the grid's
+    /// lowest rate): a false fail must not keep a setting off the grid. Returns whether any
+    /// search was reopened.
+    fn second_looks(&mut self) -> bool {
+        let Some(lowest) = self
+            .sweep
+            .plan
+            .grid_fractions
+            .iter()
+            .copied()
+            .reduce(f64::min)
+        else {
+            return false;
+        };
+        let Some(top) = self
+            .sweep
+            .searches
+            .iter()
+            .filter_map(|r| r.search.pass_msgs_per_s)
+            .reduce(f64::max)
+        else {
+            return false;
+        };
+        let floor = top * lowest;
+        let growth = self.sweep.plan.search.growth_factor;
+        let mut any = false;
+        for rec in &mut self.sweep.searches {
+            let s = &mut rec.search;
+            let Some(pass) = s.pass_msgs_per_s else {
+                continue;
+            };
+            let stopped_at = s.fail_msgs_per_s.unwrap_or(pass);
+            if stopped_at < floor {
+                s.second_look((stopped_at * growth).min(floor).round());
+                any |= s.next_rate().is_some();
+            }
+        }
+        any
     }
 
     /// The rate each setting's fractions are taken of: its capacity at the goal, or, if it
@@ -347,9 +438,64 @@ impl Ctx<'_, '_> {
         }
     }
 
+    /// The shared grid: fractions of the highest search result (over settings and targets),
+    /// run by every setting with a curve base whose search was not seen failing at or below
+    /// the grid's lowest rate on every target.
+    fn set_grid(&mut self) {
+        let plan = &self.sweep.plan;
+        if plan.grid_fractions.is_empty() {
+            return;
+        }
+        let top = self
+            .sweep
+            .searches
+            .iter()
+            .filter_map(|r| r.search.pass_msgs_per_s)
+            .fold(None, |m: Option<f64>, r| Some(m.map_or(r, |m| m.max(r))))
+            .or_else(|| {
+                self.sweep
+                    .searches
+                    .iter()
+                    .filter_map(|r| r.curve_base_msgs_per_s)
+                    .reduce(f64::max)
+            });
+        let Some(top) = top else { return };
+        let mut pairs: Vec<(f64, f64)> = plan
+            .grid_fractions
+            .iter()
+            .map(|&f| (f, (top * f).max(plan.search.rate_min_msgs_per_s).round()))
+            .collect();
+        pairs.sort_by(|a, b| a.1.total_cmp(&b.1));
+        pairs.dedup_by(|a, b| a.1 == b.1);
+        let lowest = pairs[0].1;
+        let settings = (0..plan.settings.len())
+            .filter(|&s| {
+                let recs: Vec<&SearchRecord> = self
+                    .sweep
+                    .searches
+                    .iter()
+                    .filter(|r| r.setting == s)
+                    .collect();
+                recs.iter().all(|r| r.curve_base_msgs_per_s.is_some())
+                    && recs
+                        .iter()
+                        .any(|r| r.search.fail_msgs_per_s.is_none_or(|f| f > lowest))
+            })
+            .collect();
+        self.sweep.grid = Some(SharedGrid {
+            top_msgs_per_s: top,
+            fractions: pairs.iter().map(|p| p.0).collect(),
+            rates_msgs_per_s: pairs.iter().map(|p| p.1).collect(),
+            settings,
+        });
+    }
+
+    /// Curve points (fractions of each setting's own rate; for a setting on the grid only
+    /// those below the grid) and grid points, all in one shuffled round per repetition.
     fn curves(&mut self, rng: &mut rand::rngs::StdRng) -> Result<(), SweepError> {
         let plan = self.sweep.plan.clone();
-        let mut units: Vec<(usize, f64, f64)> = Vec::new();
+        let grid = self.sweep.grid.clone();
+        let mut units: Vec<(usize, Phase, f64, f64)> = Vec::new();
         for s in 0..plan.settings.len() {
             let base = self
                 .sweep
@@ -357,19 +503,29 @@ impl Ctx<'_, '_> {
                 .iter()
                 .find(|r| r.setting == s)
                 .and_then(|r| r.curve_base_msgs_per_s);
+            let on_grid = grid.as_ref().filter(|g| g.contains(s));
             if let Some(base) = base {
                 for &f in &plan.fractions {
-                    units.push((s, f, (base * f).max(plan.search.rate_min_msgs_per_s)));
+                    let rate = (base * f).max(plan.search.rate_min_msgs_per_s);
+                    if on_grid.is_some_and(|g| rate >= 0.95 * g.rates_msgs_per_s[0]) {
+                        continue;
+                    }
+                    units.push((s, Phase::Curve, f, rate));
+                }
+            }
+            if let Some(g) = on_grid {
+                for (&f, &rate) in g.fractions.iter().zip(&g.rates_msgs_per_s) {
+                    units.push((s, Phase::Grid, f, rate));
                 }
             }
         }
         for rep in 0..plan.repetitions {
             units.shuffle(rng);
-            for &(s, f, rate) in &units {
+            for &(s, phase, f, rate) in &units {
                 let mut targets: Vec<usize> = (0..plan.targets.len()).collect();
                 targets.shuffle(rng);
                 for t in targets {
-                    self.step(Phase::Curve, t, Some(s), Some(f), rep, rate)?;
+                    self.step(phase, t, Some(s), Some(f), rep, rate)?;
                 }
             }
         }
@@ -408,6 +564,7 @@ pub fn run_sweep(
             started_unix_s: now_unix_s(),
             finished_unix_s: 0,
             searches,
+            grid: None,
             runs: Vec::new(),
         },
         endpoint,
@@ -415,7 +572,11 @@ pub fn run_sweep(
     };
     ctx.reference(Phase::ReferenceStart)?;
     ctx.searches(&mut rng)?;
+    if ctx.second_looks() {
+        ctx.searches(&mut rng)?;
+    }
     ctx.set_curve_bases();
+    ctx.set_grid();
     ctx.curves(&mut rng)?;
     ctx.reference(Phase::ReferenceEnd)?;
     ctx.sweep.finished_unix_s = now_unix_s();

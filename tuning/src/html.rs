@@ -111,15 +111,112 @@ fn recommendation_html(s: &SweepV2, a: &Analysis, r: &Recommendation) -> String 
     );
     let _ = write!(
         h,
-        r#"<div class="props"><pre class="properties">{}</pre></div></div>"#,
+        r#"<div class="props"><pre class="properties">{}</pre></div>"#,
         esc(&properties(s, ps.setting))
     );
+    h.push_str(&comparisons_html(a, r));
+    h.push_str("</div>");
+    h
+}
+
+/// Every setting against the best, with the evidence.
+fn comparisons_html(a: &Analysis, r: &Recommendation) -> String {
+    let Some(best) = r.best else {
+        return String::new();
+    };
+    let mut h = format!(
+        "<details class=\"comparisons\"><summary>Every setting against the best (<code>{}</code>)</summary><ul class=\"small\">",
+        esc(&a.settings[best].label)
+    );
+    for c in &r.comparisons {
+        let _ = write!(
+            h,
+            "<li><code>{}</code>: <b>{}</b> — {}</li>",
+            esc(&a.settings[c.setting].label),
+            if c.beaten { "worse" } else { "within noise" },
+            esc(&c.reason)
+        );
+    }
+    h.push_str("</ul></details>");
+    h
+}
+
+/// Passes of every setting on the shared grid at every rate, and its verdict against the best.
+fn grid_table(s: &SweepV2, a: &Analysis) -> String {
+    let Some(g) = &s.grid else {
+        return String::new();
+    };
+    let mut h = format!(
+        "<h2 id=\"grid\">Shared grid: the same rates for every setting near the top</h2><p>{:.0}–{:.0} msg/s ({} of the highest search result, {:.0} msg/s), {} runs per rate and setting, interleaved with the curve points. Cells: runs held (goal included) / runs, median p99 (ms). A setting is worse than the best only if it held at least ⌈√(2n)⌉ fewer of the n shared runs <i>and</i> failed in a majority of runs at a rate where the best held in a majority.</p><table id=\"grid-table\"><tr><th class=\"l\">target</th><th class=\"l\">setting</th>",
+        g.rates_msgs_per_s.first().copied().unwrap_or(0.0),
+        g.rates_msgs_per_s.last().copied().unwrap_or(0.0),
+        g.fractions
+            .iter()
+            .map(|f| format!("{:.0}%", f * 100.0))
+            .collect::<Vec<_>>()
+            .join(", "),
+        g.top_msgs_per_s,
+        s.plan.repetitions
+    );
+    for r in &g.rates_msgs_per_s {
+        let _ = write!(h, "<th>{r:.0} msg/s</th>");
+    }
+    h.push_str("<th>held, all rates</th><th class=\"l\">against the best</th></tr>");
+    for (i, x) in a.settings.iter().enumerate() {
+        if !g.contains(x.setting) {
+            continue;
+        }
+        let rec = &a.recommendations[x.target];
+        let _ = write!(
+            h,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td>",
+            esc(&s.plan.targets[x.target].name),
+            esc(&x.label)
+        );
+        for &rate in &g.rates_msgs_per_s {
+            let p = a.points.iter().find(|p| {
+                p.shared
+                    && p.target == x.target
+                    && p.setting == x.setting
+                    && p.rate_msgs_per_s.round() == rate.round()
+            });
+            match p {
+                Some(p) => {
+                    let _ = write!(
+                        h,
+                        "<td>{}/{}, {:.2}</td>",
+                        p.passes_of(rec.goal_met),
+                        p.reps,
+                        p.p99_ms.median
+                    );
+                }
+                None => h.push_str("<td>–</td>"),
+            }
+        }
+        let verdict = if rec.best == Some(i) {
+            "the best".to_string()
+        } else {
+            rec.comparisons
+                .iter()
+                .find(|c| c.setting == i)
+                .map_or("–".to_string(), |c| {
+                    if c.beaten { "worse" } else { "within noise" }.to_string()
+                })
+        };
+        let _ = write!(
+            h,
+            "<td>{}/{}</td><td class=\"l\">{verdict}</td></tr>",
+            x.grid_passes(),
+            x.grid_runs()
+        );
+    }
+    h.push_str("</table>");
     h
 }
 
 fn settings_table(s: &SweepV2, a: &Analysis) -> String {
     let mut h = String::from(
-        "<table id=\"settings-table\"><tr><th class=\"l\">target</th><th class=\"l\">setting</th><th>search steps</th><th>search time (s)</th><th>search: highest pass (msg/s)</th><th>search: lowest fail (msg/s)</th><th>sustained (msg/s)</th><th>sustained (MB/s)</th><th>seen failing at (msg/s)</th><th>p99 at sustained (ms)</th><th class=\"l\">status</th></tr>",
+        "<table id=\"settings-table\"><tr><th class=\"l\">target</th><th class=\"l\">setting</th><th>search steps</th><th>search time (s)</th><th>search: highest pass (msg/s)</th><th>search: lowest fail (msg/s)</th><th>sustained (msg/s)</th><th>sustained (MB/s)</th><th>seen failing at (msg/s)</th><th>p99 at sustained (ms)</th><th>shared grid: runs held</th><th class=\"l\">status</th></tr>",
     );
     for (i, x) in a.settings.iter().enumerate() {
         let r = &a.recommendations[x.target];
@@ -134,7 +231,7 @@ fn settings_table(s: &SweepV2, a: &Analysis) -> String {
         };
         let _ = write!(
             h,
-            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{status}</td></tr>",
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{status}</td></tr>",
             esc(&s.plan.targets[x.target].name),
             esc(&x.label),
             x.search_steps,
@@ -145,6 +242,11 @@ fn settings_table(s: &SweepV2, a: &Analysis) -> String {
             opt(x.sustained_mb_per_s, 2),
             opt(x.failed_msgs_per_s, 0),
             x.p99_ms_at_sustained.as_ref().map_or("–".into(), fmt_spread),
+            if x.grid.is_empty() {
+                "–".to_string()
+            } else {
+                format!("{}/{}", x.grid_passes(), x.grid_runs())
+            },
         );
     }
     h.push_str("</table>");
@@ -153,14 +255,15 @@ fn settings_table(s: &SweepV2, a: &Analysis) -> String {
 
 fn points_table(s: &SweepV2, a: &Analysis) -> String {
     let mut h = String::from(
-        "<table id=\"points-table\"><tr><th class=\"l\">target</th><th class=\"l\">setting</th><th>fraction</th><th>target (msg/s)</th><th>acked (msg/s)</th><th>acked (MB/s)</th><th>p50 (ms)</th><th>p99 (ms)</th><th>p99.9 (ms)</th><th>runs held (incl. goal)</th><th>runs kept up (rate only)</th><th>load avg 1 min</th><th>steal (%)</th></tr>",
+        "<table id=\"points-table\"><tr><th class=\"l\">target</th><th class=\"l\">setting</th><th>fraction (own rate, or grid: of the top)</th><th>target (msg/s)</th><th>acked (msg/s)</th><th>acked (MB/s)</th><th>p50 (ms)</th><th>p99 (ms)</th><th>p99.9 (ms)</th><th>runs held (incl. goal)</th><th>runs kept up (rate only)</th><th>load avg 1 min</th><th>steal (%)</th></tr>",
     );
     for p in &a.points {
         let _ = write!(
             h,
-            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{:.0}%</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}/{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}{:.0}%</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}/{}</td><td>{}</td><td>{}</td></tr>",
             esc(&s.plan.targets[p.target].name),
             esc(&s.plan.settings[p.setting].label),
+            if p.shared { "grid " } else { "" },
             p.fraction * 100.0,
             p.rate_msgs_per_s,
             fmt_spread(&p.acked_msgs_per_s),
@@ -189,9 +292,12 @@ fn compare_table(s: &SweepV2, a: &Analysis) -> String {
         "<h2 id=\"compare\">Compare: {n1} / {n0}, point by point</h2><p>Same settings and rates on both, interleaved in one sitting. Ratios of medians; &lt; 1 means {n1} is lower.</p><table id=\"compare-table\"><tr><th class=\"l\">setting</th><th>fraction</th><th>rate (msg/s)</th><th>p99 {n0} (ms)</th><th>p99 {n1} (ms)</th><th>p99 ratio</th><th>acked ratio</th></tr>"
     );
     let find = |t: usize, p: &PointSummary| {
-        a.points
-            .iter()
-            .find(|q| q.target == t && q.setting == p.setting && q.fraction == p.fraction)
+        a.points.iter().find(|q| {
+            q.target == t
+                && q.setting == p.setting
+                && q.shared == p.shared
+                && q.fraction == p.fraction
+        })
     };
     for p in a.points.iter().filter(|p| p.target == 0) {
         let Some(q) = find(1, p) else { continue };
@@ -299,13 +405,19 @@ fn machine_html(s: &SweepV2) -> String {
     }
     let _ = write!(
         h,
-        "<tr><th class=\"l\">workload</th><td class=\"l\">{}: {} topic(s) × {} partitions, {} B messages, {} producer(s), {} consumer(s), acks={}</td></tr><tr><th class=\"l\">step</th><td class=\"l\">warm-up {} s + measured {} s per run</td></tr><tr><th class=\"l\">sustained means</th><td class=\"l\">sent and acknowledged ≥ {:.0}% of target, producer backlog growing by ≤ {:.0}% of the rate per s, no errors{}</td></tr><tr><th class=\"l\">rate search</th><td class=\"l\">start {:.0} msg/s, ×{} until a fail, then bisection to {:.0}% precision; bounds {:.0}–{:.0} msg/s; ≤ {:.0} s and ≤ {} steps per setting; searches interleaved in shuffled rounds</td></tr><tr><th class=\"l\">curves</th><td class=\"l\">{} of the discovered rate, {} repetitions, shuffled rounds (seed {})</td></tr><tr><th class=\"l\">reference</th><td class=\"l\">workload settings at {:.0} msg/s, {} runs at start and end</td></tr><tr><th class=\"l\">runs</th><td class=\"l\">{} in {:.1} min</td></tr><tr><th class=\"l\">command</th><td class=\"l\"><code>{}</code></td></tr></table>",
+        "<tr><th class=\"l\">workload</th><td class=\"l\">{}: {} topic(s) × {} partitions, {} B messages, {} producer(s), {} consumer(s), acks={}</td></tr><tr><th class=\"l\">step</th><td class=\"l\">warm-up {} s + measured {} s per run</td></tr><tr><th class=\"l\">sustained means</th><td class=\"l\">sent and acknowledged ≥ {:.0}% of target, producer backlog growing by ≤ {:.0}% of the rate per s, no errors{}</td></tr><tr><th class=\"l\">rate search</th><td class=\"l\">start {:.0} msg/s, ×{} until a fail, then bisection to {:.0}% precision; bounds {:.0}–{:.0} msg/s; ≤ {:.0} s and ≤ {} steps per setting; a failing step is repeated until a majority of {} runs decides it; searches interleaved in shuffled rounds; {}</td></tr><tr><th class=\"l\">curves</th><td class=\"l\">{} of the discovered rate, {} repetitions, shuffled rounds (seed {})</td></tr><tr><th class=\"l\">shared grid</th><td class=\"l\">{}</td></tr><tr><th class=\"l\">reference</th><td class=\"l\">workload settings at {:.0} msg/s, {} runs at start and end</td></tr><tr><th class=\"l\">runs</th><td class=\"l\">{} in {:.1} min</td></tr><tr><th class=\"l\">command</th><td class=\"l\"><code>{}</code></td></tr></table>",
         esc(&w.name), w.topics, w.partitions_per_topic, w.message_size, w.producers(), w.consumers(), esc(&w.producer.acks),
         w.warmup_s, w.duration_s,
         100.0 * (1.0 - p.criteria.rate_shortfall_max), 100.0 * p.criteria.backlog_growth_max,
         p.criteria.p99_ms_max.map_or(String::new(), |g| format!(", publish p99 ≤ {g} ms")),
         p.search.rate_start_msgs_per_s, p.search.growth_factor, 100.0 * p.search.precision, p.search.rate_min_msgs_per_s, p.search.rate_max_msgs_per_s, p.search.budget_s, p.search.steps_max,
+        p.search.fail_confirm_runs,
+        p.search_duration_s.map_or("search runs as long as the curve runs".to_string(), |d| format!("search runs measure {d} s")),
         p.fractions.iter().map(|f| format!("{:.0}%", f * 100.0)).collect::<Vec<_>>().join(", "), p.repetitions, p.seed,
+        match &s.grid {
+            Some(g) => format!("{} of {:.0} msg/s (the highest search result) = {} msg/s, for {} setting(s); the same repetitions and rounds as the curves", g.fractions.iter().map(|f| format!("{:.0}%", f * 100.0)).collect::<Vec<_>>().join(", "), g.top_msgs_per_s, g.rates_msgs_per_s.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", "), g.settings.len()),
+            None => "none".to_string(),
+        },
         p.reference_rate_msgs_per_s, p.repetitions,
         s.runs.len(), s.finished_unix_s.saturating_sub(s.started_unix_s) as f64 / 60.0,
         esc(&s.command)
@@ -333,9 +445,11 @@ fn runs_html(s: &SweepV2) -> String {
 }
 
 const HOW_TO_READ: &str = "<h2 id=\"how-to-read\">How to read this report</h2><ul>\
-<li><b>Sustained rate</b>: for each setting the tuner searched for the highest fixed rate at which the producer kept up (sent and acknowledged within 1% of the target, no growing backlog, and p99 under the goal if one is given), then ran the curve points at fractions of it, each several times in shuffled order. A setting's sustained rate is the highest curve rate that held in a majority of its runs with every lower point holding too; it was <i>seen failing</i> at the lowest rate above that which did not (a curve point or a search step).</li>\
-<li><b>Curves</b>: one panel per setting, same axes everywhere. Dots are medians of the repetitions, whiskers their min–max; a hollow dot did not hold in a majority of runs. The dashed red line is the latency goal.</li>\
-<li><b>Frontier</b>: each setting at its sustained throughput and the p99 there. The grey bar runs from the sustained rate to the first rate it was seen failing at: the true capacity lies on that bar. Settings whose bars reach past the best's sustained rate are <i>within noise</i> of it (orange ring); the report only calls a winner clear when nothing else is.</li>\
+<li><b>Rate search</b>: for each setting the tuner searched for the highest fixed rate at which the producer kept up (sent and acknowledged within 1% of the target, no growing backlog, and p99 under the goal if one is given). A step whose first run failed is repeated until a majority of its runs decides it, so one stall does not end a search low; a search that still ended far below the others gets one second look above where it stopped.</li>\
+<li><b>Shared grid</b>: every setting whose search reached the grid's lowest rate then ran the same absolute rates (50–100% of the highest search result), as often as the curve points and interleaved with them. Settings are compared there like for like: one is worse than the best only if it held at least ⌈√(2n)⌉ fewer of the n shared runs and failed in a majority of runs at a rate where the best held in a majority. A setting off the grid is worse when it failed in a majority of its runs at or below the best's sustained rate. Otherwise it is <i>within noise</i>, and the pick among the best and those within noise is by the stated tie-break.</li>\
+<li><b>Sustained rate</b>: the highest repeated rate (curve or grid point) held by a majority of its runs where a monotone fit of the pass shares of all the setting's points is above ½ (one noisy point is pooled with its neighbours); it was <i>seen failing</i> at the lowest rate above that which failed in a majority of its runs.</li>\
+<li><b>Curves</b>: one panel per setting, same axes everywhere: points at fractions of its own search result, and the grid's rates. Dots are medians of the repetitions, whiskers their min–max; a hollow dot did not hold in a majority of runs. The dashed red line is the latency goal.</li>\
+<li><b>Frontier</b>: each setting at its sustained throughput and the p99 there. The grey bar runs from the sustained rate to the first rate it was seen failing at: the true capacity lies on that bar. Orange rings are within noise of the best; red is the pick.</li>\
 <li><b>Noise</b>: compare the reference point at the start and end of the sweep, and look at load average and steal per point. On a shared machine a single run is not a measurement: medians and ranges of repeated, interleaved runs are.</li></ul>";
 
 pub fn report_html(s: &SweepV2, a: &Analysis) -> String {
@@ -358,7 +472,10 @@ pub fn report_html(s: &SweepV2, a: &Analysis) -> String {
     }
     h.push_str("<h2 id=\"settings\">Settings: rate search and sustained rate</h2>");
     h.push_str(&settings_table(s, a));
-    h.push_str("<h2 id=\"points\">Every curve point, median [min–max] over repetitions</h2>");
+    h.push_str(&grid_table(s, a));
+    h.push_str(
+        "<h2 id=\"points\">Every curve and grid point, median [min–max] over repetitions</h2>",
+    );
     h.push_str(&points_table(s, a));
     h.push_str(&compare_table(s, a));
     h.push_str(&noise_html(s, a));
@@ -415,20 +532,57 @@ pub fn recommendation_md(s: &SweepV2, a: &Analysis) -> String {
             let _ = writeln!(m, "Within noise: {}. {}\n", names.join(", "), r.explanation);
         }
         let _ = writeln!(m, "```\n{}```\n", properties(s, ps.setting));
+        if let Some(best) = r.best {
+            let _ = writeln!(m, "Against the best ({}):\n", a.settings[best].label);
+            for c in &r.comparisons {
+                let _ = writeln!(
+                    m,
+                    "- {}: {} — {}",
+                    a.settings[c.setting].label,
+                    if c.beaten { "worse" } else { "within noise" },
+                    c.reason
+                );
+            }
+            m.push('\n');
+        }
     }
-    let _ = writeln!(m, "| target | setting | sustained msg/s | MB/s | seen failing at msg/s | p99 at sustained ms |\n|---|---|---|---|---|---|");
+    if let Some(g) = &s.grid {
+        let _ = writeln!(
+            m,
+            "Shared grid: {} msg/s ({} of the highest search result, {:.0} msg/s).\n",
+            g.rates_msgs_per_s
+                .iter()
+                .map(|r| format!("{r:.0}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            g.fractions
+                .iter()
+                .map(|f| format!("{:.0}%", f * 100.0))
+                .collect::<Vec<_>>()
+                .join(", "),
+            g.top_msgs_per_s
+        );
+    }
+    let _ = writeln!(m, "| target | setting | search pass / fail msg/s | sustained msg/s | MB/s | seen failing at msg/s | p99 at sustained ms | grid held |\n|---|---|---|---|---|---|---|---|");
     for x in &a.settings {
         let _ = writeln!(
             m,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} / {} | {} | {} | {} | {} | {} |",
             s.plan.targets[x.target].name,
             x.label,
+            opt(x.search_pass_msgs_per_s, 0),
+            opt(x.search_fail_msgs_per_s, 0),
             opt(x.sustained_msgs_per_s, 0),
             opt(x.sustained_mb_per_s, 2),
             opt(x.failed_msgs_per_s, 0),
             x.p99_ms_at_sustained
                 .as_ref()
-                .map_or("–".into(), fmt_spread)
+                .map_or("–".into(), fmt_spread),
+            if x.grid.is_empty() {
+                "–".to_string()
+            } else {
+                format!("{}/{}", x.grid_passes(), x.grid_runs())
+            }
         );
     }
     let n = &a.noise[0];

@@ -89,6 +89,18 @@ struct SweepArgs {
     /// Fractions of the discovered rate for the curves.
     #[arg(long, default_value = "0.25,0.5,0.75,1")]
     fractions: String,
+    /// The shared grid: fractions of the highest search result that every setting near the
+    /// top runs (the same absolute rates for all, compared like for like); "none" for no grid.
+    #[arg(long, default_value = "0.5,0.667,0.833,1")]
+    grid: String,
+    /// Runs that decide a rate-search step whose first run failed (a majority must fail;
+    /// 1 = single runs).
+    #[arg(long, default_value_t = 3)]
+    search_confirm: u32,
+    /// Measured seconds of a rate-search run (default: --duration-s); the repeated curve and
+    /// grid points, which decide, keep --duration-s.
+    #[arg(long)]
+    search_duration_s: Option<u64>,
     /// Rate search: first rate, bounds (msgs/s), precision, and wall-time budget per setting (s).
     #[arg(long, default_value_t = 10_000.0)]
     rate_start: f64,
@@ -325,7 +337,7 @@ fn plan(a: &SweepArgs, compare: bool) -> Result<Plan, String> {
         .collect();
     let dims = dimensions(a, &w).map_err(|e| e.to_string())?;
     let settings = knobs::settings(&dims).map_err(|e| e.to_string())?;
-    let step_s = (w.warmup_s + w.duration_s) as f64 + 2.0;
+    let search_step_s = (w.warmup_s + a.search_duration_s.unwrap_or(w.duration_s)) as f64 + 2.0;
     let seed = a.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -350,9 +362,16 @@ fn plan(a: &SweepArgs, compare: bool) -> Result<Plan, String> {
             precision: a.precision,
             budget_s: a.search_budget_s,
             steps_max: a.search_steps_max,
-            step_estimate_s: step_s,
+            step_estimate_s: search_step_s,
+            fail_confirm_runs: a.search_confirm,
         },
         fractions: sweep::parse_list("--fractions", &a.fractions)?,
+        grid_fractions: if a.grid.trim() == "none" {
+            Vec::new()
+        } else {
+            sweep::parse_list("--grid", &a.grid)?
+        },
+        search_duration_s: a.search_duration_s,
         repetitions: a.repetitions,
         seed,
     })
@@ -364,15 +383,19 @@ fn sweep_cmd(a: SweepArgs, compare: bool) -> Result<ExitCode, String> {
     let out = a.out.clone();
     std::fs::create_dir_all(out.join("points"))
         .map_err(|e| format!("create {}: {e}", out.display()))?;
-    let step_s = plan.search.step_estimate_s;
+    let step_s = (plan.workload.warmup_s + plan.workload.duration_s) as f64 + 2.0;
     let n_units = plan.settings.len() * plan.targets.len();
-    let curve_runs = n_units * plan.fractions.len() * plan.repetitions as usize;
+    // At most: every setting runs every curve fraction and the grid (a setting on the grid
+    // skips the fractions the grid covers).
+    let curve_runs =
+        n_units * (plan.fractions.len() + plan.grid_fractions.len()) * plan.repetitions as usize;
     eprintln!(
-        "shoal-tune: {} settings x {} target(s); search <= {:.0} s each (<= {:.0} min), then {} curve runs + {} reference runs of ~{:.0} s (~{:.0} min); seed {}",
+        "shoal-tune: {} settings x {} target(s); search <= {:.0} s each (<= {:.0} min; failing steps confirmed by a majority of {}), then <= {} curve and grid runs + {} reference runs of ~{:.0} s (<= {:.0} min); seed {}",
         plan.settings.len(),
         plan.targets.len(),
         plan.search.budget_s,
         n_units as f64 * plan.search.budget_s / 60.0,
+        plan.search.fail_confirm_runs,
         curve_runs,
         2 * plan.repetitions as usize * plan.targets.len(),
         step_s,

@@ -115,6 +115,8 @@ fn rate_search_finds_a_throttled_shoal_capacity_within_10_percent() {
         budget_s: 45.0,
         steps_max: 10,
         step_estimate_s: 4.0,
+        // As the sweeps run it: a failing step is repeated until 2 of 3 runs agree.
+        fail_confirm_runs: 3,
     };
     let target = Target {
         name: "throttled".into(),
@@ -139,6 +141,7 @@ fn rate_search_finds_a_throttled_shoal_capacity_within_10_percent() {
         );
         search.record(step.producer_rate, pass, out.elapsed_s);
     }
+    eprintln!("steps: {:?}", search.steps);
     let found = search.pass_msgs_per_s.expect("some rate passed");
     eprintln!(
         "capacity {capacity:.0} msg/s, found {found:.0} in {:.1} s ({:?})",

@@ -22,6 +22,7 @@ window.addEventListener('load', () => {
   out.frontiers = document.querySelectorAll('svg.chart.frontier').length;
   out.frontier_points = document.querySelectorAll('svg.chart.frontier g.setting circle').length;
   out.table_rows = document.querySelectorAll('#points-table tr').length - 1;
+  out.grid_rows = document.querySelectorAll('#grid-table tr').length - 1;
   out.recommendation = (document.querySelector('[id^=recommendation]') || {}).textContent || '';
   out.properties = (document.querySelector('pre.properties') || {}).textContent || '';
   out.charts = charts.length;
@@ -131,6 +132,8 @@ fn run_chromium(args: &[&str], page: &Path) -> String {
 #[test]
 fn report_renders_in_headless_chromium_with_labelled_charts() {
     let s = model_sweep();
+    let a = shoal_tuning::analysis::analyse(&s);
+    let grid = s.grid.as_ref().expect("the sweep has a shared grid");
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-chromium");
     std::fs::create_dir_all(&dir).unwrap();
     report::write_all(&s, &dir).unwrap();
@@ -184,7 +187,12 @@ fn report_renders_in_headless_chromium_with_labelled_charts() {
         field(&j, "frontier_points"),
         "{j}"
     );
-    assert_eq!(field(&j, "table_rows"), 12 * 4, "{j}");
+    // Every curve and grid point; 12 settings' own fractions (some covered by the grid).
+    assert_eq!(field(&j, "table_rows"), a.points.len(), "{j}");
+    assert!(a.points.len() >= 12 * 3, "{}", a.points.len());
+    assert!(a.points.iter().any(|p| p.shared));
+    assert_eq!(field(&j, "grid_rows"), grid.settings.len(), "{j}");
+    assert!(grid.settings.len() >= 2, "{grid:?}");
     assert_eq!(field(&j, "charts"), 13, "{j}");
     assert_eq!(field(&j, "unlabelled"), &serde_json::json!([]), "{j}");
     assert_eq!(field(&j, "overlaps"), &serde_json::json!([]), "{j}");

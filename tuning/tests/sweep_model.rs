@@ -77,18 +77,50 @@ fn every_curve_point_runs_in_shuffled_rounds_between_reference_runs() {
     assert!(phases[phases.len() - 3..]
         .iter()
         .all(|p| *p == Phase::ReferenceEnd));
-    let curve: Vec<_> = s.runs.iter().filter(|r| r.phase == Phase::Curve).collect();
-    assert_eq!(curve.len(), 4 * 4 * 3);
+    // All four settings reach the grid (capacities within 10 %): each runs the grid's 4
+    // rates and those of its own fractions below the grid (25 %, and 50 % if its search
+    // result is below the top).
+    let grid = s.grid.as_ref().expect("a shared grid");
+    assert_eq!(grid.settings, vec![0, 1, 2, 3]);
+    assert_eq!(grid.rates_msgs_per_s.len(), 4);
+    let curve: Vec<_> = s
+        .runs
+        .iter()
+        .filter(|r| matches!(r.phase, Phase::Curve | Phase::Grid))
+        .collect();
+    let own = curve.iter().filter(|r| r.phase == Phase::Curve).count();
+    assert!((4 * 3..=4 * 2 * 3).contains(&own), "{own}");
+    assert_eq!(curve.len(), own + 4 * 4 * 3);
+    for r in curve.iter().filter(|r| r.phase == Phase::Curve) {
+        assert!(r.rate_msgs_per_s < 0.95 * grid.rates_msgs_per_s[0], "{r:?}");
+    }
+    // The grid is the same absolute rates for every setting.
+    for st in 0..4 {
+        let mut rates: Vec<u64> = curve
+            .iter()
+            .filter(|r| r.phase == Phase::Grid && r.setting == Some(st) && r.rep == 0)
+            .map(|r| r.rate_msgs_per_s as u64)
+            .collect();
+        rates.sort();
+        let want: Vec<u64> = grid.rates_msgs_per_s.iter().map(|&r| r as u64).collect();
+        assert_eq!(rates, want, "setting {st}");
+    }
     // Each round holds every point once, and rounds are not in the same order.
     let round = |k: u32| {
         curve
             .iter()
             .filter(|r| r.rep == k)
-            .map(|r| (r.setting.unwrap(), r.fraction.unwrap().to_bits()))
+            .map(|r| {
+                (
+                    r.setting.unwrap(),
+                    r.phase == Phase::Grid,
+                    r.fraction.unwrap().to_bits(),
+                )
+            })
             .collect::<Vec<_>>()
     };
     let (r0, r1) = (round(0), round(1));
-    assert_eq!(r0.len(), 16);
+    assert_eq!(r0.len(), curve.len() / 3);
     let mut a = r0.clone();
     let mut b = r1.clone();
     a.sort();
@@ -205,12 +237,15 @@ fn a_missed_goal_breaks_ties_by_the_lowest_p99() {
     }
 }
 
-#[test]
-fn failing_where_the_best_held_is_worse_not_tied() {
-    use shoal_tuning::analysis::{SettingSummary, Spread};
-    let (s, _) = run(plan(1, Some(10.0)), vec![30_000.0]);
-    let p99 = Spread::of([7.0]).unwrap();
-    let summary = |setting: usize, sustained: f64, failed: f64| SettingSummary {
+fn summary(
+    s: &SweepV2,
+    setting: usize,
+    sustained: f64,
+    failed: f64,
+    grid: &[usize],
+) -> shoal_tuning::analysis::SettingSummary {
+    use shoal_tuning::analysis::{GridCount, SettingSummary, Spread};
+    SettingSummary {
         target: 0,
         setting,
         label: s.plan.settings[setting].label.clone(),
@@ -221,16 +256,78 @@ fn failing_where_the_best_held_is_worse_not_tied() {
         sustained_msgs_per_s: Some(sustained),
         sustained_mb_per_s: Some(sustained / 1000.0),
         failed_msgs_per_s: Some(failed),
-        p99_ms_at_sustained: Some(p99),
-    };
-    // Setting 0 held 2,500 and failed at 5,000, where setting 1 held.
-    let ss = vec![summary(0, 2_500.0, 5_000.0), summary(1, 5_000.0, 7_500.0)];
+        p99_ms_at_sustained: Some(Spread::of([7.0]).unwrap()),
+        grid: grid
+            .iter()
+            .enumerate()
+            .map(|(k, &passes)| GridCount {
+                rate_msgs_per_s: 10_000 * (k as u64 + 1),
+                passes,
+                reps: 3,
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn failing_where_the_best_held_is_worse_not_tied() {
+    let (s, _) = run(plan(1, Some(10.0)), vec![30_000.0]);
+    // Off the grid: setting 0 held 2,500 and failed at 5,000, where setting 1 held.
+    let ss = vec![
+        summary(&s, 0, 2_500.0, 5_000.0, &[]),
+        summary(&s, 1, 5_000.0, 7_500.0, &[]),
+    ];
     let r = analysis::recommend(&s, &ss, 0);
     assert_eq!(r.pick, Some(1));
     assert!(r.clear, "{r:?}");
     // Failing just above the best's rate: within noise, and the tie-break picks linger 0.
-    let ss = vec![summary(0, 2_500.0, 5_100.0), summary(1, 5_000.0, 7_500.0)];
+    let ss = vec![
+        summary(&s, 0, 2_500.0, 5_100.0, &[]),
+        summary(&s, 1, 5_000.0, 7_500.0, &[]),
+    ];
     let r = analysis::recommend(&s, &ss, 0);
     assert!(!r.clear);
     assert_eq!(r.pick, Some(0));
+}
+
+#[test]
+fn settings_on_the_shared_grid_are_compared_there_only() {
+    let (s, _) = run(plan(1, Some(10.0)), vec![30_000.0]);
+    // 12 shared runs each: the margin is 5 passes, and a rate the best held and the other
+    // failed in a majority.
+    assert_eq!(analysis::grid_margin(12), 5);
+    // 11 vs 7: 4 fewer, within noise, although setting 0's curve "failed" below the best's
+    // sustained rate (the grid, same rates and runs for both, overrides that).
+    let ss = vec![
+        summary(&s, 0, 30_000.0, 30_000.0, &[3, 3, 1, 0]),
+        summary(&s, 1, 40_000.0, 50_000.0, &[3, 3, 3, 2]),
+    ];
+    let r = analysis::recommend(&s, &ss, 0);
+    assert_eq!(r.best, Some(1));
+    assert!(!r.clear, "{r:?}");
+    assert_eq!(r.within_noise, vec![1, 0]);
+    assert_eq!(r.pick, Some(0), "tie-break: lowest linger");
+    assert!(!r.comparisons[0].beaten);
+    // 11 vs 5, and 3/3 against 0/3 at 30,000 msg/s: beaten.
+    let ss = vec![
+        summary(&s, 0, 20_000.0, 30_000.0, &[3, 2, 0, 0]),
+        summary(&s, 1, 40_000.0, 50_000.0, &[3, 3, 3, 2]),
+    ];
+    let r = analysis::recommend(&s, &ss, 0);
+    assert!(r.clear, "{r:?}");
+    assert_eq!(r.pick, Some(1));
+    assert!(
+        r.comparisons[0].reason.contains("30000 msg/s 3/3 vs 0/3"),
+        "{}",
+        r.comparisons[0].reason
+    );
+    // A setting off the grid is beaten by a confirmed fail below the best's sustained rate.
+    let ss = vec![
+        summary(&s, 0, 8_000.0, 9_000.0, &[]),
+        summary(&s, 1, 40_000.0, 50_000.0, &[3, 3, 3, 2]),
+        summary(&s, 2, 40_000.0, 50_000.0, &[3, 3, 3, 1]),
+    ];
+    let r = analysis::recommend(&s, &ss, 0);
+    assert_eq!(r.within_noise, vec![1, 2]);
+    assert_eq!(r.pick, Some(1), "l=0 b=1M: linger 0 first");
 }
