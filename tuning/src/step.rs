@@ -40,6 +40,25 @@ pub struct StepFigures {
     pub backlog_growth_msgs_per_s2: f64,
 }
 
+impl StepFigures {
+    /// A modelled endpoint's step: `acked` of `rate` msg/s of `message_size` bytes, with this
+    /// p99 (p50, p99.9 and max derived from it); the backlog grows by what is not acked.
+    pub fn modelled(rate: f64, acked: f64, message_size: u32, p99_us: u64) -> StepFigures {
+        StepFigures {
+            target_msgs_per_s: rate,
+            sent_msgs_per_s: rate,
+            acked_msgs_per_s: acked,
+            acked_mb_per_s: acked * message_size as f64 / 1e6,
+            errors: 0,
+            p50_us: p99_us / 3,
+            p99_us,
+            p999_us: p99_us * 2,
+            max_us: p99_us * 3,
+            backlog_growth_msgs_per_s2: rate - acked,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailReason {

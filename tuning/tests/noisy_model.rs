@@ -54,18 +54,7 @@ impl Endpoint for Noisy {
         }
         let p99_us = (p99_ms * 1000.0) as u64;
         Ok(StepOutput {
-            figures: StepFigures {
-                target_msgs_per_s: rate,
-                sent_msgs_per_s: rate,
-                acked_msgs_per_s: acked,
-                acked_mb_per_s: acked * w.message_size as f64 / 1e6,
-                errors: 0,
-                p50_us: p99_us / 3,
-                p99_us,
-                p999_us: p99_us * 2,
-                max_us: p99_us * 3,
-                backlog_growth_msgs_per_s2: rate - acked,
-            },
+            figures: StepFigures::modelled(rate, acked, w.message_size, p99_us),
             result_json: None,
             elapsed_s: w.duration_s as f64 + 1.6,
         })
