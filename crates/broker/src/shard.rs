@@ -272,8 +272,9 @@ impl Shard {
         let state = topic
             .and_then(|t| t.parts.get(usize::try_from(index).ok()?))
             .filter(|s| s.replicas.contains(&me));
-        let Some(state) = state else {
-            if r.leading().is_some() || r.following().is_some() {
+        let Some(state) = state.filter(|s| s.leader >= 0) else {
+            // No longer a replica, or no leader: serve nothing.
+            if r.is_active() {
                 r.become_idle();
             }
             return;
@@ -303,12 +304,8 @@ impl Shard {
                     );
                 }
             }
-        } else if state.leader >= 0 {
-            if r.following() != Some((state.leader, state.leader_epoch)) {
-                r.become_follower(state.leader, state.leader_epoch);
-            }
-        } else if r.leading().is_some() || r.following().is_some() {
-            r.become_idle();
+        } else if r.following() != Some((state.leader, state.leader_epoch)) {
+            r.become_follower(state.leader, state.leader_epoch);
         }
     }
 

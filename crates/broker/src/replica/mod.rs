@@ -167,6 +167,11 @@ impl PartitionReplica {
         }
     }
 
+    /// Leading or following (not idle).
+    pub fn is_active(&self) -> bool {
+        !matches!(&*self.role.borrow(), Role::Idle { .. })
+    }
+
     fn next_generation(&self) -> u64 {
         self.generation.set(self.generation.get() + 1);
         self.wake.notify_all();
@@ -229,11 +234,6 @@ impl PartitionReplica {
         );
         tasks::send_action(self, leader, hello);
         glommio::spawn_local(tasks::follow(self.clone(), generation)).detach();
-    }
-
-    /// Follows again from the log as it is (after a failed append or truncation).
-    fn restart_follower(self: &Rc<Self>, leader: i32, epoch: Epoch) {
-        self.become_follower(leader, epoch);
     }
 
     /// The committed partition state changed at the same leader epoch (an ISR change).

@@ -304,6 +304,6 @@ fn restart(r: &Rc<PartitionReplica>) -> bool {
     let Some((leader, epoch)) = r.following() else {
         return false;
     };
-    r.restart_follower(leader, epoch);
+    r.become_follower(leader, epoch);
     false
 }
