@@ -63,6 +63,9 @@ pub struct NodeConfig {
     pub fetch_wait_ms_max: u64,
     /// Upper bound on a Fetch response's size (Kafka's `fetch.max.bytes`).
     pub fetch_bytes_max: usize,
+    /// Fetch record bytes go file to socket with sendfile(2), without a user-space copy;
+    /// false reads them into memory and writes them (the path TLS would need).
+    pub fetch_zero_copy: bool,
     /// Depth of each cross-shard message queue.
     pub shard_queue_depth_max: usize,
     /// Partitions in one topic.
@@ -128,6 +131,7 @@ impl Default for NodeConfig {
             connection_in_flight_bytes_max: 32 * 1024 * 1024,
             fetch_wait_ms_max: 30_000,
             fetch_bytes_max: 55 * 1024 * 1024,
+            fetch_zero_copy: true,
             shard_queue_depth_max: 1024,
             topic_partitions_max: 10_000,
             auto_create_topics_enable: true,

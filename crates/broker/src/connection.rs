@@ -5,6 +5,7 @@
 //! A malformed frame closes only this connection, with a log line.
 
 use std::cell::Cell;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
 use bytes::{Buf, BytesMut};
@@ -13,6 +14,7 @@ use glommio::channels::local_channel;
 use glommio::net::TcpStream;
 
 use crate::handlers::{self, Reply};
+use crate::io::send::{set_nonblocking, write_pieces};
 use crate::shard::Shard;
 use shoal_protocol::frame::{check_frame, FrameStatus, FRAME_PREFIX_BYTES};
 use shoal_sync::Notify;
@@ -58,6 +60,11 @@ type Outbox = local_channel::LocalSender<(handlers::Pending, usize)>;
 
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
+    let socket = stream.as_raw_fd();
+    if let Err(e) = set_nonblocking(socket) {
+        log::warn!("cannot make a client socket non-blocking ({e}): closing it");
+        return;
+    }
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
@@ -68,12 +75,23 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         shard.ctx.config.connection_in_flight_max,
     );
     let writer_budget = budget.clone();
+    let writer_shard = shard.clone();
     let writer_task = glommio::spawn_local(async move {
         while let Some((pending, size)) = rx.recv().await {
             let reply = pending.await;
             writer_budget.release(size);
             match reply {
                 Reply::Frame(response) => writer.write_all(&response).await?,
+                Reply::Pieces(pieces) => {
+                    let started = std::time::Instant::now();
+                    let sent = write_pieces(&mut writer, socket, &pieces).await?;
+                    let m = &writer_shard.metrics;
+                    m.fetch_send.record_since(started);
+                    m.fetch_bytes_zero_copy
+                        .set(m.fetch_bytes_zero_copy.get() + sent.zero_copy);
+                    m.fetch_bytes_copied
+                        .set(m.fetch_bytes_copied.get() + sent.copied);
+                }
                 Reply::Nothing => {}
                 Reply::Close => break,
             }

@@ -21,12 +21,17 @@ pub struct ShardMetrics {
     /// Replication frames read on the shard owning their replica / forwarded to another shard.
     pub replica_frames_direct: Cell<u64>,
     pub replica_frames_forwarded: Cell<u64>,
+    /// Fetch: response ready to its last byte written.
+    pub fetch_send: Histogram,
+    /// Fetch record bytes sent file to socket / written from memory.
+    pub fetch_bytes_zero_copy: Cell<u64>,
+    pub fetch_bytes_copied: Cell<u64>,
     /// Shared by every log this shard opens.
     pub log: Rc<LogTimings>,
 }
 
 /// (name, help) of each histogram, in `MetricsSnapshot::histograms` order.
-const HISTOGRAMS: [(&str, &str); 7] = [
+const HISTOGRAMS: [(&str, &str); 8] = [
     (
         "shoal_produce_request_latency_seconds",
         "Produce requests, decoded to response ready (the acks wait included).",
@@ -52,8 +57,12 @@ const HISTOGRAMS: [(&str, &str); 7] = [
         "shoal_produce_replication_wait_seconds",
         "acks=all produces, durable on the leader to covered by the high watermark.",
     ),
+    (
+        "shoal_fetch_send_seconds",
+        "Fetch responses, ready to their last byte written to the socket.",
+    ),
 ];
-const COUNTERS: [(&str, &str); 5] = [
+const COUNTERS: [(&str, &str); 7] = [
     ("shoal_requests_total", "Kafka requests decoded."),
     ("shoal_produce_requests_total", "Produce requests answered."),
     ("shoal_fetch_requests_total", "Fetch requests answered."),
@@ -64,6 +73,14 @@ const COUNTERS: [(&str, &str); 5] = [
     (
         "shoal_replica_frames_forwarded_total",
         "Replication frames forwarded to the shard that holds their replica.",
+    ),
+    (
+        "shoal_fetch_zero_copy_bytes_total",
+        "Fetch record bytes sent file to socket (sendfile).",
+    ),
+    (
+        "shoal_fetch_copied_bytes_total",
+        "Fetch record bytes written from memory (copying path, or a full socket's next chunk).",
     ),
 ];
 
@@ -85,6 +102,7 @@ impl ShardMetrics {
                 self.log.write.snapshot(),
                 self.log.fsync.snapshot(),
                 self.replication_wait.snapshot(),
+                self.fetch_send.snapshot(),
             ],
             counters: [
                 self.requests.get(),
@@ -92,6 +110,8 @@ impl ShardMetrics {
                 self.fetch_requests.get(),
                 self.replica_frames_direct.get(),
                 self.replica_frames_forwarded.get(),
+                self.fetch_bytes_zero_copy.get(),
+                self.fetch_bytes_copied.get(),
             ],
         }
     }

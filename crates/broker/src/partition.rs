@@ -2,7 +2,9 @@
 //! wait for data). Nothing here knows the shard mesh: callers reach the owner first
 //! (`Shard::on_partition`), then call these.
 
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -12,7 +14,7 @@ use crate::errors::KafkaCode;
 use crate::replica::PartitionReplica;
 use shoal_protocol::errors as ec;
 use shoal_protocol::now_ms;
-use shoal_storage::PartitionLog;
+use shoal_storage::{FileSlice, PartitionLog};
 use shoal_sync::Notify;
 
 pub struct LocalPartition {
@@ -65,7 +67,55 @@ pub struct ReadOutcome {
     pub log_start_offset: i64,
     /// Empty when there is nothing to return, never absent: Kafka sends empty records even
     /// with an error.
-    pub records: Bytes,
+    pub records: RecordData,
+}
+
+/// A partition's record bytes as read: copied out of the page cache, or the file ranges that
+/// hold them, for a zero-copy send (`fetch_zero_copy`).
+#[derive(Debug, Clone)]
+pub enum RecordData {
+    Copied(Bytes),
+    Files(Vec<FileRange>),
+}
+
+impl Default for RecordData {
+    fn default() -> Self {
+        RecordData::Copied(Bytes::new())
+    }
+}
+
+impl RecordData {
+    pub fn len(&self) -> usize {
+        match self {
+            RecordData::Copied(b) => b.len(),
+            RecordData::Files(ranges) => ranges.iter().map(|r| r.len).sum(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Whole batches at `position..position + len` of a segment file, through a duplicate of the
+/// segment's descriptor: it can cross shards, and it keeps the file readable after retention
+/// unlinks it (the pin the zero-copy send needs).
+#[derive(Debug, Clone)]
+pub struct FileRange {
+    pub fd: Arc<OwnedFd>,
+    pub position: u64,
+    pub len: usize,
+}
+
+impl FileRange {
+    fn of(slice: &FileSlice) -> std::io::Result<Self> {
+        // SAFETY: the slice holds its segment, so the descriptor is open while it is borrowed.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(slice.raw_fd()) };
+        Ok(FileRange {
+            fd: Arc::new(borrowed.try_clone_to_owned()?),
+            position: slice.position(),
+            len: slice.len(),
+        })
+    }
 }
 
 impl ReadOutcome {
@@ -74,12 +124,19 @@ impl ReadOutcome {
             error_code: code,
             high_watermark: -1,
             log_start_offset: -1,
-            records: Bytes::new(),
+            records: RecordData::default(),
         }
     }
     pub fn bytes(&self) -> usize {
         self.records.len()
     }
+}
+
+/// How `ops::read` returns record bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadMode {
+    Copy,
+    FileRanges,
 }
 
 /// Owner-side partition operations, run through `Shard::on_partition`.
@@ -120,6 +177,7 @@ pub mod ops {
         offset: i64,
         max_bytes: u32,
         min_one_batch: bool,
+        mode: ReadMode,
     ) -> ReadOutcome {
         let hw = p.high_watermark();
         let log_start = p.log.log_start_offset();
@@ -127,7 +185,7 @@ pub mod ops {
             error_code: ec::NONE,
             high_watermark: hw,
             log_start_offset: log_start,
-            records: Bytes::new(),
+            records: RecordData::default(),
         };
         // Between the high watermark and the log end (a new leader whose followers have not
         // acknowledged yet) is no error: nothing to return yet, as Kafka answers.
@@ -138,31 +196,48 @@ pub mod ops {
         if offset >= hw {
             return out;
         }
-        match p.log.read(offset, max_bytes, hw, min_one_batch).await {
-            Ok(result) if result.slices.len() == 1 => match result.slices[0].read().await {
-                Ok(b) => out.records = b,
-                Err(e) => {
-                    log::error!("read: {e}");
-                    out.error_code = e.kafka_code();
-                }
-            },
-            Ok(result) => {
-                let mut buf = BytesMut::with_capacity(result.bytes);
-                for slice in &result.slices {
-                    match slice.read().await {
-                        Ok(b) => buf.extend_from_slice(&b),
-                        Err(e) => {
-                            log::error!("read: {e}");
-                            out.error_code = e.kafka_code();
-                            return out;
-                        }
-                    }
-                }
-                out.records = buf.freeze();
+        let result = match p.log.read(offset, max_bytes, hw, min_one_batch).await {
+            Ok(result) => result,
+            Err(e) => {
+                out.error_code = e.kafka_code();
+                return out;
             }
-            Err(e) => out.error_code = e.kafka_code(),
+        };
+        let records = match mode {
+            ReadMode::FileRanges => file_ranges(&result.slices),
+            ReadMode::Copy => copy_out(&result.slices).await,
+        };
+        match records {
+            Ok(records) => out.records = records,
+            Err(code) => out.error_code = code,
         }
         out
+    }
+
+    fn file_ranges(slices: &[FileSlice]) -> Result<RecordData, i16> {
+        let ranges = slices
+            .iter()
+            .map(FileRange::of)
+            .collect::<Result<Vec<_>, _>>();
+        ranges.map(RecordData::Files).map_err(|e| {
+            log::error!("read: duplicating a segment descriptor: {e}");
+            ec::KAFKA_STORAGE_ERROR
+        })
+    }
+
+    async fn copy_out(slices: &[FileSlice]) -> Result<RecordData, i16> {
+        let copy = |e: shoal_storage::StorageError| {
+            log::error!("read: {e}");
+            e.kafka_code()
+        };
+        if let [slice] = slices {
+            return slice.read().await.map(RecordData::Copied).map_err(copy);
+        }
+        let mut buf = BytesMut::with_capacity(slices.iter().map(FileSlice::len).sum());
+        for slice in slices {
+            buf.extend_from_slice(&slice.read().await.map_err(copy)?);
+        }
+        Ok(RecordData::Copied(buf.freeze()))
     }
 
     /// Waits until the partition has data at `offset` (or it changes state), bounded by `deadline`.

@@ -441,6 +441,17 @@ impl Broker {
         (status, body.to_string())
     }
 
+    /// The value of an unlabelled sample (a counter, a histogram's `_count`) on `/metrics`.
+    pub fn metric(&self, name: &str) -> f64 {
+        let (status, body) = self.admin_get("/metrics");
+        assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+        body.lines()
+            .filter_map(|l| l.split_once(' '))
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} is not on /metrics:\n{body}"))
+    }
+
     /// Runs `shoal ARGS... --brokers ADDR` (bounded), returns its output, whatever the exit code.
     pub fn cli_output(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
         let mut cmd = Command::new(shoal_bin());

@@ -27,7 +27,7 @@ use super::records::{decode_batches, encode_batch, GroupRecord};
 use super::{partition_for, OFFSETS_TOPIC};
 use crate::config::NodeConfig;
 use crate::errors::KafkaCode;
-use crate::partition::{ops, LocalPartition};
+use crate::partition::{ops, LocalPartition, ReadMode, RecordData};
 use crate::replica::AcksAll;
 use crate::shard::Shard;
 use shoal_protocol::errors as e;
@@ -175,7 +175,14 @@ async fn load(log: &Rc<LocalPartition>, coordinator: &mut Coordinator) -> Result
     let end = log.log.high_watermark();
     let mut count = 0;
     while offset < end {
-        let read = ops::read(log.clone(), offset, LOAD_READ_BYTES_MAX, true).await;
+        let read = ops::read(
+            log.clone(),
+            offset,
+            LOAD_READ_BYTES_MAX,
+            true,
+            ReadMode::Copy,
+        )
+        .await;
         if read.error_code != e::NONE {
             log::error!(
                 "{OFFSETS_TOPIC}: reading at {offset}: error {}",
@@ -183,7 +190,9 @@ async fn load(log: &Rc<LocalPartition>, coordinator: &mut Coordinator) -> Result
             );
             return Err(e::COORDINATOR_NOT_AVAILABLE);
         }
-        let data = read.records;
+        let RecordData::Copied(data) = read.records else {
+            unreachable!("a copying read returns copied records");
+        };
         let (records, next) = decode_batches(data).map_err(|err| {
             log::error!("{OFFSETS_TOPIC}: at {offset}: {err}");
             e::COORDINATOR_NOT_AVAILABLE

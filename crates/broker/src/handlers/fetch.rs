@@ -5,11 +5,15 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::FetchRequest;
+use kafka_protocol::protocol::StrBytes;
+use shoal_protocol::fetch::{
+    encode_fetch_response, FetchChunk, FetchFrame, FetchPartitionHead, FetchResponseHead,
+    FetchTopicHead,
+};
 
-use crate::handlers::join_all;
-use crate::partition::{ops, ReadOutcome};
+use crate::handlers::{join_all, Piece, Reply};
+use crate::partition::{ops, ReadMode, ReadOutcome, RecordData};
 use crate::shard::Shard;
 use shoal_protocol::errors as ec;
 use shoal_sync::Notify;
@@ -22,7 +26,14 @@ struct Wanted {
     leader_epoch: i32,
 }
 
-pub async fn handle(shard: &Rc<Shard>, version: i16, request: FetchRequest) -> FetchResponse {
+/// Answers with the encoded frame as pieces: inline bytes, and the records as copies or file
+/// ranges (`fetch_zero_copy`).
+pub async fn handle(
+    shard: &Rc<Shard>,
+    version: i16,
+    correlation_id: i32,
+    request: FetchRequest,
+) -> Reply {
     let meta = shard.metadata();
     let mut wanted: Vec<Vec<Wanted>> = Vec::with_capacity(request.topics.len());
     for t in &request.topics {
@@ -67,52 +78,84 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: FetchRequest) -> F
         results = read_all(shard, &wanted, bytes_max, unknown_topic).await;
     }
 
-    let mut responses = Vec::with_capacity(request.topics.len());
+    let mut topics = Vec::with_capacity(request.topics.len());
+    let mut records = Vec::with_capacity(request.topics.len());
     for (ti, t) in request.topics.iter().enumerate() {
-        let partitions = t
-            .partitions
-            .iter()
-            .enumerate()
-            .map(|(pi, p)| {
-                let r = if session_error {
-                    ReadOutcome::error(ec::FETCH_SESSION_ID_NOT_FOUND)
-                } else {
-                    results[ti][pi].clone()
-                };
-                PartitionData::default()
-                    .with_partition_index(p.partition)
-                    .with_error_code(r.error_code)
-                    .with_high_watermark(r.high_watermark)
-                    .with_last_stable_offset(r.high_watermark)
-                    .with_log_start_offset(if version >= 5 { r.log_start_offset } else { -1 })
-                    .with_aborted_transactions(Some(Vec::new()))
-                    .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
-                    .with_records(Some(r.records))
-            })
-            .collect();
-        responses.push(
-            FetchableTopicResponse::default()
-                .with_topic(if version >= 13 {
-                    TopicName::default()
-                } else {
-                    t.topic.clone()
-                })
-                .with_topic_id(if version >= 13 {
-                    t.topic_id
-                } else {
-                    uuid::Uuid::nil()
-                })
-                .with_partitions(partitions),
-        );
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        let mut row = Vec::with_capacity(t.partitions.len());
+        for (pi, p) in t.partitions.iter().enumerate() {
+            let r = if session_error {
+                ReadOutcome::error(ec::FETCH_SESSION_ID_NOT_FOUND)
+            } else {
+                std::mem::take(&mut results[ti][pi])
+            };
+            partitions.push(FetchPartitionHead {
+                partition_index: p.partition,
+                error_code: r.error_code,
+                high_watermark: r.high_watermark,
+                last_stable_offset: r.high_watermark,
+                log_start_offset: if version >= 5 { r.log_start_offset } else { -1 },
+                aborted_transactions: Some(Vec::new()),
+                records_bytes: Some(r.bytes()),
+                ..FetchPartitionHead::default()
+            });
+            row.push(r.records);
+        }
+        topics.push(FetchTopicHead {
+            name: if version >= 13 {
+                StrBytes::default()
+            } else {
+                t.topic.0.clone()
+            },
+            topic_id: if version >= 13 {
+                t.topic_id
+            } else {
+                uuid::Uuid::nil()
+            },
+            partitions,
+        });
+        records.push(row);
     }
-    FetchResponse::default()
-        .with_error_code(if session_error {
+    let head = FetchResponseHead {
+        throttle_time_ms: 0,
+        error_code: if session_error {
             ec::FETCH_SESSION_ID_NOT_FOUND
         } else {
             ec::NONE
-        })
-        .with_session_id(0)
-        .with_responses(responses)
+        },
+        session_id: 0,
+        topics,
+    };
+    match encode_fetch_response(correlation_id, version, &head) {
+        Ok(frame) => Reply::Pieces(pieces(frame, records)),
+        Err(e) => {
+            log::error!("cannot encode a Fetch response: {e:?}");
+            Reply::Close
+        }
+    }
+}
+
+/// The frame's chunks with each gap filled by its partition's records.
+fn pieces(frame: FetchFrame, mut records: Vec<Vec<RecordData>>) -> Vec<Piece> {
+    let mut out = Vec::with_capacity(frame.chunks.len());
+    for chunk in frame.chunks {
+        match chunk {
+            FetchChunk::Inline(bytes) => out.push(Piece::Inline(bytes)),
+            FetchChunk::Records {
+                topic,
+                partition,
+                bytes,
+            } => {
+                let data = std::mem::take(&mut records[topic][partition]);
+                assert_eq!(data.len(), bytes, "records of {topic}/{partition}");
+                match data {
+                    RecordData::Copied(b) => out.push(Piece::Records(b)),
+                    RecordData::Files(ranges) => out.extend(ranges.into_iter().map(Piece::File)),
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Reads every partition concurrently, then keeps data in request order within `bytes_max`
@@ -123,6 +166,11 @@ async fn read_all(
     bytes_max: usize,
     unknown_topic: i16,
 ) -> Vec<Vec<ReadOutcome>> {
+    let read_mode = if shard.ctx.config.fetch_zero_copy {
+        ReadMode::FileRanges
+    } else {
+        ReadMode::Copy
+    };
     let mut tasks = Vec::new();
     for w in wanted.iter().flatten() {
         let shard = shard.clone();
@@ -130,6 +178,7 @@ async fn read_all(
         let (partition, offset, max_bytes, epoch) =
             (w.partition, w.offset, w.max_bytes, w.leader_epoch);
         let max_bytes = max_bytes.min(bytes_max as u32);
+        let mode = read_mode;
         tasks.push(glommio::spawn_local(async move {
             let Some(topic) = topic else {
                 return ReadOutcome::error(unknown_topic);
@@ -139,7 +188,7 @@ async fn read_all(
             }
             shard
                 .on_partition(&topic, partition, move |_, p| {
-                    ops::read(p, offset, max_bytes, true)
+                    ops::read(p, offset, max_bytes, true, mode)
                 })
                 .await
                 .unwrap_or_else(ReadOutcome::error)
@@ -155,7 +204,7 @@ async fn read_all(
             let n = r.bytes();
             if n > 0 {
                 if used > 0 && used + n > bytes_max {
-                    r.records = bytes::Bytes::new();
+                    r.records = RecordData::default();
                 } else {
                     used += n;
                 }

@@ -38,11 +38,14 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
 use shoal_protocol::{decode_request, encode_response, Request, Response};
 
+use crate::partition::FileRange;
 use crate::shard::Shard;
 
 /// What the connection does once a request is handled, in request order.
 pub enum Reply {
     Frame(BytesMut),
+    /// A frame in pieces, written in order (Fetch: records as copies or file ranges).
+    Pieces(Vec<Piece>),
     /// Nothing is sent (Produce with acks=0).
     Nothing,
     /// The request could not be answered (a bug, logged): close this connection.
@@ -50,6 +53,16 @@ pub enum Reply {
 }
 
 pub type Pending = glommio::Task<Reply>;
+
+/// A piece of a response frame: bytes in memory, or a range of a segment file that the
+/// connection sends file to socket (`fetch_zero_copy`).
+#[derive(Debug)]
+pub enum Piece {
+    Inline(Bytes),
+    /// Record bytes copied out of a segment.
+    Records(Bytes),
+    File(FileRange),
+}
 
 /// Who sent a request (group members are described with their client id and host).
 #[derive(Debug, Clone, Default)]
@@ -86,7 +99,19 @@ pub fn dispatch_from(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Result<Pend
         let started = std::time::Instant::now();
         let m = &shard.metrics;
         m.requests.set(m.requests.get() + 1);
-        let response = handle(&shard, version, decoded.request, &ctx).await;
+        let reply = match decoded.request {
+            Request::Fetch(r) => fetch::handle(&shard, version, correlation_id, r).await,
+            request => match handle(&shard, version, request, &ctx).await {
+                None => Reply::Nothing,
+                Some(response) => match encode_response(correlation_id, version, &response) {
+                    Ok(frame) => Reply::Frame(frame),
+                    Err(e) => {
+                        log::error!("cannot encode {api_key:?} v{version} response: {e:?}");
+                        Reply::Close
+                    }
+                },
+            },
+        };
         let m = &shard.metrics;
         match api_key {
             ApiKey::Produce => {
@@ -99,16 +124,7 @@ pub fn dispatch_from(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Result<Pend
             }
             _ => {}
         }
-        let Some(response) = response else {
-            return Reply::Nothing;
-        };
-        match encode_response(correlation_id, version, &response) {
-            Ok(frame) => Reply::Frame(frame),
-            Err(e) => {
-                log::error!("cannot encode {api_key:?} v{version} response: {e:?}");
-                Reply::Close
-            }
-        }
+        reply
     };
     // A handler bug must cost one connection, never the shard.
     Ok(glommio::spawn_local(async move {
@@ -135,7 +151,7 @@ async fn handle(
     Some(match request {
         Request::ApiVersions(r) => Response::ApiVersions(api_versions::handle(version, r)),
         Request::Produce(r) => Response::Produce(produce::handle(shard, version, r).await?),
-        Request::Fetch(r) => Response::Fetch(fetch::handle(shard, version, r).await),
+        Request::Fetch(_) => unreachable!("Fetch is answered in pieces by dispatch_from"),
         Request::ListOffsets(r) => {
             Response::ListOffsets(list_offsets::handle(shard, version, r).await)
         }
