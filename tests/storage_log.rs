@@ -379,7 +379,13 @@ fn validation_errors_map_to_kafka_codes() {
         short.truncate(good.len() - 1);
         assert_eq!(code(log.append(short, 0, 0).await), 2);
 
-        assert_eq!(code(log.append(good[..30].into(), 0, 0).await), 2);
+        assert_eq!(
+            code(
+                log.append(bytes::Bytes::copy_from_slice(&good[..30]), 0, 0)
+                    .await
+            ),
+            2
+        );
 
         let mut magic1 = good.clone();
         magic1[batch::MAGIC_AT] = 1;

@@ -146,7 +146,6 @@ pub mod ops {
     /// Must reach `PartitionLog::append` without awaiting first (see `Shard::append_ordered`).
     /// The batch is stamped with the partition's current `leader_epoch`.
     pub async fn append(p: Rc<LocalPartition>, batch: Bytes, leader_epoch: i32) -> AppendOutcome {
-        let batch = BytesMut::from(&batch[..]);
         let result = p.log.append(batch, leader_epoch, now_ms()).await;
         match result {
             Ok(info) => {

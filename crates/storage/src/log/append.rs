@@ -3,13 +3,16 @@
 use super::*;
 
 impl PartitionLog {
-    /// Appends one client RecordBatch v2 (BaseOffset 0). See module docs.
+    /// Appends one client RecordBatch v2 (BaseOffset 0). See module docs. The batch is not
+    /// copied here: the writer copies it into its write, stamping offset and epoch on the way
+    /// (LogAppendTime, which changes the CRC, is stamped on a copy at once).
     pub async fn append(
         &self,
-        mut batch: BytesMut,
+        batch: impl Into<Bytes>,
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
+        let batch: Bytes = batch.into();
         let inner = &self.inner;
         let called = std::time::Instant::now();
         inner.check_usable()?;
@@ -65,19 +68,31 @@ impl PartitionLog {
         let base_offset = inner.log_end_offset.get();
         let last_offset = base_offset + i64::from(header.last_offset_delta);
         // Everything from here to the spawn is synchronous: offsets are assigned in order.
-        batch::set_base_offset(&mut batch, base_offset);
-        batch::set_partition_leader_epoch(&mut batch, leader_epoch);
-        let log_append_time_ms = if inner.config.get().log_append_time {
-            batch::set_log_append_time(&mut batch, now_ms);
-            now_ms
+        let (data, stamped, log_append_time_ms) = if inner.config.get().log_append_time {
+            let mut owned = Vec::from(&batch[..]);
+            batch::set_base_offset(&mut owned, base_offset);
+            batch::set_partition_leader_epoch(&mut owned, leader_epoch);
+            batch::set_log_append_time(&mut owned, now_ms);
+            let stamped = BatchHeader::parse(&owned).expect("validated header");
+            debug_assert!(batch::verify(&owned).is_ok());
+            (WriteData::Owned(owned), stamped, now_ms)
         } else {
-            -1
+            let mut stamped = header;
+            stamped.base_offset = base_offset;
+            stamped.partition_leader_epoch = leader_epoch;
+            let stamp = Stamp {
+                base_offset,
+                leader_epoch,
+            };
+            let data = WriteData::Shared {
+                batch,
+                stamp: Some(stamp),
+            };
+            (data, stamped, -1)
         };
-        let stamped = BatchHeader::parse(&batch).expect("validated header");
-        debug_assert!(batch::verify(&batch).is_ok());
         assert_eq!(stamped.last_offset(), last_offset);
         inner.producers.borrow_mut().record(&stamped);
-        inner.place(batch, &stamped, now_ms);
+        inner.place(data, &stamped, now_ms);
         drop(permit);
         inner.timings.borrow().append_queue.record_since(called);
         inner
@@ -138,7 +153,10 @@ impl PartitionLog {
             inner
                 .prepare_append(&permit, len as u64, delta, epoch, now_ms)
                 .await?;
-            let batch = BytesMut::from(&batches[at..at + len]);
+            let batch = WriteData::Shared {
+                batch: batches.slice(at..at + len),
+                stamp: None,
+            };
             inner.producers.borrow_mut().record(&header);
             inner.place(batch, &header, now_ms);
             records += header.record_count as u64;
@@ -195,7 +213,7 @@ impl LogInner {
 
     /// Synchronously places a stamped batch at the log end: index entries, the log end, the
     /// queued write (the caller records producer state).
-    fn place(self: &Rc<Self>, batch: BytesMut, stamped: &BatchHeader, now_ms: i64) {
+    fn place(self: &Rc<Self>, batch: WriteData, stamped: &BatchHeader, now_ms: i64) {
         let base_offset = self.log_end_offset.get();
         assert_eq!(stamped.base_offset, base_offset, "placed at the log end");
         let bytes = batch.len() as u64;
@@ -212,7 +230,7 @@ impl LogInner {
             next_offset,
             segment: active,
             position,
-            data: Vec::from(batch),
+            data: batch,
         });
     }
 

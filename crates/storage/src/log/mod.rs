@@ -11,7 +11,7 @@ use std::os::unix::io::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::batch::{self, BatchHeader};
 use super::config::{FlushPolicy, LogConfig};
@@ -149,7 +149,57 @@ struct QueuedWrite {
     next_offset: i64,
     segment: Rc<LogSegment>,
     position: u64,
-    data: Vec<u8>,
+    data: WriteData,
+}
+
+/// A queued write's bytes: a batch still in the buffer it arrived in, whose stamps are applied
+/// while the writer copies it into the write (the one user-space copy of an append), or bytes
+/// the log already owns.
+enum WriteData {
+    Shared { batch: Bytes, stamp: Option<Stamp> },
+    Owned(Vec<u8>),
+}
+
+/// Header fields an append stamps outside the CRC.
+#[derive(Debug, Clone, Copy)]
+struct Stamp {
+    base_offset: i64,
+    leader_epoch: i32,
+}
+
+impl WriteData {
+    fn len(&self) -> usize {
+        match self {
+            WriteData::Shared { batch, .. } => batch.len(),
+            WriteData::Owned(bytes) => bytes.len(),
+        }
+    }
+
+    fn copy_into(&self, out: &mut Vec<u8>) {
+        let at = out.len();
+        match self {
+            WriteData::Shared { batch, stamp } => {
+                out.extend_from_slice(batch);
+                if let Some(stamp) = stamp {
+                    batch::set_base_offset(&mut out[at..], stamp.base_offset);
+                    batch::set_partition_leader_epoch(&mut out[at..], stamp.leader_epoch);
+                }
+            }
+            WriteData::Owned(bytes) => out.extend_from_slice(bytes),
+        }
+        debug_assert!(batch::verify(&out[at..]).is_ok());
+    }
+
+    fn into_vec(self) -> Vec<u8> {
+        match self {
+            WriteData::Owned(bytes) => bytes,
+            shared => {
+                let mut out = Vec::with_capacity(shared.len());
+                shared.copy_into(&mut out);
+                out
+            }
+        }
+    }
 }
 
 /// Bytes the writer merges into one write (one io_uring op instead of one per batch).

@@ -135,12 +135,12 @@ impl LogInner {
                 None => (first.next_offset, first.position + first.data.len() as u64),
             };
             let data = if merged.is_empty() {
-                first.data
+                first.data.into_vec()
             } else {
                 let mut data = Vec::with_capacity((end_position - position) as usize);
-                data.extend_from_slice(&first.data);
+                first.data.copy_into(&mut data);
                 for w in &merged {
-                    data.extend_from_slice(&w.data);
+                    w.data.copy_into(&mut data);
                 }
                 data
             };
