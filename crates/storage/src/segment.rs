@@ -23,6 +23,9 @@ pub const SCAN_CHUNK_BYTES: usize = 1 << 20;
 pub const HEADER_WINDOW_BYTES: usize = 8 << 10;
 /// Largest batch a segment may hold (positions are u32, segments <= i32::MAX bytes).
 pub const BATCH_BYTES_MAX: u64 = SEGMENT_BYTES_MAX;
+/// Blocks reserved ahead of the active segment's writes (fallocate, size kept), so that the
+/// fdatasync after an append does not also commit a block allocation in the journal.
+pub const PREALLOCATE_BYTES: u64 = 8 << 20;
 
 /// `00000000000000000042.log` etc.
 pub fn file_name(base_offset: i64, suffix: &str) -> String {
@@ -74,6 +77,9 @@ pub struct LogSegment {
     bytes_since_index_entry: Cell<u64>,
     /// Wall time of the first append (segment.ms rolls count from it).
     first_append_ms: Cell<Option<i64>>,
+    /// File blocks reserved up to here (`preallocate_for`); `u64::MAX` once the file system
+    /// refused (e.g. no fallocate support): no more attempts.
+    allocated_end: Cell<u64>,
 }
 
 impl std::fmt::Debug for LogSegment {
@@ -102,7 +108,38 @@ impl LogSegment {
             offset_of_max_timestamp: Cell::new(base_offset),
             bytes_since_index_entry: Cell::new(0),
             first_append_ms: Cell::new(None),
+            allocated_end: Cell::new(0),
         }
+    }
+
+    /// Reserves blocks past `end` (keeping the file size) before writes reach it. A refusal is
+    /// not an error: the write itself reports a full disk.
+    pub(crate) async fn preallocate_for(&self, end: u64) {
+        if end + PREALLOCATE_BYTES / 2 <= self.allocated_end.get() {
+            return;
+        }
+        let target = end.div_ceil(PREALLOCATE_BYTES) * PREALLOCATE_BYTES + PREALLOCATE_BYTES;
+        match self.file.pre_allocate(target, true).await {
+            Ok(()) => self.allocated_end.set(target),
+            Err(e) => {
+                log::debug!("{}: no preallocation: {e}", self.path.display());
+                self.allocated_end.set(u64::MAX);
+            }
+        }
+    }
+
+    /// Frees the blocks reserved past the end (a sealed segment keeps only what it holds).
+    pub(crate) async fn release_preallocation(&self) -> Result<(), StorageError> {
+        let allocated = self.allocated_end.get();
+        if allocated == 0 || allocated == u64::MAX {
+            return Ok(());
+        }
+        assert_eq!(self.size.get(), self.written_size.get(), "writes in flight");
+        self.allocated_end.set(0);
+        self.file
+            .truncate(self.written_size.get())
+            .await
+            .map_err(|e| io_err("truncate", &self.path, e))
     }
 
     /// Creates (or empties) the segment files for `base_offset`.
@@ -526,6 +563,9 @@ impl LogSegment {
 
     /// Cuts the file at `position` and makes the new size durable.
     async fn truncate_file(&self, position: u64) -> Result<(), StorageError> {
+        if self.allocated_end.get() != u64::MAX {
+            self.allocated_end.set(0);
+        }
         self.file
             .truncate(position)
             .await

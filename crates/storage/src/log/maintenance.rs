@@ -141,6 +141,7 @@ impl LogInner {
             self.notify.notify_all();
         }
         old.on_become_inactive();
+        old.release_preallocation().await?;
         old.write_indexes(&self.dir).await?;
         let new = Rc::new(LogSegment::create(&self.dir, end, &self.config.get()).await?);
         fileio::sync_dir(&self.dir).await?;

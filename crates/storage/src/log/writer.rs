@@ -146,6 +146,7 @@ impl LogInner {
             };
             debug_assert_eq!(data.len() as u64, end_position - position);
             let len = data.len() as u64;
+            segment.preallocate_for(end_position).await;
             let started = std::time::Instant::now();
             fileio::write_owned_at(&segment.file, segment.path(), data, position).await?;
             self.timings.borrow().write.record_since(started);
