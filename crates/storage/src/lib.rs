@@ -5,6 +5,7 @@
 //! `.timeindex`. See `docs/ARCHITECTURE.md` ("Storage") for the format and recovery rules.
 
 pub mod batch;
+pub mod compaction;
 pub mod config;
 pub mod epoch;
 pub mod error;

@@ -654,7 +654,7 @@ impl BatchCursor<'_> {
             return invalid(format!("batch of {bytes} bytes cut off by end of file"));
         }
         if let Some(expected) = self.expected_offset {
-            if header.base_offset < expected || header.record_count <= 0 {
+            if header.base_offset < expected || header.record_count < 0 {
                 self.position = self.end;
                 return invalid(format!(
                     "base offset {} below expected {expected}",
