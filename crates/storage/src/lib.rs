@@ -18,6 +18,7 @@ pub mod segment;
 pub use self::config::{FlushPolicy, LogConfig};
 pub use self::error::{AppendError, StorageError};
 pub use self::log::{
-    AppendInfo, FileSlice, LogStats, LogTimings, PartitionLog, ReadResult, RecoveryReport,
+    AppendInfo, CleanReport, FileSlice, IoThrottle, LogStats, LogTimings, PartitionLog, ReadResult,
+    RecoveryReport,
 };
 pub use self::segment::LogSegment;
