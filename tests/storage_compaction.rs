@@ -439,15 +439,10 @@ fn an_interrupted_swap_recovers_to_the_old_or_the_new_set_at_every_step() {
         let case = dir.path().join(state.name.replace(' ', "_"));
         copy_dir(&old_dir, &case);
         std::fs::remove_file(case.join(".clean-shutdown")).ok();
-        let mut deleted = 0;
-        for &base in &group {
-            if deleted >= state.deleted_old {
-                break;
-            }
+        for &base in group.iter().take(state.deleted_old) {
             for suffix in all {
                 std::fs::remove_file(case.join(seg(base, suffix))).ok();
             }
-            deleted += 1;
         }
         for suffix in state.cleaned {
             std::fs::copy(

@@ -438,7 +438,7 @@ fn groups(segments: Vec<Rc<LogSegment>>, config: &LogConfig) -> Vec<Group> {
         let fits = out.last().is_some_and(|g| {
             g.segments.len() < CLEAN_GROUP_SEGMENTS_MAX
                 && bytes + segment.size() <= config.segment_bytes
-                && entries + segment.offset_index_len() + 1 <= config.offset_index_entries_max() / 2
+                && entries + segment.offset_index_len() < config.offset_index_entries_max() / 2
                 && segment.next_offset() - g.segments[0].base_offset() <= i64::from(i32::MAX)
         });
         if fits {
