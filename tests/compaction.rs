@@ -42,6 +42,9 @@ fn client_round(lib: &str) {
     );
     assert!(out.contains("updates: 1000 records"), "{out}");
     assert!(out.contains("deletes: 900 records"), "{out}");
+    if lib == "confluent" {
+        assert!(out.contains("configs: cleanup.policy compact -> compact,delete"), "{out}");
+    }
 }
 
 #[test]

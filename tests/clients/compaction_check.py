@@ -127,6 +127,30 @@ def main():
     for k in dead:
         del expected[k]
     wait_compacted(args, expected, "deletes")
+    if args.lib == "confluent":
+        check_configs(args)
+
+
+def check_configs(args):
+    """DescribeConfigs shows the policy; IncrementalAlterConfigs changes it to compact,delete."""
+    from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry,
+                                       ConfigResource, ResourceType)
+
+    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+
+    def policy():
+        r = ConfigResource(ResourceType.TOPIC, args.topic)
+        return admin.describe_configs([r])[r].result(timeout=30)["cleanup.policy"].value
+
+    if policy() != "compact":
+        fail(f"cleanup.policy described as {policy()!r}")
+    entry = ConfigEntry("cleanup.policy", "compact,delete",
+                        incremental_operation=AlterConfigOpType.SET)
+    r = ConfigResource(ResourceType.TOPIC, args.topic, incremental_configs=[entry])
+    admin.incremental_alter_configs([r])[r].result(timeout=30)
+    if policy() != "compact,delete":
+        fail(f"cleanup.policy after SET described as {policy()!r}")
+    print("configs: cleanup.policy compact -> compact,delete")
 
 
 if __name__ == "__main__":
