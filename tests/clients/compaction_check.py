@@ -18,7 +18,8 @@ def produce(args, items):
         from confluent_kafka import Producer
 
         p = Producer({"bootstrap.servers": args.bootstrap, "linger.ms": 5,
-                      "compression.type": "lz4", "acks": "all"})
+                      "compression.type": "lz4", "acks": "all",
+                      "batch.size": 65536})
         errors = []
         for key, value in items:
             while True:
