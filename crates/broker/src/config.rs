@@ -76,6 +76,11 @@ pub struct NodeConfig {
     pub num_partitions: i32,
     /// Kafka's `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
+    /// Kafka's `log.cleaner.io.max.bytes.per.second`: each shard's cleaner reads and writes
+    /// at most this many bytes per second.
+    pub log_cleaner_io_bytes_per_second_max: u64,
+    /// Kafka's `log.cleaner.backoff.ms`: how often a shard's cleaner looks for work.
+    pub log_cleaner_backoff_ms: u64,
     /// Topic config defaults, Kafka names (e.g. `"retention.ms" = "86400000"`).
     pub topic_defaults: BTreeMap<String, String>,
     /// Partitions of `__consumer_offsets` when it is created (Kafka's `offsets.topic.num.partitions`).
@@ -137,6 +142,8 @@ impl Default for NodeConfig {
             auto_create_topics_enable: true,
             num_partitions: 1,
             retention_check_interval_ms: 300_000,
+            log_cleaner_io_bytes_per_second_max: 64 << 20,
+            log_cleaner_backoff_ms: 15_000,
             topic_defaults: BTreeMap::new(),
             offsets_topic_replication_factor: 3,
             offsets_topic_num_partitions: 50,
@@ -278,11 +285,15 @@ impl NodeConfig {
 /// Topic config keys Shoal understands, with Kafka's defaults.
 pub const TOPIC_CONFIG_DEFAULTS: &[(&str, &str)] = &[
     ("cleanup.policy", "delete"),
+    ("delete.retention.ms", "86400000"),
     ("flush.messages", "9223372036854775807"),
     ("flush.ms", "9223372036854775807"),
     ("index.interval.bytes", "4096"),
+    ("max.compaction.lag.ms", "9223372036854775807"),
     ("max.message.bytes", "1048588"),
     ("message.timestamp.type", "CreateTime"),
+    ("min.cleanable.dirty.ratio", "0.5"),
+    ("min.compaction.lag.ms", "0"),
     ("min.insync.replicas", "1"),
     ("retention.bytes", "-1"),
     ("retention.ms", "604800000"),
@@ -336,12 +347,13 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
         }
     };
     match key {
-        "cleanup.policy" => match value {
-            "delete" => Ok(()),
-            _ => Err(format!(
-                "{key}={value}: only 'delete' is supported (compaction is not implemented yet)"
-            )),
+        "cleanup.policy" => cleanup_policy(value).map(|_| ()),
+        "min.cleanable.dirty.ratio" => match value.parse::<f64>() {
+            Ok(v) if (0.0..=1.0).contains(&v) => Ok(()),
+            _ => Err(format!("{key}={value}: expected a number in [0, 1]")),
         },
+        "delete.retention.ms" | "min.compaction.lag.ms" => int(0),
+        "max.compaction.lag.ms" => int(1),
         "message.timestamp.type" => match value {
             "CreateTime" | "LogAppendTime" => Ok(()),
             _ => Err(format!(
@@ -357,6 +369,23 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
         "min.insync.replicas" => int(1),
         _ => Err(format!("unknown topic config '{key}'")),
     }
+}
+
+/// `cleanup.policy`: (delete, compact) from `delete`, `compact` or both, comma separated.
+pub fn cleanup_policy(value: &str) -> Result<(bool, bool), String> {
+    let (mut delete, mut compact) = (false, false);
+    for part in value.split(',').map(str::trim) {
+        match part {
+            "delete" => delete = true,
+            "compact" => compact = true,
+            _ => {
+                return Err(format!(
+                    "cleanup.policy={value}: expected delete, compact or compact,delete"
+                ))
+            }
+        }
+    }
+    Ok((delete, compact))
 }
 
 /// Builds the storage configuration of a topic from its configs over the node defaults.
@@ -383,7 +412,22 @@ pub fn topic_log_config(
     let timestamp_type = topic_config_value("message.timestamp.type", node_defaults, topic)
         .map(|(v, _)| v)
         .unwrap_or("CreateTime");
+    let text = |key: &str| -> &str {
+        topic_config_value(key, node_defaults, topic)
+            .map(|(v, _)| v)
+            .expect("known key")
+    };
+    let (cleanup_delete, cleanup_compact) = cleanup_policy(text("cleanup.policy"))?;
+    let ratio: f64 = text("min.cleanable.dirty.ratio")
+        .parse()
+        .expect("validated");
     Ok(LogConfig {
+        cleanup_delete,
+        cleanup_compact,
+        min_cleanable_dirty_ratio_permille: (ratio * 1000.0).round() as u32,
+        min_compaction_lag_ms: get("min.compaction.lag.ms"),
+        max_compaction_lag_ms: get("max.compaction.lag.ms"),
+        delete_retention_ms: get("delete.retention.ms"),
         segment_bytes: get("segment.bytes") as u64,
         segment_ms: get("segment.ms") as u64,
         index_interval_bytes: get("index.interval.bytes").min(u32::MAX as i64) as u32,
@@ -426,10 +470,34 @@ mod tests {
         assert!(validate_topic_config("retention.ms", "soon")
             .unwrap_err()
             .contains("retention.ms"));
-        assert!(validate_topic_config("cleanup.policy", "compact").is_err());
+        assert!(validate_topic_config("cleanup.policy", "compact").is_ok());
+        assert!(validate_topic_config("cleanup.policy", "compact,delete").is_ok());
+        assert!(validate_topic_config("cleanup.policy", "shred").is_err());
+        assert!(validate_topic_config("min.cleanable.dirty.ratio", "1.5").is_err());
         assert!(validate_topic_config("no.such.key", "1")
             .unwrap_err()
             .contains("unknown"));
+    }
+
+    #[test]
+    fn cleanup_policy_and_compaction_knobs_reach_the_log() {
+        let cfg = topic_log_config(&BTreeMap::new(), &BTreeMap::new()).unwrap();
+        assert!(cfg.cleanup_delete && !cfg.cleanup_compact);
+        assert_eq!(cfg.min_cleanable_dirty_ratio_permille, 500);
+        assert_eq!(cfg.delete_retention_ms, 86_400_000);
+        assert_eq!(cfg.max_compaction_lag_ms, i64::MAX);
+        let topic: BTreeMap<String, String> = [
+            ("cleanup.policy", "compact"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+            ("delete.retention.ms", "100"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let cfg = topic_log_config(&BTreeMap::new(), &topic).unwrap();
+        assert!(!cfg.cleanup_delete && cfg.cleanup_compact);
+        assert_eq!(cfg.min_cleanable_dirty_ratio_permille, 10);
+        assert_eq!(cfg.delete_retention_ms, 100);
     }
 
     #[test]

@@ -432,6 +432,34 @@ async fn shard_main(
         glommio::spawn_local(crate::admin::serve(shard.clone(), listener, stop.clone())).detach();
     }
     glommio::spawn_local(crate::replication::run(shard.clone(), stop.clone())).detach();
+    {
+        let shard = shard.clone();
+        // Low priority: produce and fetch on this shard run first (glommio shares), and the
+        // cleaner's I/O is paced by log_cleaner_io_bytes_per_second_max.
+        let queue = glommio::executor().create_task_queue(
+            glommio::Shares::Static(10),
+            glommio::Latency::NotImportant,
+            "log-cleaner",
+        );
+        glommio::spawn_local_into(
+            async move {
+                let backoff = Duration::from_millis(shard.ctx.config.log_cleaner_backoff_ms);
+                let throttle = shoal_storage::IoThrottle::new(
+                    shard.ctx.config.log_cleaner_io_bytes_per_second_max,
+                );
+                loop {
+                    glommio::timer::sleep(backoff).await;
+                    if shard.ctx.shutdown.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    shard.clean_logs(&throttle).await;
+                }
+            },
+            queue,
+        )
+        .expect("cleaner task queue")
+        .detach();
+    }
     let ticker = {
         let shard = shard.clone();
         let stop = stop.clone();

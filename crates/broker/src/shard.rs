@@ -722,6 +722,21 @@ impl Shard {
         }
     }
 
+    /// One cleaning pass over each compacted local log that needs one, below the replicated
+    /// high watermark (each replica cleans its own log; offsets and latest values never change).
+    pub async fn clean_logs(&self, throttle: &shoal_storage::IoThrottle) {
+        for p in self.local_partitions() {
+            if !p.log.config().cleanup_compact {
+                continue;
+            }
+            match p.log.clean(now_ms(), p.high_watermark(), throttle).await {
+                Ok(Some(report)) => log::info!("{}: cleaned: {report:?}", p.log.dir().display()),
+                Ok(None) => {}
+                Err(e) => log::error!("{}: cleaner: {e}", p.log.dir().display()),
+            }
+        }
+    }
+
     pub async fn close_all(&self) {
         self.closed.set(true);
         for p in self.local_partitions() {

@@ -32,6 +32,9 @@ pub const ATTR_COMPRESSION_MASK: i16 = 0x07;
 pub const ATTR_TIMESTAMP_TYPE_LOG_APPEND: i16 = 0x08;
 pub const ATTR_TRANSACTIONAL: i16 = 0x10;
 pub const ATTR_CONTROL: i16 = 0x20;
+/// KIP-534: BaseTimestamp holds the delete horizon (set by the cleaner on batches whose
+/// tombstones it keeps; they may go once the horizon has passed).
+pub const ATTR_DELETE_HORIZON: i16 = 0x40;
 
 pub const NO_PRODUCER_ID: i64 = -1;
 pub const NO_PRODUCER_EPOCH: i16 = -1;
@@ -72,6 +75,8 @@ pub enum BatchError {
     ControlBatch,
     #[error("transactional batches are not supported")]
     Transactional,
+    #[error("compacted topic: record at offset delta {offset_delta} has no key")]
+    MissingKey { offset_delta: i32 },
     #[error("unknown compression codec {codec}")]
     UnknownCompression { codec: i16 },
     #[error("records do not match the header: {reason}")]
@@ -223,8 +228,11 @@ pub fn verify(batch: &[u8]) -> Result<BatchHeader, BatchError> {
             computed,
         });
     }
-    if header.record_count <= 0
-        || header.last_offset_delta.checked_add(1) != Some(header.record_count)
+    // A cleaned batch keeps its offset range with fewer records (even none: the last batch of
+    // an idempotent producer), so stored batches need only 0 <= RecordCount <= LastOffsetDelta + 1.
+    if header.record_count < 0
+        || header.last_offset_delta < 0
+        || i64::from(header.record_count) > i64::from(header.last_offset_delta) + 1
     {
         return Err(BatchError::BadRecordCount {
             record_count: header.record_count,
@@ -235,10 +243,24 @@ pub fn verify(batch: &[u8]) -> Result<BatchHeader, BatchError> {
     Ok(header)
 }
 
+/// RecordCount = LastOffsetDelta + 1 > 0: what a producer must send (no gaps of its own).
+fn check_full_count(header: &BatchHeader) -> Result<(), BatchError> {
+    if header.record_count <= 0
+        || header.last_offset_delta.checked_add(1) != Some(header.record_count)
+    {
+        return Err(BatchError::BadRecordCount {
+            record_count: header.record_count,
+            last_offset_delta: header.last_offset_delta,
+        });
+    }
+    Ok(())
+}
+
 /// Everything Kafka checks on a batch produced by a client (one batch, BaseOffset 0,
 /// CRC, counts, no control batch, sane producer fields). Size limits are the log's job.
 pub fn validate_client_batch(batch: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = verify(batch)?;
+    check_full_count(&header)?;
     if header.base_offset != 0 {
         return Err(BatchError::NonZeroBaseOffset {
             base_offset: header.base_offset,
@@ -323,11 +345,11 @@ pub fn set_log_append_time(batch: &mut [u8], timestamp_ms: i64) {
 // ---------------------------------------------------------------------------------------------
 // Records (uncompressed payloads only): varints as in Kafka (zigzag).
 
-fn put_varint(buf: &mut BytesMut, value: i32) {
+pub(crate) fn put_varint(buf: &mut BytesMut, value: i32) {
     put_varlong(buf, i64::from(value));
 }
 
-fn put_varlong(buf: &mut BytesMut, value: i64) {
+pub(crate) fn put_varlong(buf: &mut BytesMut, value: i64) {
     let mut v = ((value << 1) ^ (value >> 63)) as u64;
     while v >= 0x80 {
         buf.put_u8((v as u8) | 0x80);
@@ -337,7 +359,7 @@ fn put_varlong(buf: &mut BytesMut, value: i64) {
 }
 
 /// Reads a zigzag varlong at `*at`, advancing it. None on truncation or overlong encoding.
-fn get_varlong(buf: &[u8], at: &mut usize) -> Option<i64> {
+pub(crate) fn get_varlong(buf: &[u8], at: &mut usize) -> Option<i64> {
     let mut value: u64 = 0;
     for shift in (0..64).step_by(7) {
         let byte = *buf.get(*at)?;

@@ -31,6 +31,19 @@ pub struct LogConfig {
     pub flush: FlushPolicy,
     /// message.timestamp.type=LogAppendTime.
     pub log_append_time: bool,
+    /// cleanup.policy contains `delete`: retention.ms / retention.bytes delete old segments.
+    pub cleanup_delete: bool,
+    /// cleanup.policy contains `compact`: the cleaner keeps the latest record per key, and
+    /// records without a key are refused.
+    pub cleanup_compact: bool,
+    /// min.cleanable.dirty.ratio, in thousandths (Kafka's 0.5 = 500).
+    pub min_cleanable_dirty_ratio_permille: u32,
+    /// min.compaction.lag.ms: a segment is cleanable once its newest record is this old.
+    pub min_compaction_lag_ms: i64,
+    /// max.compaction.lag.ms: a dirty segment this old is cleaned whatever the dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// delete.retention.ms: a tombstone survives at least this long after it is first cleaned.
+    pub delete_retention_ms: i64,
 }
 
 pub const GIB: u64 = 1 << 30;
@@ -53,6 +66,12 @@ impl Default for LogConfig {
             max_message_bytes: 1_048_588,
             flush: FlushPolicy::SyncBeforeAck,
             log_append_time: false,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            min_cleanable_dirty_ratio_permille: 500,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 86_400_000,
         }
     }
 }
@@ -80,6 +99,21 @@ impl LogConfig {
         }
         if self.retention_ms < -1 || self.retention_bytes < -1 {
             return bad("retention.ms / retention.bytes must be >= -1".into());
+        }
+        if !self.cleanup_delete && !self.cleanup_compact {
+            return bad("cleanup.policy must name delete, compact or both".into());
+        }
+        if self.min_cleanable_dirty_ratio_permille > 1000 {
+            return bad("min.cleanable.dirty.ratio must be in [0, 1]".into());
+        }
+        if self.min_compaction_lag_ms < 0
+            || self.max_compaction_lag_ms < 1
+            || self.delete_retention_ms < 0
+        {
+            return bad(
+                "min.compaction.lag.ms and delete.retention.ms must be >= 0, max.compaction.lag.ms >= 1"
+                    .into(),
+            );
         }
         if self.max_message_bytes < super::batch::HEADER_BYTES as u32 {
             return bad("max.message.bytes is smaller than a batch header".into());

@@ -100,6 +100,7 @@ impl From<BatchError> for AppendError {
             | BatchError::BadRecordCount { .. }
             | BatchError::ControlBatch
             | BatchError::Transactional
+            | BatchError::MissingKey { .. }
             | BatchError::BadRecords { .. }
             | BatchError::BadSequence { .. } => AppendError::InvalidRecord(error),
         }

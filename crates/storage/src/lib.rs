@@ -5,6 +5,7 @@
 //! `.timeindex`. See `docs/ARCHITECTURE.md` ("Storage") for the format and recovery rules.
 
 pub mod batch;
+pub mod compaction;
 pub mod config;
 pub mod epoch;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod segment;
 pub use self::config::{FlushPolicy, LogConfig};
 pub use self::error::{AppendError, StorageError};
 pub use self::log::{
-    AppendInfo, FileSlice, LogStats, LogTimings, PartitionLog, ReadResult, RecoveryReport,
+    AppendInfo, CleanReport, FileSlice, IoThrottle, LogStats, LogTimings, PartitionLog, ReadResult,
+    RecoveryReport,
 };
 pub use self::segment::LogSegment;

@@ -68,6 +68,15 @@ impl ProducerStateManager {
         self.producers.get(&producer_id)
     }
 
+    /// (producer id, first offset) of every batch remembered: the cleaner keeps these batches,
+    /// even emptied, so the state rebuilt from a cleaned log is this one.
+    pub fn remembered_batches(&self) -> std::collections::HashSet<(i64, i64)> {
+        self.producers
+            .iter()
+            .flat_map(|(&id, e)| e.batches.iter().map(move |b| (id, b.first_offset)))
+            .collect()
+    }
+
     /// Kafka's sequence and epoch rules. An unknown producer may start at any sequence.
     pub fn check(&self, header: &BatchHeader) -> Result<ProducerCheck, AppendError> {
         if !header.has_producer_id() {

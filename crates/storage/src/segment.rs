@@ -274,6 +274,49 @@ impl LogSegment {
         fileio::write_file_synced(&file_path(dir, self.base_offset, TIME_INDEX_SUFFIX), times).await
     }
 
+    /// Writes `.index.<extra>` and `.timeindex.<extra>` (the cleaner's files written aside).
+    pub(crate) async fn write_indexes_aside(
+        &self,
+        dir: &Path,
+        extra: &str,
+    ) -> Result<(), StorageError> {
+        let offsets = self.offset_index.borrow().encode();
+        let times = self.time_index.borrow().encode();
+        let aside = |suffix: &str| file_path(dir, self.base_offset, &format!("{suffix}.{extra}"));
+        fileio::write_file_synced(&aside(INDEX_SUFFIX), offsets).await?;
+        fileio::write_file_synced(&aside(TIME_INDEX_SUFFIX), times).await
+    }
+
+    /// Opens a sealed segment written aside at `file` (a cleaned segment) under the name it
+    /// will have once swapped in; every batch is verified and the indexes are built.
+    pub(crate) async fn open_aside(
+        dir: &Path,
+        base_offset: i64,
+        file: &Path,
+        config: &LogConfig,
+    ) -> Result<Self, StorageError> {
+        let opened = fileio::open_rw(file, false).await?;
+        let file_size = opened
+            .file_size()
+            .await
+            .map_err(|e| io_err("stat", file, e))?;
+        let segment = Self::empty(
+            base_offset,
+            file_path(dir, base_offset, LOG_SUFFIX),
+            opened,
+            config,
+        );
+        if let Some(cut) = segment.rebuild(config, file_size, &mut |_| {}).await? {
+            return Err(StorageError::Corrupt {
+                path: file.to_path_buf(),
+                position: cut.position,
+                reason: format!("cleaned segment does not verify: {}", cut.reason),
+            });
+        }
+        segment.on_become_inactive();
+        Ok(segment)
+    }
+
     pub async fn delete_files(&self, dir: &Path) -> Result<(), StorageError> {
         for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
             fileio::remove_file(&file_path(dir, self.base_offset, suffix)).await?;
@@ -694,7 +737,7 @@ impl BatchCursor<'_> {
             return invalid(format!("batch of {bytes} bytes cut off by end of file"));
         }
         if let Some(expected) = self.expected_offset {
-            if header.base_offset < expected || header.record_count <= 0 {
+            if header.base_offset < expected || header.record_count < 0 {
                 self.position = self.end;
                 return invalid(format!(
                     "base offset {} below expected {expected}",
@@ -719,6 +762,17 @@ impl BatchCursor<'_> {
             header,
             bytes,
         })))
+    }
+
+    /// Next batch with its bytes (a verifying cursor reads 1 MiB windows), bad = corruption.
+    pub(crate) async fn next_with_bytes(
+        &mut self,
+    ) -> Result<Option<(ScannedBatch, Vec<u8>)>, StorageError> {
+        let Some(batch) = self.next_valid().await? else {
+            return Ok(None);
+        };
+        let bytes = self.window(batch.position, batch.bytes).await?.to_vec();
+        Ok(Some((batch, bytes)))
     }
 
     /// Next batch, treating a bad one as corruption (for data already recovered).

@@ -419,8 +419,9 @@ pub async fn ensure_offsets_topic(shard: &Shard) -> Result<(), i16> {
         return Ok(());
     }
     let configs: BTreeMap<String, String> = [
-        // Kept until compaction exists (never deleted by time or size).
-        ("retention.ms".to_string(), "-1".to_string()),
+        // Like Kafka's: compacted (latest commit per group and partition, tombstones delete),
+        // so a coordinator's load after a restart reads a bounded log.
+        ("cleanup.policy".to_string(), "compact".to_string()),
         (
             "segment.bytes".to_string(),
             OFFSETS_SEGMENT_BYTES.to_string(),

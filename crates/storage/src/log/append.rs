@@ -17,6 +17,9 @@ impl PartitionLog {
         let called = std::time::Instant::now();
         inner.check_usable()?;
         let header = batch::validate_client_batch(&batch)?;
+        if inner.config.get().cleanup_compact {
+            crate::compaction::check_keys(&batch)?;
+        }
         let bytes = batch.len();
         if bytes > inner.config.get().max_message_bytes as usize {
             return Err(AppendError::MessageTooLarge {
@@ -127,7 +130,8 @@ impl PartitionLog {
                     actual: batches.len() - at,
                 })?;
             let header = batch::verify(&batches[at..at + len])?;
-            if next.is_some_and(|n| n != header.base_offset) {
+            // A compacted leader's log has gaps: a batch may start past the previous end.
+            if next.is_some_and(|n| header.base_offset < n) {
                 return Err(AppendError::NotContiguous {
                     expected: next.unwrap_or(-1),
                     base_offset: header.base_offset,
@@ -142,13 +146,14 @@ impl PartitionLog {
         let mut records = 0;
         for (at, len, header) in headers {
             let expected = inner.log_end_offset.get();
-            if header.base_offset != expected {
+            if header.base_offset < expected {
                 return Err(AppendError::NotContiguous {
                     expected,
                     base_offset: header.base_offset,
                 });
             }
-            let delta = i64::from(header.last_offset_delta);
+            // Offsets removed by the leader's cleaner: the log end jumps over them (`place`).
+            let delta = header.last_offset() - expected;
             let epoch = header.partition_leader_epoch;
             inner
                 .prepare_append(&permit, len as u64, delta, epoch, now_ms)
@@ -214,8 +219,10 @@ impl LogInner {
     /// Synchronously places a stamped batch at the log end: index entries, the log end, the
     /// queued write (the caller records producer state).
     fn place(self: &Rc<Self>, batch: WriteData, stamped: &BatchHeader, now_ms: i64) {
+        // A follower's batch may start past the log end (offsets its leader's cleaner removed):
+        // the write covers the gap too, so written and synced ends jump over it.
         let base_offset = self.log_end_offset.get();
-        assert_eq!(stamped.base_offset, base_offset, "placed at the log end");
+        assert!(stamped.base_offset >= base_offset, "placed at the log end");
         let bytes = batch.len() as u64;
         let active = self.active();
         let position = active.assign(stamped, bytes, now_ms, &self.config.get());

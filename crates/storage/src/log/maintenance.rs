@@ -9,6 +9,8 @@ impl LogInner {
 
     pub(super) async fn truncate_locked(&self, offset: i64) -> Result<(), StorageError> {
         let inner = self;
+        inner.generation.set(inner.generation.get() + 1);
+        inner.cleaner_end.set(inner.cleaner_end.get().min(offset));
         let dir = inner.dir.clone();
         let new_end;
         if offset <= inner.log_start_offset.get() {
@@ -65,6 +67,9 @@ impl LogInner {
     pub(super) async fn enforce_retention(&self, now_ms: i64) -> Result<usize, StorageError> {
         let inner = self;
         let config = inner.config.get();
+        if !config.cleanup_delete {
+            return Ok(0);
+        }
         let mut total: i64 = inner.size_bytes() as i64;
         let mut doomed = Vec::new();
         loop {

@@ -22,7 +22,12 @@ use super::producer::{ProducerCheck, ProducerStateManager};
 use super::segment::{self, LogSegment, LOG_SUFFIX};
 use shoal_sync::Notify;
 
+pub use self::clean::{
+    CleanReport, IoThrottle, SwapManifest, CLEANED_SUFFIX, CLEAN_SWAP_FILE, CRASH_AT_ENV,
+};
+
 mod append;
+mod clean;
 mod maintenance;
 mod open;
 mod read;
@@ -239,6 +244,12 @@ struct LogInner {
     notify: Notify,
     stats: Cell<LogStats>,
     timings: RefCell<Rc<LogTimings>>,
+    /// The cleaner's first dirty offset: everything below was cleaned by this process.
+    cleaner_end: Cell<i64>,
+    /// Earliest delete horizon of a tombstone the last cleaning kept (i64::MAX: none).
+    tombstone_horizon_ms: Cell<i64>,
+    /// Bumped by truncation: a cleaning that started before it must not swap.
+    generation: Cell<u64>,
 }
 
 pub struct PartitionLog {

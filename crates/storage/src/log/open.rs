@@ -21,6 +21,8 @@ impl PartitionLog {
             ..RecoveryReport::default()
         };
 
+        // An interrupted cleaning: the old segment set or the new one, decided before listing.
+        clean::recover_swap(&dir).await?;
         let mut bases = Vec::new();
         let mut strays = Vec::new();
         for entry in std::fs::read_dir(&dir).map_err(|e| fileio::io_err("read dir", &dir, e))? {
@@ -78,7 +80,8 @@ impl PartitionLog {
             }
             if let Some(prev) = prev_next {
                 if base > prev {
-                    log::warn!(
+                    // Expected after compaction (offsets removed at a segment's end).
+                    log::debug!(
                         "{}: offsets {prev}..{base} missing before segment",
                         dir.display()
                     );
@@ -134,6 +137,9 @@ impl PartitionLog {
             closed: Cell::new(false),
             notify: Notify::default(),
             stats: Cell::new(LogStats::default()),
+            cleaner_end: Cell::new(i64::MIN),
+            tombstone_horizon_ms: Cell::new(i64::MAX),
+            generation: Cell::new(0),
         });
         if *inner.epochs.borrow() != epochs_before {
             inner.persist_epochs().await?;
