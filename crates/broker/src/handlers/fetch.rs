@@ -178,7 +178,6 @@ async fn read_all(
         let (partition, offset, max_bytes, epoch) =
             (w.partition, w.offset, w.max_bytes, w.leader_epoch);
         let max_bytes = max_bytes.min(bytes_max as u32);
-        let mode = read_mode;
         tasks.push(glommio::spawn_local(async move {
             let Some(topic) = topic else {
                 return ReadOutcome::error(unknown_topic);
@@ -188,7 +187,7 @@ async fn read_all(
             }
             shard
                 .on_partition(&topic, partition, move |_, p| {
-                    ops::read(p, offset, max_bytes, true, mode)
+                    ops::read(p, offset, max_bytes, true, read_mode)
                 })
                 .await
                 .unwrap_or_else(ReadOutcome::error)
