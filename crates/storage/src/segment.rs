@@ -268,10 +268,8 @@ impl LogSegment {
 
     /// Writes `.index` and `.timeindex` from memory and syncs them.
     pub async fn write_indexes(&self, dir: &Path) -> Result<(), StorageError> {
-        let offsets = self.offset_index.borrow().encode();
-        let times = self.time_index.borrow().encode();
-        fileio::write_file_synced(&file_path(dir, self.base_offset, INDEX_SUFFIX), offsets).await?;
-        fileio::write_file_synced(&file_path(dir, self.base_offset, TIME_INDEX_SUFFIX), times).await
+        self.write_indexes_at(|suffix| file_path(dir, self.base_offset, suffix))
+            .await
     }
 
     /// Writes `.index.<extra>` and `.timeindex.<extra>` (the cleaner's files written aside).
@@ -280,11 +278,18 @@ impl LogSegment {
         dir: &Path,
         extra: &str,
     ) -> Result<(), StorageError> {
+        self.write_indexes_at(|suffix| {
+            file_path(dir, self.base_offset, &format!("{suffix}.{extra}"))
+        })
+        .await
+    }
+
+    /// Writes both indexes from memory, synced, at the paths `path` gives for their suffixes.
+    async fn write_indexes_at(&self, path: impl Fn(&str) -> PathBuf) -> Result<(), StorageError> {
         let offsets = self.offset_index.borrow().encode();
         let times = self.time_index.borrow().encode();
-        let aside = |suffix: &str| file_path(dir, self.base_offset, &format!("{suffix}.{extra}"));
-        fileio::write_file_synced(&aside(INDEX_SUFFIX), offsets).await?;
-        fileio::write_file_synced(&aside(TIME_INDEX_SUFFIX), times).await
+        fileio::write_file_synced(&path(INDEX_SUFFIX), offsets).await?;
+        fileio::write_file_synced(&path(TIME_INDEX_SUFFIX), times).await
     }
 
     /// Opens a sealed segment written aside at `file` (a cleaned segment) under the name it
