@@ -324,6 +324,21 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     batch[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_be_bytes());
 }
 
+/// The header prefix an append stamps (BaseOffset .. PartitionLeaderEpoch, outside the CRC).
+pub const STAMPED_HEAD_BYTES: usize = MAGIC_AT;
+
+/// `batch`'s first `STAMPED_HEAD_BYTES` with BaseOffset and PartitionLeaderEpoch stamped: what
+/// the writer puts in front of the rest of the batch, which it writes unchanged.
+pub fn stamped_head(batch: &[u8], base_offset: i64, epoch: i32) -> [u8; STAMPED_HEAD_BYTES] {
+    assert!(batch.len() >= HEADER_BYTES);
+    let mut head = [0u8; STAMPED_HEAD_BYTES];
+    head.copy_from_slice(&batch[..STAMPED_HEAD_BYTES]);
+    head[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_be_bytes());
+    head[PARTITION_LEADER_EPOCH_AT..PARTITION_LEADER_EPOCH_AT + 4]
+        .copy_from_slice(&epoch.to_be_bytes());
+    head
+}
+
 /// Stamps PartitionLeaderEpoch in place (outside the CRC).
 pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
     assert!(batch.len() >= HEADER_BYTES);

@@ -8,7 +8,7 @@
 //! 3. group consecutive segments (at most `segment.bytes`), and per group stream every batch
 //!    through `compaction::clean_batch` into `<base>.log.cleaned`, fdatasync it, build and sync
 //!    its indexes aside (`.index.cleaned`, `.timeindex.cleaned`);
-//! 4. swap under the log lock (detached): see [`SwapManifest`] for the protocol recovery
+//! 4. swap under the maintenance lock, not the append lock (detached): see [`SwapManifest`] for the protocol recovery
 //!    finishes. Offsets never change, so replicas that clean independently stay consistent.
 
 use std::cell::Cell;
@@ -25,6 +25,8 @@ pub const CLEAN_SWAP_FILE: &str = "cleaner-swap";
 const SWAP_MAGIC: &str = "shoal-cleaner-swap v1";
 /// Bytes of cleaned output buffered before one write.
 const CLEAN_WRITE_BYTES_MAX: usize = 1 << 20;
+/// The cleaner's longest run between yields to the shard's other task queues.
+const CLEANER_SLICE_US_MAX: u64 = 500;
 /// Segments of one swap group.
 pub const CLEAN_GROUP_SEGMENTS_MAX: usize = 1024;
 /// Env knob for the crash tests: `SHOAL_CLEANER_CRASH_AT=<step>` aborts the process at that
@@ -59,6 +61,7 @@ pub struct IoThrottle {
     bytes_per_second_max: u64,
     started: Instant,
     bytes: Cell<u64>,
+    slice_started: Cell<Instant>,
 }
 
 impl IoThrottle {
@@ -68,11 +71,19 @@ impl IoThrottle {
             bytes_per_second_max,
             started: Instant::now(),
             bytes: Cell::new(0),
+            slice_started: Cell::new(Instant::now()),
         }
     }
 
+    /// Counts `bytes` and sleeps while ahead of the budget. Every `CLEANER_SLICE_US_MAX` of
+    /// running it yields its task queue, so produce on the shard waits at most one slice
+    /// (glommio would preempt only after its 100 ms timer).
     pub async fn spend(&self, bytes: u64) {
         self.bytes.set(self.bytes.get().saturating_add(bytes));
+        if self.slice_started.get().elapsed() >= Duration::from_micros(CLEANER_SLICE_US_MAX) {
+            glommio::executor().yield_task_queue_now().await;
+            self.slice_started.set(Instant::now());
+        }
         if self.bytes_per_second_max == u64::MAX {
             return;
         }
@@ -340,8 +351,9 @@ impl PartitionLog {
         Ok(Some(cleaned))
     }
 
-    /// Swaps `cleaned` in for `group` under the log lock, unless retention or truncation
-    /// changed those segments meanwhile (then the output is dropped). True if swapped.
+    /// Swaps `cleaned` in for `group` under the maintenance lock (appends go on: they touch only
+    /// the active segment, which is never in a group), unless retention or truncation changed
+    /// those segments meanwhile (then the output is dropped). True if swapped.
     async fn swap(
         &self,
         group: Group,
@@ -349,7 +361,7 @@ impl PartitionLog {
         generation: u64,
     ) -> Result<bool, StorageError> {
         self.inner
-            .locked_detached(move |log| async move {
+            .maintenance_detached(move |log| async move {
                 let dir = log.dir.clone();
                 let base = cleaned.base_offset();
                 let unchanged = log.generation.get() == generation

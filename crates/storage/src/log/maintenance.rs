@@ -1,4 +1,4 @@
-//! Multi-step file work under the log lock: truncation, retention, rolls, producer snapshots and their reload.
+//! Multi-step file work under the log's locks: truncation, retention, rolls, producer snapshots and their reload.
 
 use super::*;
 
@@ -113,6 +113,16 @@ impl LogInner {
         })?;
         self.wait_until(|l| !l.detached_running.get()).await?;
         Ok(guard)
+    }
+
+    /// The maintenance lock (see `LogInner::maintenance`); take it before `lock`.
+    pub(super) async fn maintenance_lock(&self) -> Result<shoal_sync::FifoGuard<'_>, StorageError> {
+        self.maintenance
+            .lock()
+            .await
+            .map_err(|_| StorageError::Closed {
+                path: self.dir.clone(),
+            })
     }
 
     pub(super) async fn persist_epochs(&self) -> Result<(), StorageError> {

@@ -180,34 +180,35 @@ impl WriteData {
         }
     }
 
-    fn copy_into(&self, out: &mut Vec<u8>) {
-        let at = out.len();
+    /// The stamped header prefix, if this batch is stamped on its way to the file.
+    fn stamped_head(&self) -> Option<[u8; batch::STAMPED_HEAD_BYTES]> {
         match self {
-            WriteData::Shared { batch, stamp } => {
-                out.extend_from_slice(batch);
-                if let Some(stamp) = stamp {
-                    batch::set_base_offset(&mut out[at..], stamp.base_offset);
-                    batch::set_partition_leader_epoch(&mut out[at..], stamp.leader_epoch);
-                }
-            }
-            WriteData::Owned(bytes) => out.extend_from_slice(bytes),
+            WriteData::Shared {
+                batch,
+                stamp: Some(stamp),
+            } => Some(batch::stamped_head(
+                batch,
+                stamp.base_offset,
+                stamp.leader_epoch,
+            )),
+            _ => None,
         }
-        debug_assert!(batch::verify(&out[at..]).is_ok());
     }
 
-    fn into_vec(self) -> Vec<u8> {
+    /// The bytes after `stamped_head` (or all of them when there is none).
+    fn unstamped_rest(&self) -> &[u8] {
         match self {
+            WriteData::Shared {
+                batch,
+                stamp: Some(_),
+            } => &batch[batch::STAMPED_HEAD_BYTES..],
+            WriteData::Shared { batch, stamp: None } => batch,
             WriteData::Owned(bytes) => bytes,
-            shared => {
-                let mut out = Vec::with_capacity(shared.len());
-                shared.copy_into(&mut out);
-                out
-            }
         }
     }
 }
 
-/// Bytes the writer merges into one write (one io_uring op instead of one per batch).
+/// Bytes the writer gathers into one write (one system call instead of one per batch).
 pub const WRITE_MERGE_BYTES_MAX: usize = 4 << 20;
 /// Bytes assigned but not yet in the page cache; appends wait (back-pressure) beyond it.
 pub const QUEUED_WRITE_BYTES_MAX: u64 = 64 << 20;
@@ -234,9 +235,11 @@ struct LogInner {
     last_flush_ms: Cell<Option<i64>>,
     producers: RefCell<ProducerStateManager>,
     epochs: RefCell<LeaderEpochCache>,
-    /// Serializes the async parts of append (roll, epoch checkpoint) and maintenance.
     /// Serializes appends and structural changes in call order (FIFO: appends keep their order).
     lock: shoal_sync::FifoLock,
+    /// Serializes changes to sealed segments (cleaner swap, retention, truncation, close); taken
+    /// before `lock`. The cleaner's swap holds only this one, so appends go on during it.
+    maintenance: shoal_sync::FifoLock,
     /// A detached job (roll, truncation, ...) runs on behalf of the lock holder.
     detached_running: Cell<bool>,
     failed: RefCell<Option<String>>,
@@ -436,6 +439,7 @@ impl PartitionLog {
             return Ok(());
         }
         let inner = &self.inner;
+        let _maintenance = inner.maintenance_lock().await?;
         let permit = inner.lock().await?;
         inner
             .detached(&permit, |log| async move {

@@ -132,6 +132,7 @@ impl PartitionLog {
             producers: RefCell::new(ProducerStateManager::new()),
             epochs: RefCell::new(epochs),
             lock: shoal_sync::FifoLock::new(),
+            maintenance: shoal_sync::FifoLock::new(),
             detached_running: Cell::new(false),
             failed: RefCell::new(None),
             closed: Cell::new(false),

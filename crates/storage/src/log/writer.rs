@@ -101,8 +101,9 @@ impl LogInner {
         }
     }
 
-    /// The log's writer: drains the queue, merging runs of contiguous batches of one segment
-    /// into a single write, so N appends arriving together cost one io_uring operation.
+    /// The log's writer: drains the queue, gathering runs of contiguous batches of one segment
+    /// into a single `pwritev` (no user-space copy), so N appends arriving together cost one
+    /// system call.
     pub(super) async fn write_loop(&self) -> Result<(), StorageError> {
         loop {
             // Appenders woken by the last sync enqueue first, so their batches share one write
@@ -134,21 +135,24 @@ impl LogInner {
                 Some(last) => (last.next_offset, last.position + last.data.len() as u64),
                 None => (first.next_offset, first.position + first.data.len() as u64),
             };
-            let data = if merged.is_empty() {
-                first.data.into_vec()
-            } else {
-                let mut data = Vec::with_capacity((end_position - position) as usize);
-                first.data.copy_into(&mut data);
-                for w in &merged {
-                    w.data.copy_into(&mut data);
-                }
-                data
-            };
-            debug_assert_eq!(data.len() as u64, end_position - position);
-            let len = data.len() as u64;
+            let len = end_position - position;
             segment.preallocate_for(end_position).await;
             let started = std::time::Instant::now();
-            fileio::write_owned_at(&segment.file, segment.path(), data, position).await?;
+            let writes: Vec<&WriteData> = std::iter::once(&first.data)
+                .chain(merged.iter().map(|w| &w.data))
+                .collect();
+            let heads: Vec<_> = writes.iter().map(|w| w.stamped_head()).collect();
+            let mut pieces: Vec<&[u8]> = Vec::with_capacity(writes.len() * 2);
+            for (write, head) in writes.iter().zip(&heads) {
+                if let Some(head) = head {
+                    pieces.push(head);
+                }
+                pieces.push(write.unstamped_rest());
+            }
+            debug_assert_eq!(pieces.iter().map(|p| p.len() as u64).sum::<u64>(), len);
+            // On the shard thread: an io_uring buffered write is punted to a worker thread on
+            // ext4, which costs a wake-up and a context switch for the same page-cache copy.
+            fileio::write_gathered_at(&segment.file, segment.path(), &pieces, position)?;
             self.timings.borrow().write.record_since(started);
             assert!(self.queued_write_bytes.get() >= len);
             self.queued_write_bytes
@@ -286,9 +290,41 @@ impl LogInner {
         Fut: std::future::Future<Output = Result<T, StorageError>> + 'static,
     {
         self.check_usable()?;
+        let _maintenance = self.maintenance_lock().await?;
         let permit = self.lock().await?;
         self.check_usable()?;
         self.detached(&permit, work).await
+    }
+
+    /// Runs `work` under the maintenance lock alone, in a task of its own: appends go on, and a
+    /// dropped caller cannot leave it half done (the task holds the lock to the end).
+    pub(super) async fn maintenance_detached<T, Fut>(
+        self: &Rc<Self>,
+        work: impl FnOnce(Rc<LogInner>) -> Fut + 'static,
+    ) -> Result<T, StorageError>
+    where
+        T: 'static,
+        Fut: std::future::Future<Output = Result<T, StorageError>> + 'static,
+    {
+        self.check_usable()?;
+        let (reply, result) = shoal_sync::oneshot();
+        let log = self.clone();
+        glommio::spawn_local(async move {
+            let out = async {
+                let _held = log.maintenance_lock().await?;
+                log.check_usable()?;
+                // Work detached under the append lock (a truncation whose caller was dropped)
+                // finishes first.
+                log.wait_until(|l| !l.detached_running.get()).await?;
+                work(log.clone()).await
+            }
+            .await;
+            reply.send(out);
+        })
+        .detach();
+        result.await.map_err(|_| StorageError::Closed {
+            path: self.dir.clone(),
+        })?
     }
 
     /// Runs `work` as a detached task and waits for its result; the caller holds the lock.
