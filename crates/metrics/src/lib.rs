@@ -9,9 +9,11 @@ use std::time::Instant;
 
 /// Upper bounds of the buckets, microseconds (Prometheus `le`, cumulative); one more bucket
 /// holds everything above the last.
-pub const BUCKETS_US: [u64; 18] = [
-    25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
-    1_000_000, 2_500_000, 5_000_000, 10_000_000,
+/// Fine between 0.5 and 50 ms, where a durable append's tail lives.
+pub const BUCKETS_US: [u64; 27] = [
+    25, 50, 100, 250, 500, 750, 1_000, 1_500, 2_000, 2_500, 3_000, 4_000, 5_000, 7_500, 10_000,
+    15_000, 20_000, 25_000, 35_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    5_000_000, 10_000_000,
 ];
 
 #[derive(Debug, Default)]
