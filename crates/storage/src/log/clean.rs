@@ -8,8 +8,8 @@
 //! 3. group consecutive segments (at most `segment.bytes`), and per group stream every batch
 //!    through `compaction::clean_batch` into `<base>.log.cleaned`, fdatasync it, build and sync
 //!    its indexes aside (`.index.cleaned`, `.timeindex.cleaned`);
-//! 4. swap under the maintenance lock, not the append lock (detached): see [`SwapManifest`] for the protocol recovery
-//!    finishes. Offsets never change, so replicas that clean independently stay consistent.
+//! 4. swap under the maintenance lock, not the append lock (detached): see [`SwapManifest`]
+//!    for the protocol recovery finishes. Offsets never change, so replicas that clean independently stay consistent.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};

@@ -157,8 +157,8 @@ struct QueuedWrite {
     data: WriteData,
 }
 
-/// A queued write's bytes: a batch still in the buffer it arrived in, whose stamps are applied
-/// while the writer copies it into the write (the one user-space copy of an append), or bytes
+/// A queued write's bytes: a batch still in the buffer it arrived in, written as a stamped
+/// copy of its head plus the rest of that buffer (no user-space copy of the records), or bytes
 /// the log already owns.
 enum WriteData {
     Shared { batch: Bytes, stamp: Option<Stamp> },
