@@ -1,5 +1,6 @@
 //! Small file helpers over glommio (io_uring): whole-file reads, full positional writes,
-//! atomic replace (tmp + fdatasync + rename + directory sync).
+//! atomic replace (tmp + fdatasync + rename + directory sync); and the log writer's gathered
+//! `pwritev`, a plain system call on the shard thread.
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};

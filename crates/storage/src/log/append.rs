@@ -4,8 +4,8 @@ use super::*;
 
 impl PartitionLog {
     /// Appends one client RecordBatch v2 (BaseOffset 0). See module docs. The batch is not
-    /// copied here: the writer copies it into its write, stamping offset and epoch on the way
-    /// (LogAppendTime, which changes the CRC, is stamped on a copy at once).
+    /// copied: the writer writes a stamped copy of its 16-byte head (offset and epoch) and then
+    /// the rest of this buffer (LogAppendTime, which changes the CRC, is stamped on a copy).
     pub async fn append(
         &self,
         batch: impl Into<Bytes>,

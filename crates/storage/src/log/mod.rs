@@ -235,7 +235,8 @@ struct LogInner {
     last_flush_ms: Cell<Option<i64>>,
     producers: RefCell<ProducerStateManager>,
     epochs: RefCell<LeaderEpochCache>,
-    /// Serializes appends and structural changes in call order (FIFO: appends keep their order).
+    /// Serializes appends, rolls and epoch checkpoints in call order (FIFO: appends keep their
+    /// order); retention, truncation and close hold it too, after `maintenance`.
     lock: shoal_sync::FifoLock,
     /// Serializes changes to sealed segments (cleaner swap, retention, truncation, close); taken
     /// before `lock`. The cleaner's swap holds only this one, so appends go on during it.

@@ -138,12 +138,10 @@ impl LogInner {
             let len = end_position - position;
             segment.preallocate_for(end_position).await;
             let started = std::time::Instant::now();
-            let writes: Vec<&WriteData> = std::iter::once(&first.data)
-                .chain(merged.iter().map(|w| &w.data))
-                .collect();
-            let heads: Vec<_> = writes.iter().map(|w| w.stamped_head()).collect();
-            let mut pieces: Vec<&[u8]> = Vec::with_capacity(writes.len() * 2);
-            for (write, head) in writes.iter().zip(&heads) {
+            let writes = || std::iter::once(&first.data).chain(merged.iter().map(|w| &w.data));
+            let heads: Vec<_> = writes().map(WriteData::stamped_head).collect();
+            let mut pieces: Vec<&[u8]> = Vec::with_capacity(heads.len() * 2);
+            for (write, head) in writes().zip(&heads) {
                 if let Some(head) = head {
                     pieces.push(head);
                 }
